@@ -700,34 +700,56 @@ def _robust_sigma_of_differences(diff, n):
 
 @njit(cache=True, nogil=True)
 def _plane_sigma(data, flags, background, p, along_rows, line_step):
+    """White-noise sigma of plane ``p`` from pixel pairs two apart along lines.
+
+    For pure noise the difference and the sum of a pair are independent, so
+    keeping only pairs whose sum is below the median sum of their row
+    leaves the difference distribution unchanged while dropping most pairs
+    that sit on a source (sources only add flux).
+    """
     _, ny, nx = data.shape
     has_flags = flags.shape[1] > 0
     has_bg = background.shape[1] > 0
     dplane, fplane, bplane = _plane_rows(data, flags, background, p)
-    # Usable values of two rows; NaN marks the unusable ones.
     r0 = np.empty(nx)
     r2 = np.empty(nx)
     if along_rows:
         rows = range(0, ny, line_step)
-        cap = len(rows) * max(nx - 2, 0)
+        per_row = max(nx - 2, 0)
     else:
         rows = range(0, max(ny - 2, 0), line_step)
-        cap = len(rows) * nx
-    diff = np.empty(max(cap, 1))
+        per_row = nx
+    diff = np.empty(max(len(rows) * per_row, 1))
+    row_diff = np.empty(max(per_row, 1))
+    row_sum = np.empty(max(per_row, 1))
     n = 0
     for y in rows:
         _usable_or_nan(dplane, fplane, bplane, has_flags, has_bg, y, r0)
+        m = 0
         if along_rows:
             for x in range(nx - 2):
                 d = r0[x + 2] - r0[x]
-                diff[n] = d
-                n += d == d
+                row_diff[m] = d
+                row_sum[m] = r0[x + 2] + r0[x]
+                m += d == d
         else:
             _usable_or_nan(dplane, fplane, bplane, has_flags, has_bg, y + 2, r2)
             for x in range(nx):
                 d = r2[x] - r0[x]
-                diff[n] = d
-                n += d == d
+                row_diff[m] = d
+                row_sum[m] = r2[x] + r0[x]
+                m += d == d
+        if m == 0:
+            continue
+        for i in range(m):
+            r0[i] = row_sum[i]  # r0 is free now: select on a copy of the sums
+        k = m >> 1
+        _select(r0, 0, m - 1, k)
+        threshold = r0[k]
+        for i in range(m):
+            keep = row_sum[i] < threshold
+            diff[n] = row_diff[i]
+            n += keep
     return _robust_sigma_of_differences(diff, n) / np.sqrt(2.0)
 
 
