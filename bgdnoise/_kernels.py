@@ -612,8 +612,17 @@ def line_levels(
                             if odd_even and (x0 & 1) != par:
                                 xs += 1
                             c = _gather(
-                                drow, fplane, bplane, y, has_flags, has_bg, xs, x1, n_par,
-                                seg[j, group_start[g] :], 0,
+                                drow,
+                                fplane,
+                                bplane,
+                                y,
+                                has_flags,
+                                has_bg,
+                                xs,
+                                x1,
+                                n_par,
+                                seg[j, group_start[g] :],
+                                0,
                             )
                             cnt[j, g] = c
             else:
@@ -647,15 +656,37 @@ def line_levels(
                             total += 1
                     full_counts[p, line] = total
                     full_levels[p, line] = _binned_clipped_median(
-                        work, total, sigma_lower, sigma_upper, scale, maxiters,
-                        srt, idx, cnt_b, start_b, ps1, ps2, smp,
+                        work,
+                        total,
+                        sigma_lower,
+                        sigma_upper,
+                        scale,
+                        maxiters,
+                        srt,
+                        idx,
+                        cnt_b,
+                        start_b,
+                        ps1,
+                        ps2,
+                        smp,
                     )
                 for g in range(n_groups):
                     c = cnt[j, g]
                     counts[p, line, g] = c
                     levels[p, line, g] = _binned_clipped_median(
-                        seg[j, group_start[g] :], c, sigma_lower, sigma_upper, scale,
-                        maxiters, srt, idx, cnt_b, start_b, ps1, ps2, smp,
+                        seg[j, group_start[g] :],
+                        c,
+                        sigma_lower,
+                        sigma_upper,
+                        scale,
+                        maxiters,
+                        srt,
+                        idx,
+                        cnt_b,
+                        start_b,
+                        ps1,
+                        ps2,
+                        smp,
                     )
 
 

@@ -6,6 +6,7 @@ optionally per column parity); ``correct_array`` subtracts what it measured.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -170,7 +171,9 @@ def _build_flags(mask, dq, dq_flags: int, data_shape) -> np.ndarray:
         elif flags.shape[0] == dq_part.shape[0]:
             flags = flags | dq_part
         else:
-            flags = np.broadcast_to(flags, np.broadcast_shapes(flags.shape, dq_part.shape)) | dq_part
+            flags = (
+                np.broadcast_to(flags, np.broadcast_shapes(flags.shape, dq_part.shape)) | dq_part
+            )
     if flags is None:
         return np.zeros((1, 0, 0), dtype=np.uint8)  # stand-in: no flags
     return np.ascontiguousarray(flags, dtype=np.uint8)
@@ -202,7 +205,7 @@ def _band_edges(length: int, n_outputs) -> np.ndarray:
 def _group_layout(band_edges: np.ndarray, odd_even: bool) -> tuple[np.ndarray, np.ndarray]:
     """Pixels per group on one line, and each group's segment start."""
     sizes = []
-    for a, b in zip(band_edges[:-1], band_edges[1:]):
+    for a, b in itertools.pairwise(band_edges):
         if odd_even:
             n_even = (b - a + (1 - a % 2)) // 2
             sizes += [n_even, (b - a) - n_even]
@@ -577,8 +580,7 @@ def correct_array(
 
     if not np.isfinite(plane_level).any():
         warnings.warn(
-            "no usable pixel in data (all NaN, zero, masked or DQ-flagged): "
-            "returned unchanged.",
+            "no usable pixel in data (all NaN, zero, masked or DQ-flagged): returned unchanged.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -587,10 +589,18 @@ def correct_array(
         pedestal = np.where(np.isfinite(plane_level), plane_level, 0.0)
         line_model = levels - pedestal[:, None, None] if keep_level else levels.copy()
         empty = ~np.isfinite(levels).all(axis=2)
+        if empty.any() and flags.shape[1] > 0:
+            # Lines made only of reference pixels (full-frame borders) are
+            # never corrected: not worth a warning.
+            preserved = (flags & _kernels.PRESERVE) != 0
+            all_ref = preserved.all(axis=2 if axis == "rows" else 1)
+            empty &= ~np.broadcast_to(all_ref, empty.shape)
         n_ref = 0
         if empty.any():
             ref = {}
-            lines_by_plane = {p: np.flatnonzero(empty[p]) for p in np.flatnonzero(empty.any(axis=1))}
+            lines_by_plane = {
+                p: np.flatnonzero(empty[p]) for p in np.flatnonzero(empty.any(axis=1))
+            }
             if dq is not None:
                 dq_planes = _match_shape("dq", dq, work.shape)
                 ref = _reference_pixel_levels(planes, dq_planes, axis, lines_by_plane)
@@ -612,7 +622,9 @@ def correct_array(
 
     target = out if out is not None and out.flags.c_contiguous else None
     result = np.empty(work.shape, dtype=out_dtype) if target is None else target
-    model = np.empty(work.shape, dtype=np.float32) if return_model else np.zeros((1, 0, 0), np.float32)
+    model = (
+        np.empty(work.shape, dtype=np.float32) if return_model else np.zeros((1, 0, 0), np.float32)
+    )
     _kernels.subtract_levels(
         planes,
         flags,

@@ -1,0 +1,36 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP) $@
+
+demo: $(STAMP)
+	$(PY) -m bgdnoise.demo
+
+lint: $(TEST_STAMP)
+	$(PY) -m ruff check bgdnoise tests benchmarks
+	$(PY) -m ruff format --check bgdnoise tests benchmarks
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(TEST_STAMP)
+	$(PY) -m pytest benchmarks --benchmark-enable -m "" --benchmark-json=benchmarks/results.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks .hypothesis

@@ -1,0 +1,190 @@
+"""The line-level kernels against independent references (astropy, numpy)."""
+
+import numpy as np
+import pytest
+from conftest import messy_lines
+
+from bgdnoise import _kernels, measure_levels
+from bgdnoise.reference import REGISTRY, astropy_line_levels, unusable
+
+RTOL = 1e-6
+
+
+def assert_levels_equal(ours, ref):
+    np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(37, 300), (3, 41, 129), (2, 2, 16, 70)])
+def test_registry_matches_references(name, axis, dtype, shape, rng):
+    data = messy_lines(rng, shape).astype(dtype)
+    mask = rng.random(shape[-2:]) < 0.1
+    comparison = REGISTRY[name]
+    ours = comparison.ours(data, axis, mask=mask)
+    for ref_name, ref in comparison.exact.items():
+        np.testing.assert_allclose(
+            ours,
+            ref(data, axis, mask=mask),
+            rtol=RTOL,
+            atol=1e-12,
+            equal_nan=True,
+            err_msg=ref_name,
+        )
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 63, 64, 65, 200, 2048])
+@pytest.mark.parametrize("ties", [False, True])
+def test_clipped_median_lengths_and_ties(axis, length, ties, rng):
+    # Odd and even counts, tiny lines, both internal algorithms (< 64 and >= 64).
+    shape = (25, length) if axis == "rows" else (length, 25)
+    data = messy_lines(rng, shape, ties=ties)
+    ours = measure_levels(data, axis, scale="line").raw[:, 0]
+    assert_levels_equal(ours, astropy_line_levels(data, axis))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(sigma=2.0),
+        dict(sigma=1.5, maxiters=None),
+        dict(sigma_lower=4.0, sigma_upper=1.5),
+        dict(sigma_lower=1.0, sigma_upper=5.0, maxiters=3),
+        dict(maxiters=1),
+    ],
+)
+def test_clipping_parameters(params, rng):
+    data = messy_lines(rng, (60, 500), outlier_fraction=0.2)
+    ours = measure_levels(data, "rows", scale="line", **params).raw[:, 0]
+    assert_levels_equal(ours, astropy_line_levels(data, "rows", **params))
+
+
+def test_heavy_one_sided_contamination(rng):
+    # A bright source filling 60% of a line: many iterations, a median far
+    # from the first one, values outside the histogram range.
+    data = rng.normal(1.0, 0.1, (40, 1000))
+    data[:, :600] += rng.uniform(0.0, 50.0, (40, 600))
+    ours = measure_levels(data, "rows", scale="line", maxiters=None).raw[:, 0]
+    assert_levels_equal(ours, astropy_line_levels(data, "rows", maxiters=None))
+
+
+def test_constant_and_two_valued_lines():
+    data = np.ones((4, 300))
+    data[1, ::2] = 2.0
+    data[2, :] = 7.0
+    data[2, 5] = 1e6
+    data[3, :150] = 3.0
+    data[3, 150:] = 4.0
+    ours = measure_levels(data, "rows", scale="line").raw[:, 0]
+    assert_levels_equal(ours, astropy_line_levels(data, "rows"))
+
+
+def test_fixed_scale_matches_astropy_with_constant_std(rng):
+    data = messy_lines(rng, (30, 400), outlier_fraction=0.1)
+    scale = 0.8
+
+    from astropy.stats import sigma_clip
+
+    values = np.where(unusable(data), np.nan, data)
+    expected = []
+    for row in values:
+        row = row[np.isfinite(row)]
+        clipped = sigma_clip(
+            row, sigma=3.0, maxiters=10, cenfunc="median", stdfunc=lambda x, axis=None: scale
+        )
+        expected.append(np.ma.median(clipped))
+    flags = np.zeros((1, 0, 0), np.uint8)
+    bg = np.zeros((1, 0, 0))
+    edges = np.array([0, 400])
+    raw = np.empty((1, 30, 1))
+    counts = np.empty((1, 30, 1), np.int64)
+    _kernels.line_levels(
+        data[None],
+        flags,
+        bg,
+        True,
+        edges,
+        False,
+        np.array([0, 400]),
+        np.array([scale]),
+        3.0,
+        3.0,
+        10,
+        1,
+        2,
+        raw,
+        counts,
+        np.empty((0, 0)),
+        np.empty((0, 0), np.int64),
+    )
+    assert_levels_equal(raw[0, :, 0], np.array(expected))
+
+
+def test_partition_and_binned_algorithms_agree(rng):
+    # The two exact algorithms inside the kernel, on the same lines.
+    n = 700
+    srt = np.empty(n)
+    idx = np.empty(n, np.int32)
+    nb = _kernels.n_bins_for(n) + 3
+    scratch = [np.empty(nb, np.int64), np.empty(nb, np.int64), np.empty(nb), np.empty(nb)]
+    smp = np.empty(_kernels._SAMPLE)
+    for trial in range(200):
+        vals = rng.standard_t(2 + trial % 5, n) * rng.uniform(0.01, 100)
+        if trial % 4 == 0:
+            vals = np.round(vals)
+        for fixed in (-1.0, 1.3):
+            a = _kernels._clipped_median(vals.copy(), n, 2.5, 3.0, fixed, 10)
+            b = _kernels._binned_clipped_median(
+                vals.copy(), n, 2.5, 3.0, fixed, 10, srt, idx, *scratch, smp
+            )
+            assert a == b or (np.isnan(a) and np.isnan(b)), (trial, fixed, a, b)
+
+
+def test_mask_and_dq_exclude_pixels(rng):
+    data = rng.normal(0.0, 1.0, (20, 100))
+    mask = np.zeros(data.shape, bool)
+    mask[:, :30] = True
+    dq = np.zeros(data.shape, np.uint32)
+    dq[:, 30:40] = 1  # DO_NOT_USE
+    dq[:, 40:45] = 4  # JUMP_DET: not in the default flags, stays usable
+    ours = measure_levels(data, "rows", scale="line", mask=mask, dq=dq)
+    expected = astropy_line_levels(data, "rows", mask=mask | (dq == 1))
+    assert_levels_equal(ours.raw[:, 0], expected)
+    assert (ours.counts[:, 0] == 60).all()
+
+
+def test_background_is_subtracted_before_statistics(rng):
+    data = rng.normal(0.0, 1.0, (20, 128))
+    background = np.linspace(0.0, 5.0, 128)[None, :] * np.ones((20, 1))
+    ours = measure_levels(data + background, "rows", scale="line", background=background)
+    assert_levels_equal(ours.raw[:, 0], astropy_line_levels(data, "rows"))
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+def test_bands_and_parities_are_separate_groups(axis, rng):
+    length = 203  # not divisible by 4: unequal bands
+    shape = (31, length) if axis == "rows" else (length, 31)
+    data = messy_lines(rng, shape)
+    got = measure_levels(data, axis, scale="line", n_outputs=4, odd_even=True)
+    edges = [b * length // 4 for b in range(5)]
+    assert list(got.band_edges) == edges
+    lines = data if axis == "rows" else data.T
+    for b in range(4):
+        for parity in range(2):
+            positions = np.arange(edges[b], edges[b + 1])
+            positions = positions[positions % 2 == parity]
+            ref = astropy_line_levels(lines[:, positions], "rows")
+            assert_levels_equal(got.raw[:, 2 * b + parity], ref)
+    assert_levels_equal(got.line, astropy_line_levels(lines, "rows"))
+
+
+def test_dispersion_kernel_matches_numpy_on_pure_noise(rng):
+    sigma = 0.37
+    data = rng.normal(10.0, sigma, (1, 512, 512))
+    out = np.empty(1)
+    _kernels.plane_dispersion(
+        data, np.zeros((1, 0, 0), np.uint8), np.zeros((1, 0, 0)), True, 1, out
+    )
+    assert abs(out[0] / sigma - 1) < 0.02
