@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(PY) -m bgdnoise.demo
 
 lint: $(TEST_STAMP)
-	$(PY) -m ruff check bgdnoise tests benchmarks
-	$(PY) -m ruff format --check bgdnoise tests benchmarks
+	$(PY) -m ruff check bgdnoise tests benchmarks docs
+	$(PY) -m ruff format --check bgdnoise tests benchmarks docs
 
 test: lint
 	$(PY) -m pytest

@@ -33,8 +33,13 @@ def run(size: int = 2048, seed: int = 0) -> dict[str, float]:
         injected truth) and ``seconds`` (the correction, compiled).
     """
     frame = make_frame(
-        (size, size), "rows", n_outputs=4, output_offset_rms=0.01, odd_even_rms=0.002,
-        source_fraction=0.3, seed=seed,
+        (size, size),
+        "rows",
+        n_outputs=4,
+        output_offset_rms=0.01,
+        odd_even_rms=0.002,
+        source_fraction=0.3,
+        seed=seed,
     )
     params = dict(n_outputs=4, odd_even=True, return_model=True)
     correct_array(frame.data[:64, :64], "rows", n_outputs=4, odd_even=True)  # compile or load
@@ -61,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         f"white noise sigma {result['sigma']:.4f} DN/s"
     )
     print(f"stripe RMS before: {result['before']:.6f} DN/s (against the injected truth)")
-    print(f"stripe RMS after:  {result['after']:.6f} DN/s ({result['before'] / result['after']:.0f}x lower)")
+    gain = result["before"] / result["after"]
+    print(f"stripe RMS after:  {result['after']:.6f} DN/s ({gain:.0f}x lower)")
     print(f"correct_array took {result['seconds'] * 1e3:.1f} ms")
     return 0
 
