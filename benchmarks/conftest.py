@@ -1,28 +1,7 @@
-"""Shared benchmark data: one generator, fixed seeds, built once per session."""
-
-from __future__ import annotations
-
-import functools
+"""Benchmark fixtures."""
 
 import numba
-import numpy as np
 import pytest
-
-from bgdnoise.synthetic import make_frame
-
-
-@functools.cache
-def frame(shape=(2048, 2048), axis="rows", n_outputs=1, seed=2048):
-    """The benchmark frame: sky, 2-sigma stripes, 30% of pixels in sources."""
-    return make_frame(
-        shape,
-        axis,
-        n_outputs=n_outputs,
-        output_offset_rms=0.02 if n_outputs > 1 else 0.0,
-        odd_even_rms=0.005 if n_outputs > 1 else 0.0,
-        source_fraction=0.3,
-        seed=seed,
-    )
 
 
 @pytest.fixture
@@ -31,17 +10,3 @@ def threads():
     before = numba.get_num_threads()
     yield numba.set_num_threads
     numba.set_num_threads(before)
-
-
-def warm(function, *args, **kwargs):
-    """Call once so compilation (or cache loading) is not timed."""
-    function(*args, **kwargs)
-    return function
-
-
-def relative_error(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    both = np.isfinite(a) & np.isfinite(b)
-    assert (np.isfinite(a) == np.isfinite(b)).all()
-    return float(np.max(np.abs(a[both] - b[both]) / np.maximum(np.abs(b[both]), 1e-30), initial=0))

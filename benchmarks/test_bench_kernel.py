@@ -8,7 +8,7 @@ checks its result against the reference.
 
 import numpy as np
 import pytest
-from conftest import frame, relative_error, warm
+from benchdata import frame, relative_error, warm
 
 from bgdnoise.reference import REGISTRY
 

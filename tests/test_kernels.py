@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import messy_lines
+from testdata import messy_lines
 
 from bgdnoise import _kernels, measure_levels
 from bgdnoise.reference import REGISTRY, astropy_line_levels, unusable
