@@ -23,7 +23,45 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
+# Heavier parts load on first use: the file layer and the jwst Step import
+# stdatamodels/jwst, which ``import bgdnoise`` must not.
+_LAZY = {
+    "correct_file": "bgdnoise.io",
+    "correct_model": "bgdnoise.io",
+    "CorrectionResult": "bgdnoise.io",
+    "AlreadyCorrectedError": "bgdnoise.io",
+    "BgdNoiseWarning": "bgdnoise.io",
+    "rewrite_association": "bgdnoise.asn",
+    "readout_geometry": "bgdnoise.instruments",
+    "ReadoutGeometry": "bgdnoise.instruments",
+    "BgdNoiseStep": "bgdnoise.step",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bgdnoise' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    "AlreadyCorrectedError",
+    "BgdNoiseStep",
+    "BgdNoiseWarning",
+    "CorrectionResult",
+    "ReadoutGeometry",
+    "correct_file",
+    "correct_model",
+    "readout_geometry",
+    "rewrite_association",
     "DEFAULT_DQ_FLAGS",
     "DO_NOT_USE",
     "MSA_FAILED_OPEN",

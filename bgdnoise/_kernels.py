@@ -834,11 +834,15 @@ def subtract_levels(
         q = np.int64(p)
         drow = data[q, y]
         orow = out[q, y]
+        fplane = flags[min(q, flags.shape[0] - 1)]
+        # Each pixel is read before it is written: ``out`` may be ``data``.
         if along_rows:
             lm = line_model[q, y]
             for b in range(n_bands):
                 for x in range(band_edges[b], band_edges[b + 1]):
                     level = lm[b * n_par + ((x & 1) if odd_even else 0)]
+                    if has_flags and fplane[y, x] & PRESERVE:
+                        level = 0.0  # reference pixels keep their values
                     orow[x] = drow[x] - level
                     if write_model:
                         model[q, y, x] = level
@@ -849,14 +853,8 @@ def subtract_levels(
             lm = line_model[q, :, b * n_par + ((y & 1) if odd_even else 0)]
             for x in range(nx):
                 level = lm[x]
+                if has_flags and fplane[y, x] & PRESERVE:
+                    level = 0.0
                 orow[x] = drow[x] - level
                 if write_model:
                     model[q, y, x] = level
-        if has_flags:
-            # Reference pixels keep their values.
-            frow = flags[min(q, flags.shape[0] - 1), y]
-            for x in range(nx):
-                if frow[x] & PRESERVE:
-                    orow[x] = drow[x]
-                    if write_model:
-                        model[q, y, x] = 0.0

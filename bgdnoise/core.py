@@ -589,6 +589,7 @@ def correct_array(
         pedestal = np.where(np.isfinite(plane_level), plane_level, 0.0)
         line_model = levels - pedestal[:, None, None] if keep_level else levels.copy()
         empty = ~np.isfinite(levels).all(axis=2)
+        line_model[empty] = 0.0  # refined below where reference pixels help
         if empty.any() and flags.shape[1] > 0:
             # Lines made only of reference pixels (full-frame borders) are
             # never corrected: not worth a warning.

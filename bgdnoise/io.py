@@ -1,0 +1,498 @@
+"""The file layer: JWST stage-1 products in, ``<stem>_bdgCorr.fits`` out.
+
+jwst/stdatamodels are imported lazily here so ``import bgdnoise`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .core import DEFAULT_DQ_FLAGS, correct_array, measure_levels
+from .instruments import ReadoutGeometry, readout_geometry
+
+__all__ = [
+    "AlreadyCorrectedError",
+    "BgdNoiseWarning",
+    "CorrectionResult",
+    "correct_file",
+    "correct_model",
+    "output_path_for",
+]
+
+MARKER = "S_BDGCOR"
+JWST_MARKER = "S_CLNFNS"
+SUPPORTED_MODELS = ("ImageModel", "CubeModel", "RampModel")
+_SUPPORTED_TEXT = (
+    "_rate (ImageModel), _rateints (CubeModel), imaging _cal/_calints and _ramp (RampModel)"
+)
+# GROUPDQ bits that make a group difference unusable for the statistics.
+_GROUP_BAD = 1 | 2 | 4  # DO_NOT_USE | SATURATED | JUMP_DET
+_PARAM_NAMES = (
+    "sigma", "sigma_lower", "sigma_upper", "maxiters", "scale", "odd_even", "keep_level",
+    "min_fraction", "dq_flags",
+)  # fmt: skip
+
+
+class BgdNoiseWarning(UserWarning):
+    """Data that bgdnoise corrects, but where the user should know something."""
+
+
+class AlreadyCorrectedError(ValueError):
+    """The data carry bgdnoise's or jwst's 1/f correction marker."""
+
+
+@dataclass
+class CorrectionResult:
+    """What a correction did.
+
+    Attributes
+    ----------
+    input, output : str
+        Paths (output is None for an in-memory correction).
+    geometry : ReadoutGeometry
+        Axis and outputs used.
+    rms_before, rms_after : numpy.ndarray
+        Per plane: RMS over lines of the plain per-line median (usable pixels,
+        no clipping) around its plane median, before and after. It includes
+        the white-noise floor, so it does not drop to zero.
+    empty_lines : int
+        Lines with no usable pixel.
+    seconds : float
+        Wall time of the whole call.
+    model_output : str or None
+        The stripe model file, with ``save_model=True``.
+    """
+
+    input: str | None
+    output: str | None
+    geometry: ReadoutGeometry
+    rms_before: np.ndarray
+    rms_after: np.ndarray
+    empty_lines: int
+    seconds: float = 0.0
+    model_output: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: file, axis, outputs, stripe RMS before -> after, seconds."""
+        name = Path(self.input).name if self.input else "<model>"
+        return (
+            f"{name}: {self.geometry.axis}, {self.geometry.n_outputs} output(s), stripe RMS "
+            f"{np.mean(self.rms_before):.4g} -> {np.mean(self.rms_after):.4g}, "
+            f"{self.seconds:.2f} s"
+        )
+
+
+def _line_rms(data: np.ndarray, axis: str, dq, n_outputs) -> np.ndarray:
+    """RMS over lines of the plain line medians, per plane."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        levels = measure_levels(data, axis, dq=dq, maxiters=0, scale="line").line
+        centred = levels - np.nanmedian(levels, axis=-1, keepdims=True)
+        return np.sqrt(np.nanmean(centred**2, axis=-1))
+
+
+def _primary_marker(model) -> tuple[bool, bool]:
+    """(ours, jwst's) correction markers present in the model."""
+    ours = False
+    extra = getattr(model, "extra_fits", None)
+    cards = []
+    try:
+        cards = list(extra.PRIMARY.header)
+    except AttributeError:
+        cards = []
+    for card in cards:
+        if card[0] == MARKER and str(card[1]).upper() == "COMPLETE":
+            ours = True
+    jwst_done = str(model.meta.cal_step.clean_flicker_noise or "").upper() == "COMPLETE"
+    return ours, jwst_done
+
+
+def _check_markers(model, force: bool) -> None:
+    ours, jwst_done = _primary_marker(model)
+    if not (ours or jwst_done):
+        return
+    who = f"bgdnoise ({MARKER} = 'COMPLETE')" if ours else f"jwst ({JWST_MARKER} = 'COMPLETE')"
+    if not force:
+        raise AlreadyCorrectedError(
+            f"the data were already corrected for 1/f noise by {who}; "
+            "pass force=True (--force) to correct them again."
+        )
+    warnings.warn(f"correcting again data already corrected by {who}.", BgdNoiseWarning, 2)
+
+
+def _set_marker(model, params: dict[str, Any]) -> None:
+    from . import __version__
+
+    text = ", ".join(f"{k}={v}" for k, v in params.items())
+    model.add_history_entry(
+        f"bgdnoise {__version__}: 1/f stripes removed ({text})",
+        software={"name": "bgdnoise", "version": __version__},
+    )
+    try:
+        cards = model.extra_fits.PRIMARY.header
+    except AttributeError:
+        cards = None
+    card = [MARKER, "COMPLETE", "bgdnoise 1/f stripe correction"]
+    if cards is None:
+        extra = getattr(model, "extra_fits", None)
+        if extra is None or not hasattr(extra, "PRIMARY"):
+            model.extra_fits = {"PRIMARY": {"header": [card]}}
+        else:
+            model.extra_fits.PRIMARY.header = [card]
+    else:
+        cards[:] = [c for c in cards if c[0] != MARKER] + [card]
+
+
+def _load_mask(mask, plane_shape):
+    if mask is None:
+        return None
+    if isinstance(mask, (str, os.PathLike)):
+        from astropy.io import fits
+
+        try:
+            mask = fits.getdata(mask)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"could not read the mask file {mask}: {exc}") from exc
+    mask = np.asarray(mask)
+    if mask.shape != tuple(plane_shape):
+        raise ValueError(
+            f"the mask has shape {mask.shape}; it must have the shape of one plane "
+            f"{tuple(plane_shape)} (True = keep out of the statistics)."
+        )
+    return mask != 0
+
+
+def correct_model(
+    model,
+    *,
+    axis: str = "auto",
+    n_outputs: int | str = "auto",
+    mask=None,
+    force: bool = False,
+    return_model: bool = False,
+    **params: Any,
+):
+    """Correct a stdatamodels model in place and mark it.
+
+    Parameters
+    ----------
+    model : ImageModel, CubeModel or RampModel
+        Opened product; its SCI array is replaced by the corrected float32.
+    axis : {"auto", "rows", "columns"}
+        ``"auto"`` reads the geometry from the model.
+    n_outputs : int or "auto"
+        Readout outputs; ``"auto"`` reads NOUTPUTS.
+    mask : array or path, optional
+        True where pixels must stay out of the statistics (plane shape), or
+        a FITS file holding such an array.
+    force : bool
+        Correct data that carry a 1/f correction marker.
+    return_model : bool
+        Also return the stripe model (float32, shape of the data; for a
+        ramp, of the group differences).
+    **params
+        Passed to :func:`bgdnoise.correct_array` (sigma, maxiters, scale, ...).
+
+    Returns
+    -------
+    result : CorrectionResult
+    stripe_model : numpy.ndarray
+        Only with ``return_model=True``.
+    """
+    start = time.perf_counter()
+    name = type(model).__name__
+    if name not in SUPPORTED_MODELS:
+        raise ValueError(
+            f"{name} is not supported; bgdnoise corrects {_SUPPORTED_TEXT}. Spectroscopic "
+            "_cal products (slits, IFU) must be corrected at the _rate level."
+        )
+    _check_markers(model, force)
+    geometry = readout_geometry(model)
+    if axis != "auto":
+        if axis not in ("rows", "columns"):
+            raise ValueError(f"axis must be 'auto', 'rows' or 'columns', got {axis!r}.")
+        geometry = _override(geometry, axis=axis)
+    if n_outputs != "auto":
+        geometry = _override(geometry, n_outputs=int(n_outputs))
+    if geometry.is_spectroscopic and mask is None:
+        warnings.warn(
+            f"exposure type {geometry.exp_type} has spectral traces in the lines: a per-line "
+            "level removes continuum unless the traces are masked; pass mask= (--mask FILE).",
+            BgdNoiseWarning,
+            2,
+        )
+    step = str(model.meta.cal_step.flat_field or "").upper()
+    if name != "RampModel" and step == "COMPLETE":
+        warnings.warn(
+            "this product is flat-fielded (_cal): stripes are no longer constant along "
+            "a line; correcting the _rate product is better.",
+            BgdNoiseWarning,
+            2,
+        )
+
+    kwargs = {k: v for k, v in params.items() if v is not None}
+    unknown = set(kwargs) - set(_PARAM_NAMES)
+    if unknown:
+        raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}.")
+    kwargs.setdefault("dq_flags", DEFAULT_DQ_FLAGS)
+
+    if name == "RampModel":
+        result, stripe_model = _correct_ramp(model, geometry, mask, kwargs, return_model)
+    else:
+        sci = model.data
+        dq = model.dq
+        if sci is None or dq is None:
+            missing = "SCI" if sci is None else "DQ"
+            raise ValueError(f"the product has no {missing} array; bgdnoise needs SCI and DQ.")
+        plane_mask = _load_mask(mask, sci.shape[-2:])
+        data = np.ascontiguousarray(sci, dtype=np.float32)  # native order, one copy
+        rms_before = _line_rms(data, geometry.axis, dq, geometry.n_outputs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            out = correct_array(
+                data, geometry.axis, dq=dq, mask=plane_mask, n_outputs=geometry.n_outputs,
+                return_model=return_model, out=data, **kwargs,
+            )  # fmt: skip
+        empty = _empty_from_warnings(caught)
+        corrected, stripe_model = out if return_model else (out, None)
+        model.data = corrected
+        rms_after = _line_rms(corrected, geometry.axis, dq, geometry.n_outputs)
+        result = CorrectionResult(None, None, geometry, rms_before, rms_after, empty)
+    result.params = {"axis": geometry.axis, "n_outputs": geometry.n_outputs, **kwargs}
+    _set_marker(model, result.params)
+    result.seconds = time.perf_counter() - start
+    return (result, stripe_model) if return_model else result
+
+
+def _override(geometry: ReadoutGeometry, **changes) -> ReadoutGeometry:
+    from dataclasses import replace
+
+    if "n_outputs" in changes:
+        n = changes["n_outputs"]
+        if n < 1:
+            raise ValueError(f"n_outputs must be >= 1 or 'auto', got {n}.")
+        d = geometry.band_directions[0]
+        changes["band_directions"] = tuple(d if b % 2 == 0 else -d for b in range(n))
+    return replace(geometry, source="user", **changes)
+
+
+def _empty_from_warnings(caught) -> int:
+    empty = 0
+    for w in caught:
+        text = str(w.message)
+        if "had no usable pixel" in text:
+            empty += int(text.split(" ", 1)[0])
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return empty
+
+
+def _correct_ramp(model, geometry, mask, kwargs, return_model):
+    """Levels from differences of consecutive groups; re-accumulate from group 0."""
+    data = model.data
+    groupdq = model.groupdq
+    pixeldq = model.pixeldq
+    if data is None or groupdq is None or pixeldq is None:
+        raise ValueError("the ramp has no SCI, GROUPDQ or PIXELDQ array; bgdnoise needs all.")
+    if data.ndim != 4 or data.shape[1] < 2:
+        raise ValueError(f"a ramp needs at least 2 groups, SCI has shape {data.shape}.")
+    plane_mask = _load_mask(mask, data.shape[-2:])
+    ramp = np.asarray(data, dtype=np.float32)
+    diffs = np.diff(ramp, axis=1)
+    gbad = (np.asarray(groupdq) & _GROUP_BAD) != 0
+    # A difference is bad if either of its groups is.
+    diff_mask = gbad[:, 1:] | gbad[:, :-1]
+    if plane_mask is not None:
+        diff_mask |= plane_mask
+    rms_before = _line_rms(diffs, geometry.axis, pixeldq, geometry.n_outputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        out = correct_array(
+            diffs, geometry.axis, dq=pixeldq, mask=diff_mask, n_outputs=geometry.n_outputs,
+            return_model=return_model, out=diffs, **kwargs,
+        )  # fmt: skip
+    empty = _empty_from_warnings(caught)
+    cleaned, stripe_model = out if return_model else (out, None)
+    rms_after = _line_rms(cleaned, geometry.axis, pixeldq, geometry.n_outputs)
+    new = np.empty(ramp.shape, dtype=np.float32)
+    new[:, 0] = ramp[:, 0]
+    np.cumsum(cleaned, axis=1, out=new[:, 1:])
+    new[:, 1:] += ramp[:, :1]
+    model.data = new
+    result = CorrectionResult(None, None, geometry, rms_before, rms_after, empty)
+    return result, stripe_model
+
+
+def output_path_for(path: str | Path, output: str | Path | None, suffix: str) -> Path:
+    """Where ``correct_file`` writes: ``<stem><suffix>.fits`` next to the input,
+    in the directory ``output``, or at the file path ``output``."""
+    path = Path(path)
+    stem = path.name[:-5] if path.name.lower().endswith(".fits") else path.name
+    name = f"{stem}{suffix}.fits"
+    if output is None:
+        return path.with_name(name)
+    output = Path(output)
+    if output.is_dir():
+        return output / name
+    if output.suffix.lower() != ".fits":
+        raise ValueError(f"output {output} is neither an existing directory nor a .fits file path.")
+    return output
+
+
+def _check_fits(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file.")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file.")
+    with path.open("rb") as fh:
+        head = fh.read(30)
+    if not head.startswith(b"SIMPLE  =                    T"):
+        raise ValueError(f"{path} is not a FITS file; bgdnoise corrects {_SUPPORTED_TEXT}.")
+
+
+def _atomic_write(model, target: Path, overwrite: bool) -> None:
+    """Write to a temporary file in the target directory, then rename."""
+    model.meta.filename = target.name
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".fits.tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            model.to_fits(fh)
+        if target.exists() and not overwrite:  # appeared meanwhile
+            raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite).")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def correct_file(
+    path: str | Path,
+    output: str | Path | None = None,
+    *,
+    suffix: str = "_bdgCorr",
+    overwrite: bool = False,
+    force: bool = False,
+    save_model: bool = False,
+    axis: str = "auto",
+    n_outputs: int | str = "auto",
+    mask=None,
+    **params: Any,
+) -> tuple[Path, CorrectionResult]:
+    """Correct a JWST product file and write ``<stem>_bdgCorr.fits``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``_rate``, ``_rateints``, imaging ``_cal``/``_calints`` or
+        ``_ramp`` FITS file. It is never modified.
+    output : str or Path, optional
+        Directory to write into, or the output file path; default next to
+        the input.
+    suffix : str
+        Added to the input stem (the name without ``.fits``).
+    overwrite : bool
+        Replace an existing output; otherwise that is an error.
+    force : bool
+        Correct data already marked as corrected by bgdnoise or jwst.
+    save_model : bool
+        Also write the subtracted stripes as ``<stem>_bdgModel.fits``.
+    axis, n_outputs, mask
+        See :func:`correct_model`.
+    **params
+        Passed to :func:`bgdnoise.correct_array`.
+
+    Returns
+    -------
+    output : Path
+        The corrected file.
+    result : CorrectionResult
+        Axis, outputs, stripe RMS before/after per plane, empty lines.
+
+    Raises
+    ------
+    FileNotFoundError, FileExistsError, PermissionError
+        Missing input, existing output without ``overwrite``, target
+        directory not writable.
+    ValueError
+        Not a FITS file, unsupported product, instrument or mode, missing
+        arrays, already corrected (:class:`AlreadyCorrectedError`).
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    _check_fits(path)
+    target = output_path_for(path, output, suffix)
+    model_target = output_path_for(path, target.parent, "_bdgModel") if save_model else None
+    if target.resolve() == path.resolve():
+        raise ValueError(f"the output {target} would replace the input; choose another name.")
+    for t in filter(None, (target, model_target)):
+        if t.exists() and not overwrite:
+            raise FileExistsError(f"{t} exists; pass overwrite=True (--overwrite) to replace it.")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output directory {target.parent} does not exist.")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write to {target.parent}; choose another output directory.")
+
+    # Fail fast, before the (slow) datamodel open, on what the header tells.
+    from astropy.io import fits
+
+    header = fits.getheader(path, 0)
+    model_type = header.get("DATAMODL")
+    if model_type is not None and model_type not in SUPPORTED_MODELS:
+        raise ValueError(
+            f"{model_type} is not supported; bgdnoise corrects {_SUPPORTED_TEXT}. "
+            "Spectroscopic _cal products (slits, IFU) must be corrected at the _rate level."
+        )
+    if axis == "auto" or n_outputs == "auto":
+        readout_geometry(header)
+    with fits.open(path) as hdul:
+        present = {hdu.name for hdu in hdul}
+    needed = ("SCI", "GROUPDQ", "PIXELDQ") if model_type == "RampModel" else ("SCI", "DQ")
+    missing = [name for name in needed if name not in present]
+    if missing:
+        raise ValueError(
+            f"{path.name} has no {' or '.join(missing)} extension; bgdnoise needs "
+            f"{', '.join(needed)} to know which pixels to use."
+        )
+
+    from stdatamodels.jwst import datamodels
+
+    try:
+        model = datamodels.open(str(path))
+    except Exception as exc:  # stdatamodels raises many kinds for bad products
+        raise ValueError(
+            f"{path.name} could not be opened as a JWST product ({exc}); bgdnoise corrects "
+            f"{_SUPPORTED_TEXT}."
+        ) from exc
+    with model:
+        out = correct_model(
+            model, axis=axis, n_outputs=n_outputs, mask=mask, force=force,
+            return_model=save_model, **params,
+        )  # fmt: skip
+        result, stripes = out if save_model else (out, None)
+        _atomic_write(model, target, overwrite)
+        if save_model:
+            _write_stripe_model(model, stripes, model_target, overwrite)
+            result.model_output = str(model_target)
+    result.input = str(path)
+    result.output = str(target)
+    result.seconds = time.perf_counter() - start
+    return target, result
+
+
+def _write_stripe_model(model, stripes: np.ndarray, target: Path, overwrite: bool) -> None:
+    from stdatamodels.jwst import datamodels
+
+    cls = datamodels.ImageModel if stripes.ndim == 2 else datamodels.CubeModel
+    data = stripes if stripes.ndim <= 3 else stripes.reshape((-1,) + stripes.shape[-2:])
+    with cls(data=data) as out:
+        out.update(model)
+        _atomic_write(out, target, overwrite)
