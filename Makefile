@@ -20,7 +20,7 @@ $(TEST_STAMP): $(PY) setup.cfg pyproject.toml
 	touch $(STAMP) $@
 
 demo: $(STAMP)
-	$(PY) -m bgdnoise.demo
+	$(VENV)/bin/bgdnoise demo demo_output
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check bgdnoise tests benchmarks docs

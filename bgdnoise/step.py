@@ -6,11 +6,15 @@ Run it on a file with ``strun bgdnoise jw..._rate.fits`` (or
 
 from __future__ import annotations
 
+import logging
+
 from jwst.stpipe import Step
 
 from .io import correct_model
 
 __all__ = ["BgdNoiseStep"]
+
+log = logging.getLogger(__name__)
 
 
 class BgdNoiseStep(Step):
@@ -65,5 +69,5 @@ class BgdNoiseStep(Step):
             keep_level=self.keep_level,
             min_fraction=self.min_fraction,
         )
-        self.log.info(result.summary())
+        log.info(result.summary())
         return output_model

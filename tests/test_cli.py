@@ -1,0 +1,208 @@
+"""The command line, the association rewrite and the jwst Step, as a user runs them."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from bgdnoise.asn import rewrite_association
+from bgdnoise.products import make_product
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args, cwd=None, env=None):
+    command = [str(BIN / "bgdnoise"), *map(str, args)]
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def rates(tmp_path_factory):
+    """Two small NIRCam rate files and one NIRISS one."""
+    folder = tmp_path_factory.mktemp("rates")
+    paths = []
+    for i, detector in enumerate(["NRCB1", "NRCB2", "NIS"]):
+        product = make_product(detector, "rate", (128, 256), seed=20 + i)
+        paths.append(product.save(folder / f"jw0100{i}_{detector.lower()}_rate.fits"))
+    return paths
+
+
+def fresh_copy(paths, folder):
+    folder.mkdir(exist_ok=True)
+    return [Path(shutil.copy(p, folder / p.name)) for p in paths]
+
+
+def test_correct_several_files_with_a_glob(rates, tmp_path):
+    files = fresh_copy(rates, tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run("correct", str(tmp_path / "in" / "*_rate.fits"), "-o", out, "--odd-even")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("3 corrected, 0 failed")
+    assert "rows, 1 output(s), stripe RMS" in lines[0]
+    assert "columns" in lines[2]
+    for f in files:
+        corrected = out / f.name.replace(".fits", "_bdgCorr.fits")
+        assert fits.getheader(corrected)["S_BDGCOR"] == "COMPLETE"
+
+
+def test_failing_file_reported_and_others_go_on(rates, tmp_path):
+    files = fresh_copy(rates[:2], tmp_path)
+    bad = tmp_path / "broken_rate.fits"
+    bad.write_text("not fits")
+    proc = run("correct", files[0], bad, files[1])
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bgdnoise: error")]
+    assert len(errors) == 1 and "broken_rate.fits" in errors[0] and "not a FITS file" in errors[0]
+    assert "2 corrected, 1 failed" in proc.stdout
+    # Existing outputs: an error per file unless --overwrite.
+    again = run("correct", files[0])
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+    assert run("correct", files[0], "--overwrite").returncode == 0
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run().returncode == 2
+    assert run("correct").returncode == 2
+    assert run("correct", "x.fits", "--scale", "median").returncode == 2
+    assert run("correct", "x.fits", "--outputs", "three").returncode == 2
+    proc = run("correct", str(tmp_path / "*.fits"))
+    assert proc.returncode == 2 and "no file matches" in proc.stderr
+    assert run("correct", "x.fits", "-o", tmp_path / "nowhere").returncode == 2
+
+
+def test_jobs_in_a_spawned_pool_match_serial(rates, tmp_path):
+    serial = fresh_copy(rates, tmp_path / "serial")
+    pooled = fresh_copy(rates, tmp_path / "pooled")
+    assert run("correct", *serial).returncode == 0
+    proc = run("correct", *pooled, "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr
+    for a, b in zip(serial, pooled, strict=True):
+        name = a.name.replace(".fits", "_bdgCorr.fits")
+        np.testing.assert_array_equal(
+            fits.getdata(a.parent / name, "SCI"), fits.getdata(b.parent / name, "SCI")
+        )
+
+
+def test_info_before_and_after(rates, tmp_path):
+    (source,) = fresh_copy(rates[:1], tmp_path)
+    proc = run("info", source)
+    assert proc.returncode == 0
+    assert "one level per row" in proc.stdout and "not corrected by bgdnoise" in proc.stdout
+    run("correct", source)
+    proc = run("info", tmp_path / source.name.replace(".fits", "_bdgCorr.fits"))
+    assert "corrected by bgdnoise" in proc.stdout and "not corrected" not in proc.stdout
+    bad = run("info", tmp_path / "missing.fits")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+def test_demo_writes_and_corrects(tmp_path):
+    proc = run("demo", tmp_path / "demo")
+    assert proc.returncode == 0, proc.stderr
+    before, after = proc.stdout.split("truth: ")[1].split(" DN/s")[0].split(" -> ")
+    assert float(after) < 0.1 * float(before)
+    assert len(list((tmp_path / "demo").glob("*_rate_bdgCorr.fits"))) == 1
+
+
+# --------------------------------------------------------------------------
+# Associations
+# --------------------------------------------------------------------------
+def make_asn(members, path):
+    from jwst.associations.asn_from_list import asn_from_list
+    from jwst.associations.lib.rules_level2_base import DMSLevel2bBase
+
+    asn = asn_from_list([m.name for m in members], rule=DMSLevel2bBase, product_name="test")
+    _, serialized = asn.dump(format="json")
+    path.write_text(serialized)
+    return path
+
+
+def test_rewrite_association_points_at_corrected_files(rates, tmp_path):
+    from jwst.associations import load_asn
+
+    files = fresh_copy(rates[:2], tmp_path)
+    asn_path = make_asn(files, tmp_path / "image2_asn.json")
+    original = asn_path.read_text()
+    with pytest.raises(ValueError, match="no corrected counterpart.*allow_missing"):
+        rewrite_association(asn_path)
+    run("correct", files[0])
+    output, replaced = rewrite_association(asn_path, allow_missing=True)
+    assert replaced == 1
+    assert asn_path.read_text() == original  # input untouched
+    with output.open() as fh:
+        loaded = load_asn(fh)
+    names = [m["expname"] for p in loaded["products"] for m in p["members"]]
+    assert names == [files[0].name.replace(".fits", "_bdgCorr.fits"), files[1].name]
+    before = json.loads(original)
+    after = json.loads(output.read_text())
+    before_members = [m for p in before["products"] for m in p["members"]]
+    after_members = [m for p in after["products"] for m in p["members"]]
+    for old, new in zip(before_members, after_members, strict=True):
+        assert {k: v for k, v in old.items() if k != "expname"} == {
+            k: v for k, v in new.items() if k != "expname"
+        }
+    assert {k: v for k, v in before.items() if k != "products"} == {
+        k: v for k, v in after.items() if k != "products"
+    }
+
+
+def test_asn_command_with_search_dir(rates, tmp_path):
+    files = fresh_copy(rates[:2], tmp_path / "raw")
+    corrected = tmp_path / "clean"
+    corrected.mkdir()
+    assert run("correct", *files, "-o", corrected).returncode == 0
+    asn_path = make_asn(files, tmp_path / "raw" / "asn.json")
+    out = tmp_path / "clean" / "asn_clean.json"
+    proc = run("asn", asn_path, "-o", out, "--search-dir", corrected)
+    assert proc.returncode == 0, proc.stderr
+    products = json.loads(out.read_text())["products"]
+    assert [m["expname"] for p in products for m in p["members"]] == [
+        f.name.replace(".fits", "_bdgCorr.fits") for f in files
+    ]
+    missing = run("asn", asn_path, "-o", tmp_path / "x.json")
+    assert missing.returncode == 1 and "--allow-missing" in missing.stderr
+
+
+# --------------------------------------------------------------------------
+# The jwst Step
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["bgdnoise", "bgdnoise.BgdNoiseStep"])
+def test_strun_offline(rates, tmp_path, name):
+    (source,) = fresh_copy(rates[:1], tmp_path)
+    env = dict(os.environ, CRDS_PATH=str(tmp_path / "crds"), CRDS_SERVER_URL="https://localhost")
+    proc = subprocess.run(
+        [str(BIN / "strun"), name, source.name, "--disable-crds-steppars", "--odd_even=True"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    output = tmp_path / source.name.replace("_rate.fits", "_bdgCorr.fits")
+    header = fits.getheader(output)
+    assert header["S_BDGCOR"] == "COMPLETE"
+    assert "odd_even=True" in " ".join(str(h) for h in header["HISTORY"])
+
+
+def test_step_lazy_attribute_and_in_memory_model(rates):
+    code = (
+        "import sys, bgdnoise\n"
+        "assert 'jwst' not in sys.modules\n"
+        "step = bgdnoise.BgdNoiseStep\n"
+        "assert step.class_alias == 'bgdnoise' and 'jwst' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    from stdatamodels.jwst import datamodels
+
+    from bgdnoise import BgdNoiseStep
+
+    with datamodels.open(str(rates[0])) as model:
+        result = BgdNoiseStep().run(model)  # run(): no CRDS parameter lookup
+        assert not np.array_equal(result.data, model.data)  # the input model is kept
+        assert result.extra_fits.PRIMARY.header[-1][0] == "S_BDGCOR"
