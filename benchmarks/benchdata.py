@@ -8,10 +8,12 @@ import numpy as np
 
 from bgdnoise.synthetic import make_frame
 
+SEED = 2048
+
 
 @functools.cache
-def frame(shape=(2048, 2048), axis="rows", n_outputs=1, seed=2048):
-    """The benchmark frame: sky, 2-sigma stripes, 30% of pixels in sources."""
+def frame(shape=(2048, 2048), axis="rows", n_outputs=1, seed=SEED):
+    """The benchmark frame(s): sky, 2-sigma stripes, 30% of pixels in sources."""
     return make_frame(
         shape,
         axis,
@@ -21,6 +23,14 @@ def frame(shape=(2048, 2048), axis="rows", n_outputs=1, seed=2048):
         source_fraction=0.3,
         seed=seed,
     )
+
+
+@functools.cache
+def product(detector="NRCA1", kind="rate", shape=(2048, 2048), nints=2, seed=SEED):
+    """A synthetic product with the same kind of sky (stdatamodels model)."""
+    from bgdnoise.products import make_product
+
+    return make_product(detector, kind, shape, nints=nints, source_fraction=0.3, seed=seed)
 
 
 def warm(function, *args, **kwargs):
