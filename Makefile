@@ -31,6 +31,7 @@ test: lint
 
 bench: $(TEST_STAMP)
 	$(PY) -m pytest benchmarks --benchmark-enable -m "" --benchmark-json=benchmarks/results.json
+	$(PY) benchmarks/make_table.py benchmarks/results.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks .hypothesis

@@ -10,3 +10,13 @@ def threads():
     before = numba.get_num_threads()
     yield numba.set_num_threads
     numba.set_num_threads(before)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record the versions that the README table's footnote names."""
+    from importlib.metadata import version
+
+    machine_info["packages"] = {
+        name: version(name) for name in ("bgdnoise", "numpy", "numba", "astropy", "jwst")
+    }
+    machine_info["numba_threads"] = numba.get_num_threads()

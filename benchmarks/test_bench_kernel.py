@@ -91,7 +91,5 @@ def test_bgdnoise_kernel_ramp(benchmark):
 @pytest.mark.benchmark(group="ramp: 2x8x2048x2048 float32 group differences (rows)")
 def test_baseline_np_median_ramp(benchmark):
     data = frame(shape=(2, 7, 2048, 2048)).data
-    result = benchmark.pedantic(
-        KERNEL.timing_only["np.median"], args=(data, "rows"), rounds=3
-    )
+    result = benchmark.pedantic(KERNEL.timing_only["np.median"], args=(data, "rows"), rounds=3)
     assert result.shape == (2, 7, 2048)

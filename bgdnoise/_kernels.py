@@ -548,6 +548,8 @@ def line_levels(
     maxiters,
     block,
     n_chunks,
+    group_needed,
+    full_every,
     levels,
     counts,
     full_levels,
@@ -556,8 +558,10 @@ def line_levels(
     """Clipped-median level of every group of every line of every plane.
 
     Writes ``levels[p, line, g]`` and ``counts[p, line, g]`` (usable pixels),
-    and, when there is more than one group, ``full_levels[p, line]`` and
-    ``full_counts[p, line]`` over the whole line.  ``plane_scale[p] > 0`` is
+    and, when there is more than one group, ``full_counts[p, line]`` and
+    ``full_levels[p, line]`` over the whole line.  The full level is only
+    computed for every ``full_every``-th line and for lines where a group
+    has fewer than ``group_needed[g]`` usable pixels (NaN elsewhere).  ``plane_scale[p] > 0`` is
     a fixed clipping scale for plane p; otherwise the line's standard
     deviation is used.  Work is split into ``n_chunks`` contiguous runs of
     line blocks (``block`` lines each), one set of scratch buffers per run.
@@ -649,27 +653,24 @@ def line_levels(
                 line = first + j
                 if n_groups > 1:
                     total = 0
+                    wanted = line % full_every == 0
                     for g in range(n_groups):
-                        s0 = group_start[g]
-                        for t in range(cnt[j, g]):
-                            work[total] = seg[j, s0 + t]
-                            total += 1
+                        if cnt[j, g] < group_needed[g]:
+                            wanted = True  # this line needs its fallback level
+                        total += cnt[j, g]
                     full_counts[p, line] = total
-                    full_levels[p, line] = _binned_clipped_median(
-                        work,
-                        total,
-                        sigma_lower,
-                        sigma_upper,
-                        scale,
-                        maxiters,
-                        srt,
-                        idx,
-                        cnt_b,
-                        start_b,
-                        ps1,
-                        ps2,
-                        smp,
-                    )
+                    full_levels[p, line] = np.nan
+                    if wanted:
+                        total = 0
+                        for g in range(n_groups):
+                            s0 = group_start[g]
+                            for t in range(cnt[j, g]):
+                                work[total] = seg[j, s0 + t]
+                                total += 1
+                        full_levels[p, line] = _binned_clipped_median(
+                            work, total, sigma_lower, sigma_upper, scale, maxiters,
+                            srt, idx, cnt_b, start_b, ps1, ps2, smp,
+                        )  # fmt: skip
                 for g in range(n_groups):
                     c = cnt[j, g]
                     counts[p, line, g] = c
@@ -858,3 +859,34 @@ def subtract_levels(
                 orow[x] = drow[x] - level
                 if write_model:
                     model[q, y, x] = level
+
+
+# --------------------------------------------------------------------------
+# Pixel flags from a mask and a DQ array
+# --------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def build_flags(mask, dq, dq_flags, preserve_bits, out):
+    """One pass: ``out = EXCLUDE * (mask | dq & dq_flags) | PRESERVE * (dq & preserve_bits)``.
+
+    ``mask`` (uint8) and ``dq`` are (P, Ny, Nx) like ``out`` or (1, 0, 0)
+    when absent.
+    """
+    n_planes, ny, nx = out.shape
+    has_mask = mask.shape[1] > 0
+    has_dq = dq.shape[1] > 0
+    for row in prange(n_planes * ny):
+        p = row // ny
+        y = row % ny
+        q = np.int64(p)
+        orow = out[q, y]
+        for x in range(nx):
+            value = np.uint8(0)
+            if has_mask and mask[q, y, x] != 0:
+                value = EXCLUDE
+            if has_dq:
+                bits = np.uint64(dq[q, y, x])
+                if bits & dq_flags:
+                    value |= EXCLUDE
+                if bits & preserve_bits:
+                    value |= PRESERVE
+            orow[x] = value

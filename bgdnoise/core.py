@@ -43,6 +43,8 @@ _SCALES = ("global", "line")
 _DISPERSION_SAMPLES = 1 << 17
 # Column lines are gathered this many at a time so reads follow rows.
 _COLUMN_BLOCK = 16
+# Lines whose full level is measured to learn each band's offset from it.
+_OFFSET_SAMPLE_LINES = 256
 
 
 @dataclass
@@ -151,32 +153,42 @@ def _match_shape(name: str, arr, data_shape: tuple[int, ...]) -> np.ndarray:
 
 def _build_flags(mask, dq, dq_flags: int, data_shape) -> np.ndarray:
     """uint8 flags (Pf, ny, nx): EXCLUDE from statistics, PRESERVE values."""
-    flags = None
+    if mask is None and dq is None:
+        return np.zeros((1, 0, 0), dtype=np.uint8)  # stand-in: no flags
+    parts = []
     if mask is not None:
         m = _match_shape("mask", mask, data_shape)
-        if m.dtype != bool:
-            if m.dtype.kind not in "biu":
-                raise TypeError(f"mask has dtype {m.dtype}; pass a boolean array.")
-            m = m != 0
-        flags = m.astype(np.uint8)  # True -> EXCLUDE (1)
+        if m.dtype.kind not in "biu":
+            raise TypeError(f"mask has dtype {m.dtype}; pass a boolean array.")
+        m = m.view(np.uint8) if m.dtype == bool else (m != 0).view(np.uint8)
+        parts.append(np.ascontiguousarray(m))
+    else:
+        parts.append(None)
     if dq is not None:
         d = _match_shape("dq", dq, data_shape)
         if d.dtype.kind not in "iu":
             raise TypeError(f"dq has dtype {d.dtype}; pass the integer DQ array.")
-        d = d.astype(np.uint32, copy=False)
-        dq_part = ((d & np.uint32(dq_flags)) != 0).view(np.uint8)
-        dq_part = dq_part | (((d & np.uint32(REFERENCE_PIXEL)) != 0).view(np.uint8) << 1)
-        if flags is None:
-            flags = dq_part
-        elif flags.shape[0] == dq_part.shape[0]:
-            flags = flags | dq_part
-        else:
-            flags = (
-                np.broadcast_to(flags, np.broadcast_shapes(flags.shape, dq_part.shape)) | dq_part
-            )
-    if flags is None:
-        return np.zeros((1, 0, 0), dtype=np.uint8)  # stand-in: no flags
-    return np.ascontiguousarray(flags, dtype=np.uint8)
+        if not d.dtype.isnative or d.dtype.itemsize > 4 or d.dtype.kind == "i":
+            d = d.astype(np.uint32)  # one kernel signature per DQ width at most
+        parts.append(np.ascontiguousarray(d))
+    else:
+        parts.append(None)
+    n_planes = max(p.shape[0] for p in parts if p is not None)
+    plane = tuple(data_shape[-2:])
+    # A plane-shaped input next to a full one: broadcast it (cheap, rare).
+    m, d = (
+        None if p is None else np.ascontiguousarray(np.broadcast_to(p, (n_planes, *plane)))
+        for p in parts
+    )
+    out = np.empty((n_planes, *plane), dtype=np.uint8)
+    _kernels.build_flags(
+        np.zeros((1, 0, 0), np.uint8) if m is None else m,
+        np.zeros((1, 0, 0), np.uint32) if d is None else d,
+        np.uint64(dq_flags),
+        np.uint64(REFERENCE_PIXEL if d is not None else 0),
+        out,
+    )
+    return out
 
 
 def _check_sigma(name: str, value) -> float:
@@ -268,6 +280,7 @@ def measure_levels(
         odd_even=odd_even,
         min_fraction=min_fraction,
         dq_flags=dq_flags,
+        all_lines=True,
     )[0]
 
 
@@ -287,6 +300,7 @@ def _measure(
     odd_even,
     min_fraction,
     dq_flags,
+    all_lines=False,
 ):
     if axis not in _AXES:
         raise ValueError(
@@ -344,6 +358,10 @@ def _measure(
     full_counts = np.empty((n_planes, n_lines) if n_groups > 1 else (0, 0), dtype=np.int64)
     block = 1 if along_rows else _COLUMN_BLOCK
     n_items = n_planes * -(-n_lines // block)
+    # Full-line levels serve the band fallback: needed on lines where a band
+    # falls back, and on a sample of lines for each band's typical offset.
+    needed = _needed_counts(group_sizes, float(min_fraction))
+    full_every = 1 if all_lines else max(1, n_lines // _OFFSET_SAMPLE_LINES)
     _kernels.line_levels(
         planes,
         flags,
@@ -358,6 +376,8 @@ def _measure(
         int(maxiters),
         block,
         _n_chunks(n_items),
+        needed,
+        full_every,
         raw,
         counts,
         full,
@@ -366,13 +386,13 @@ def _measure(
     if n_groups == 1:
         full = raw[:, :, 0].copy()
 
-    levels, fallback = _apply_fallback(raw, counts, full, group_sizes, float(min_fraction))
+    levels, fallback = _apply_fallback(raw, counts, full, needed)
     finite = np.isfinite(levels)
     plane_level = np.full(n_planes, np.nan)
     for p in range(n_planes):
         if finite[p].any():
             plane_level[p] = np.median(levels[p][finite[p]])
-    n_empty = int(np.count_nonzero(~np.isfinite(full)))
+    n_empty = int(np.count_nonzero(full_counts == 0 if n_groups > 1 else counts[:, :, 0] == 0))
 
     result = LineLevels(
         axis=axis,
@@ -391,12 +411,17 @@ def _measure(
     return result, planes, flags
 
 
-def _apply_fallback(raw, counts, full, group_sizes, min_fraction):
+def _needed_counts(group_sizes: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Usable pixels a group needs to keep its own level."""
+    return np.maximum(1, np.ceil(min_fraction * group_sizes - 1e-9)).astype(np.int64)
+
+
+def _apply_fallback(raw, counts, full, needed):
     """Replace groups with too few usable pixels by line level + group offset."""
     if raw.shape[2] == 1:
         return raw.copy(), np.zeros(raw.shape, dtype=bool)
-    needed = np.maximum(1, np.ceil(min_fraction * group_sizes - 1e-9)).astype(np.int64)
     ok = (counts >= needed) & np.isfinite(raw)
+    # Offsets from the lines whose full level was computed (all, or a sample).
     diff = np.where(ok, raw - full[:, :, None], np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups

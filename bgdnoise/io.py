@@ -60,9 +60,9 @@ class CorrectionResult:
     geometry : ReadoutGeometry
         Axis and outputs used.
     rms_before, rms_after : numpy.ndarray
-        Per plane: RMS over lines of the plain per-line median (usable pixels,
-        no clipping) around its plane median, before and after. It includes
-        the white-noise floor, so it does not drop to zero.
+        Per plane: RMS over every 4th line of the plain line median (usable
+        pixels, no clipping) around its plane median, before and after. It
+        includes the white-noise floor, so it does not drop to zero.
     empty_lines : int
         Lines with no usable pixel.
     seconds : float
@@ -91,11 +91,16 @@ class CorrectionResult:
         )
 
 
-def _line_rms(data: np.ndarray, axis: str, dq, n_outputs) -> np.ndarray:
-    """RMS over lines of the plain line medians, per plane."""
+def _line_rms(data: np.ndarray, axis: str, dq) -> np.ndarray:
+    """RMS over lines of the plain line medians, per plane (every 4th line)."""
+    # A quarter of the lines estimates an RMS over 512 lines well enough, at
+    # a quarter of the cost of a full measurement.
+    lines = (Ellipsis, slice(None, None, 4), slice(None)) if axis == "rows" else (
+        Ellipsis, slice(None), slice(None, None, 4))  # fmt: skip
+    dq_part = dq[lines] if dq is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        levels = measure_levels(data, axis, dq=dq, maxiters=0, scale="line").line
+        levels = measure_levels(data[lines], axis, dq=dq_part, maxiters=0, scale="line").line
         centred = levels - np.nanmedian(levels, axis=-1, keepdims=True)
         return np.sqrt(np.nanmean(centred**2, axis=-1))
 
@@ -255,7 +260,7 @@ def correct_model(
             raise ValueError(f"the product has no {missing} array; bgdnoise needs SCI and DQ.")
         plane_mask = _load_mask(mask, sci.shape[-2:])
         data = np.ascontiguousarray(sci, dtype=np.float32)  # native order, one copy
-        rms_before = _line_rms(data, geometry.axis, dq, geometry.n_outputs)
+        rms_before = _line_rms(data, geometry.axis, dq)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             out = correct_array(
@@ -265,7 +270,7 @@ def correct_model(
         empty = _empty_from_warnings(caught)
         corrected, stripe_model = out if return_model else (out, None)
         model.data = corrected
-        rms_after = _line_rms(corrected, geometry.axis, dq, geometry.n_outputs)
+        rms_after = _line_rms(corrected, geometry.axis, dq)
         result = CorrectionResult(None, None, geometry, rms_before, rms_after, empty)
     result.params = {"axis": geometry.axis, "n_outputs": geometry.n_outputs, **kwargs}
     _set_marker(model, result.params)
@@ -313,7 +318,7 @@ def _correct_ramp(model, geometry, mask, kwargs, return_model):
     diff_mask = gbad[:, 1:] | gbad[:, :-1]
     if plane_mask is not None:
         diff_mask |= plane_mask
-    rms_before = _line_rms(diffs, geometry.axis, pixeldq, geometry.n_outputs)
+    rms_before = _line_rms(diffs, geometry.axis, pixeldq)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         out = correct_array(
@@ -322,7 +327,7 @@ def _correct_ramp(model, geometry, mask, kwargs, return_model):
         )  # fmt: skip
     empty = _empty_from_warnings(caught)
     cleaned, stripe_model = out if return_model else (out, None)
-    rms_after = _line_rms(cleaned, geometry.axis, pixeldq, geometry.n_outputs)
+    rms_after = _line_rms(cleaned, geometry.axis, pixeldq)
     new = np.empty(ramp.shape, dtype=np.float32)
     new[:, 0] = ramp[:, 0]
     np.cumsum(cleaned, axis=1, out=new[:, 1:])

@@ -114,6 +114,8 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
         10,
         1,
         2,
+        np.array([1]),
+        1,
         raw,
         counts,
         np.empty((0, 0)),
@@ -188,3 +190,25 @@ def test_dispersion_kernel_matches_numpy_on_pure_noise(rng):
         data, np.zeros((1, 0, 0), np.uint8), np.zeros((1, 0, 0)), True, 1, out
     )
     assert abs(out[0] / sigma - 1) < 0.02
+
+
+def test_sampled_full_line_levels_only_feed_the_fallback(rng):
+    # correct_array measures full-line levels on a sample of lines (and where a
+    # band falls back); measure_levels on all. The fallback offsets agree.
+    from bgdnoise import correct_array
+
+    data = rng.normal(1.0, 0.1, (1024, 256))
+    mask = np.zeros(data.shape, bool)
+    mask[::3, :60] = True  # band 0 of every third line falls back
+    measured = measure_levels(data, "rows", scale="line", n_outputs=4, mask=mask)
+    assert np.isfinite(measured.line).all()
+    _, model = correct_array(
+        data, "rows", scale="line", n_outputs=4, mask=mask, return_model=True, keep_level=False
+    )
+    fallback = measured.fallback[:, 0]
+    assert fallback[::3].all() and not fallback[1::3].any()
+    # Exact where the band keeps its own level.
+    np.testing.assert_allclose(model[~fallback, 0], measured.levels[~fallback, 0], rtol=1e-6)
+    # Fallback lines: full level (computed there) + an offset from sampled lines.
+    diff = model[fallback, 0] - measured.levels[fallback, 0]
+    assert np.ptp(diff) < 1e-6 and abs(diff[0]) < 0.01
