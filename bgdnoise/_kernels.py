@@ -133,6 +133,44 @@ def _window_median(buf, lo, hi, pivot):
 # The line-level estimator
 # --------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
+def _clip_below(buf, start, stop, lower, use_std, shift, s1, s2):
+    """Move values of ``buf[start:stop]`` below ``lower`` to its front.
+
+    Returns their count and the moments ``s1``, ``s2`` (of ``v - shift``)
+    with them removed when ``use_std``.
+    """
+    i = start
+    for j in range(start, stop):
+        v = buf[j]
+        if v < lower:
+            buf[j] = buf[i]
+            buf[i] = v
+            i += 1
+            if use_std:
+                d = v - shift
+                s1 -= d
+                s2 -= d * d
+    return i - start, s1, s2
+
+
+@njit(cache=True, nogil=True)
+def _clip_above(buf, start, stop, upper, use_std, shift, s1, s2):
+    """Move values of ``buf[start:stop]`` above ``upper`` to its back."""
+    j = stop
+    for t in range(stop - 1, start - 1, -1):
+        v = buf[t]
+        if v > upper:
+            j -= 1
+            buf[t] = buf[j]
+            buf[j] = v
+            if use_std:
+                d = v - shift
+                s1 -= d
+                s2 -= d * d
+    return stop - j, s1, s2
+
+
+@njit(cache=True, nogil=True)
 def _clipped_median(buf, n, sigma_lower, sigma_upper, fixed_scale, maxiters):
     """Iteratively sigma-clipped median of ``buf[:n]`` (finite values).
 
@@ -175,61 +213,15 @@ def _clipped_median(buf, n, sigma_lower, sigma_upper, fixed_scale, maxiters):
             scale = fixed_scale
         lower = med - sigma_lower * scale
         upper = med + sigma_upper * scale
-        n_below = 0
-        n_above = 0
         if pivot >= 0 and lower <= buf[pivot] <= upper:
             # Values below ``lower`` can only sit left of the pivot, values
             # above ``upper`` only right of it.
-            i = lo
-            for j in range(lo, pivot):
-                v = buf[j]
-                if v < lower:
-                    buf[j] = buf[i]
-                    buf[i] = v
-                    i += 1
-                    if use_std:
-                        d = v - shift
-                        s1 -= d
-                        s2 -= d * d
-            n_below = i - lo
-            j = hi
-            for t in range(hi - 1, pivot, -1):
-                v = buf[t]
-                if v > upper:
-                    j -= 1
-                    buf[t] = buf[j]
-                    buf[j] = v
-                    if use_std:
-                        d = v - shift
-                        s1 -= d
-                        s2 -= d * d
-            n_above = hi - j
+            n_below, s1, s2 = _clip_below(buf, lo, pivot, lower, use_std, shift, s1, s2)
+            n_above, s1, s2 = _clip_above(buf, pivot + 1, hi, upper, use_std, shift, s1, s2)
         else:
             pivot = -1
-            i = lo
-            for t in range(lo, hi):
-                v = buf[t]
-                if v < lower:
-                    buf[t] = buf[i]
-                    buf[i] = v
-                    i += 1
-                    if use_std:
-                        d = v - shift
-                        s1 -= d
-                        s2 -= d * d
-            n_below = i - lo
-            j = hi
-            for t in range(hi - 1, lo + n_below - 1, -1):
-                v = buf[t]
-                if v > upper:
-                    j -= 1
-                    buf[t] = buf[j]
-                    buf[j] = v
-                    if use_std:
-                        d = v - shift
-                        s1 -= d
-                        s2 -= d * d
-            n_above = hi - j
+            n_below, s1, s2 = _clip_below(buf, lo, hi, lower, use_std, shift, s1, s2)
+            n_above, s1, s2 = _clip_above(buf, lo + n_below, hi, upper, use_std, shift, s1, s2)
         if n_below + n_above == 0:
             break
         lo += n_below

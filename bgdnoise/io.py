@@ -258,20 +258,12 @@ def correct_model(
         if sci is None or dq is None:
             missing = "SCI" if sci is None else "DQ"
             raise ValueError(f"the product has no {missing} array; bgdnoise needs SCI and DQ.")
-        plane_mask = _load_mask(mask, sci.shape[-2:])
         data = np.ascontiguousarray(sci, dtype=np.float32)  # native order, one copy
-        rms_before = _line_rms(data, geometry.axis, dq)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            out = correct_array(
-                data, geometry.axis, dq=dq, mask=plane_mask, n_outputs=geometry.n_outputs,
-                return_model=return_model, out=data, **kwargs,
-            )  # fmt: skip
-        empty = _empty_from_warnings(caught)
-        corrected, stripe_model = out if return_model else (out, None)
+        corrected, stripe_model, before, after, empty = _correct_planes(
+            data, geometry, dq, _load_mask(mask, sci.shape[-2:]), kwargs, return_model
+        )
         model.data = corrected
-        rms_after = _line_rms(corrected, geometry.axis, dq)
-        result = CorrectionResult(None, None, geometry, rms_before, rms_after, empty)
+        result = CorrectionResult(None, None, geometry, before, after, empty)
     result.params = {"axis": geometry.axis, "n_outputs": geometry.n_outputs, **kwargs}
     _set_marker(model, result.params)
     result.seconds = time.perf_counter() - start
@@ -301,6 +293,21 @@ def _empty_from_warnings(caught) -> int:
     return empty
 
 
+def _correct_planes(data, geometry, dq, mask, kwargs, return_model):
+    """Correct ``data`` in place; stripe RMS before/after and empty lines too."""
+    before = _line_rms(data, geometry.axis, dq)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        out = correct_array(
+            data, geometry.axis, dq=dq, mask=mask, n_outputs=geometry.n_outputs,
+            return_model=return_model, out=data, **kwargs,
+        )  # fmt: skip
+    empty = _empty_from_warnings(caught)
+    corrected, stripe_model = out if return_model else (out, None)
+    after = _line_rms(corrected, geometry.axis, dq)
+    return corrected, stripe_model, before, after, empty
+
+
 def _correct_ramp(model, geometry, mask, kwargs, return_model):
     """Levels from differences of consecutive groups; re-accumulate from group 0."""
     data = model.data
@@ -318,22 +325,15 @@ def _correct_ramp(model, geometry, mask, kwargs, return_model):
     diff_mask = gbad[:, 1:] | gbad[:, :-1]
     if plane_mask is not None:
         diff_mask |= plane_mask
-    rms_before = _line_rms(diffs, geometry.axis, pixeldq)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        out = correct_array(
-            diffs, geometry.axis, dq=pixeldq, mask=diff_mask, n_outputs=geometry.n_outputs,
-            return_model=return_model, out=diffs, **kwargs,
-        )  # fmt: skip
-    empty = _empty_from_warnings(caught)
-    cleaned, stripe_model = out if return_model else (out, None)
-    rms_after = _line_rms(cleaned, geometry.axis, pixeldq)
+    cleaned, stripe_model, before, after, empty = _correct_planes(
+        diffs, geometry, pixeldq, diff_mask, kwargs, return_model
+    )
     new = np.empty(ramp.shape, dtype=np.float32)
     new[:, 0] = ramp[:, 0]
     np.cumsum(cleaned, axis=1, out=new[:, 1:])
     new[:, 1:] += ramp[:, :1]
     model.data = new
-    result = CorrectionResult(None, None, geometry, rms_before, rms_after, empty)
+    result = CorrectionResult(None, None, geometry, before, after, empty)
     return result, stripe_model
 
 
