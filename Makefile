@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench coverage clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: lint
 bench: $(TEST_STAMP)
 	$(PY) -m pytest benchmarks --benchmark-enable -m "" --benchmark-json=benchmarks/results.json
 	$(PY) benchmarks/make_table.py benchmarks/results.json
+
+# The kernels run as plain Python (NUMBA_DISABLE_JIT=1) so coverage sees them.
+coverage: $(TEST_STAMP)
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest tests/test_kernels.py \
+		-W "ignore:invalid value encountered:RuntimeWarning" \
+		-W "ignore:overflow encountered:RuntimeWarning" \
+		--cov=bgdnoise --cov-report=term-missing:skip-covered
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks .hypothesis
