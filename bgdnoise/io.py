@@ -451,7 +451,12 @@ def correct_file(
 
     header = fits.getheader(path, 0)
     model_type = header.get("DATAMODL")
-    if model_type is not None and model_type not in SUPPORTED_MODELS:
+    if model_type is None:
+        raise ValueError(
+            f"{path.name} has no DATAMODL keyword: not a JWST pipeline product; bgdnoise "
+            f"corrects {_SUPPORTED_TEXT}. For other images use bgdnoise.correct_array."
+        )
+    if model_type not in SUPPORTED_MODELS:
         raise ValueError(
             f"{model_type} is not supported; bgdnoise corrects {_SUPPORTED_TEXT}. "
             "Spectroscopic _cal products (slits, IFU) must be corrected at the _rate level."

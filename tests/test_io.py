@@ -266,6 +266,21 @@ def test_not_fits(tmp_path):
         correct_file(tmp_path / "missing_rate.fits")
 
 
+def test_wrong_products(tmp_path):
+    plain = tmp_path / "plain_rate.fits"
+    fits.writeto(plain, np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match="no DATAMODL keyword: not a JWST pipeline product"):
+        correct_file(plain)
+    from stdatamodels.jwst import datamodels
+
+    dark = datamodels.DarkModel((2, 8, 8))
+    dark.meta.instrument.name = "NIRCAM"
+    dark.meta.instrument.detector = "NRCA1"
+    dark.save(str(tmp_path / "dark.fits"))
+    with pytest.raises(ValueError, match=r"DarkModel is not supported; bgdnoise corrects _rate"):
+        correct_file(tmp_path / "dark.fits")
+
+
 @pytest.mark.parametrize("model_name", ["SlitModel", "IFUImageModel", "MultiSlitModel"])
 def test_spectroscopic_cal_refused(tmp_path, model_name):
     from stdatamodels.jwst import datamodels
