@@ -860,8 +860,8 @@ def subtract_levels(
 def build_flags(mask, dq, dq_flags, preserve_bits, out):
     """One pass: ``out = EXCLUDE * (mask | dq & dq_flags) | PRESERVE * (dq & preserve_bits)``.
 
-    ``mask`` (uint8) and ``dq`` are (P, Ny, Nx) like ``out`` or (1, 0, 0)
-    when absent.
+    ``mask`` (uint8) and ``dq`` are (P, Ny, Nx) like ``out``, (1, Ny, Nx)
+    to broadcast over the planes, or (1, 0, 0) when absent.
     """
     n_planes, ny, nx = out.shape
     has_mask = mask.shape[1] > 0
@@ -870,13 +870,15 @@ def build_flags(mask, dq, dq_flags, preserve_bits, out):
         p = row // ny
         y = row % ny
         q = np.int64(p)
+        qm = min(q, mask.shape[0] - 1)
+        qd = min(q, dq.shape[0] - 1)
         orow = out[q, y]
         for x in range(nx):
             value = np.uint8(0)
-            if has_mask and mask[q, y, x] != 0:
+            if has_mask and mask[qm, y, x] != 0:
                 value = EXCLUDE
             if has_dq:
-                bits = np.uint64(dq[q, y, x])
+                bits = np.uint64(dq[qd, y, x])
                 if bits & dq_flags:
                     value |= EXCLUDE
                 if bits & preserve_bits:

@@ -155,39 +155,24 @@ def _build_flags(mask, dq, dq_flags: int, data_shape) -> np.ndarray:
     """uint8 flags (Pf, ny, nx): EXCLUDE from statistics, PRESERVE values."""
     if mask is None and dq is None:
         return np.zeros((1, 0, 0), dtype=np.uint8)  # stand-in: no flags
-    parts = []
+    m = np.zeros((1, 0, 0), np.uint8)  # stand-ins for an absent mask / DQ
+    d = np.zeros((1, 0, 0), np.uint32)
     if mask is not None:
         m = _match_shape("mask", mask, data_shape)
         if m.dtype.kind not in "biu":
             raise TypeError(f"mask has dtype {m.dtype}; pass a boolean array.")
-        m = m.view(np.uint8) if m.dtype == bool else (m != 0).view(np.uint8)
-        parts.append(np.ascontiguousarray(m))
-    else:
-        parts.append(None)
+        m = np.ascontiguousarray(m.view(np.uint8) if m.dtype == bool else (m != 0).view(np.uint8))
     if dq is not None:
         d = _match_shape("dq", dq, data_shape)
         if d.dtype.kind not in "iu":
             raise TypeError(f"dq has dtype {d.dtype}; pass the integer DQ array.")
         if not d.dtype.isnative or d.dtype.itemsize > 4 or d.dtype.kind == "i":
             d = d.astype(np.uint32)  # one kernel signature per DQ width at most
-        parts.append(np.ascontiguousarray(d))
-    else:
-        parts.append(None)
-    n_planes = max(p.shape[0] for p in parts if p is not None)
-    plane = tuple(data_shape[-2:])
-    # A plane-shaped input next to a full one: broadcast it (cheap, rare).
-    m, d = (
-        None if p is None else np.ascontiguousarray(np.broadcast_to(p, (n_planes, *plane)))
-        for p in parts
-    )
-    out = np.empty((n_planes, *plane), dtype=np.uint8)
-    _kernels.build_flags(
-        np.zeros((1, 0, 0), np.uint8) if m is None else m,
-        np.zeros((1, 0, 0), np.uint32) if d is None else d,
-        np.uint64(dq_flags),
-        np.uint64(REFERENCE_PIXEL if d is not None else 0),
-        out,
-    )
+        d = np.ascontiguousarray(d)
+    # The kernel broadcasts a plane-shaped mask or DQ over the planes.
+    out = np.empty((max(m.shape[0], d.shape[0]), *data_shape[-2:]), dtype=np.uint8)
+    preserve = REFERENCE_PIXEL if dq is not None else 0
+    _kernels.build_flags(m, d, np.uint64(dq_flags), np.uint64(preserve), out)
     return out
 
 
@@ -633,9 +618,7 @@ def correct_array(
             for p, lines in lines_by_plane.items():
                 for i in lines:
                     value = ref.get(p, {}).get(i)
-                    if value is None:
-                        line_model[p, i, :] = 0.0
-                    else:
+                    if value is not None:  # else stays 0: no correction
                         line_model[p, i, :] = value + (0.0 if keep_level else pedestal[p])
                         n_ref += 1
             n_empty = int(empty.sum())

@@ -105,18 +105,19 @@ def _line_rms(data: np.ndarray, axis: str, dq) -> np.ndarray:
         return np.sqrt(np.nanmean(centred**2, axis=-1))
 
 
+def _primary_cards(model) -> list:
+    """The primary-header cards that the model carries outside its schema."""
+    try:
+        return list(model.extra_fits.PRIMARY.header)
+    except AttributeError:
+        return []
+
+
 def _primary_marker(model) -> tuple[bool, bool]:
     """(ours, jwst's) correction markers present in the model."""
-    ours = False
-    extra = getattr(model, "extra_fits", None)
-    cards = []
-    try:
-        cards = list(extra.PRIMARY.header)
-    except AttributeError:
-        cards = []
-    for card in cards:
-        if card[0] == MARKER and str(card[1]).upper() == "COMPLETE":
-            ours = True
+    ours = any(
+        card[0] == MARKER and str(card[1]).upper() == "COMPLETE" for card in _primary_cards(model)
+    )
     jwst_done = str(model.meta.cal_step.clean_flicker_noise or "").upper() == "COMPLETE"
     return ours, jwst_done
 
@@ -142,19 +143,16 @@ def _set_marker(model, params: dict[str, Any]) -> None:
         f"bgdnoise {__version__}: 1/f stripes removed ({text})",
         software={"name": "bgdnoise", "version": __version__},
     )
-    try:
-        cards = model.extra_fits.PRIMARY.header
-    except AttributeError:
-        cards = None
-    card = [MARKER, "COMPLETE", "bgdnoise 1/f stripe correction"]
-    if cards is None:
-        extra = getattr(model, "extra_fits", None)
-        if extra is None or not hasattr(extra, "PRIMARY"):
-            model.extra_fits = {"PRIMARY": {"header": [card]}}
-        else:
-            model.extra_fits.PRIMARY.header = [card]
+    cards = [c for c in _primary_cards(model) if c[0] != MARKER]
+    cards.append([MARKER, "COMPLETE", "bgdnoise 1/f stripe correction"])
+    # extra_fits nodes are not created by assigning below them.
+    extra = getattr(model, "extra_fits", None)
+    if extra is None:
+        model.extra_fits = {"PRIMARY": {"header": cards}}
+    elif not hasattr(extra, "PRIMARY"):
+        extra.PRIMARY = {"header": cards}
     else:
-        cards[:] = [c for c in cards if c[0] != MARKER] + [card]
+        extra.PRIMARY.header = cards
 
 
 def _load_mask(mask, plane_shape):
@@ -449,7 +447,9 @@ def correct_file(
     # Fail fast, before the (slow) datamodel open, on what the header tells.
     from astropy.io import fits
 
-    header = fits.getheader(path, 0)
+    with fits.open(path) as hdul:
+        header = hdul[0].header
+        present = {hdu.name for hdu in hdul}
     model_type = header.get("DATAMODL")
     if model_type is None:
         raise ValueError(
@@ -463,8 +463,6 @@ def correct_file(
         )
     if axis == "auto" or n_outputs == "auto":
         readout_geometry(header)
-    with fits.open(path) as hdul:
-        present = {hdu.name for hdu in hdul}
     needed = ("SCI", "GROUPDQ", "PIXELDQ") if model_type == "RampModel" else ("SCI", "DQ")
     missing = [name for name in needed if name not in present]
     if missing:
