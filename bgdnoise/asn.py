@@ -7,21 +7,20 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["rewrite_association"]
+__all__ = ["corrected_name", "rewrite_association"]
 
-# Names a corrected counterpart may have: correct_file's, then the Step's
-# (stpipe replaces the product suffix by the step alias).
-_PRODUCT_SUFFIXES = ("_rate", "_rateints", "_cal", "_calints", "_ramp")
+SUFFIX = "_bdgCorr"
 
 
-def _candidates(expname: str) -> list[str]:
+def corrected_name(expname: str) -> str:
+    """The corrected counterpart's name: ``_bdgCorr`` appended to the stem.
+
+    The one naming rule of ``correct_file``, the command line and the Step:
+    ``x_rate.fits`` -> ``x_rate_bdgCorr.fits`` (a suffix replacement would
+    give a time series' ``_rate`` and ``_rateints`` the same name).
+    """
     stem = expname[:-5] if expname.lower().endswith(".fits") else expname
-    names = [f"{stem}_bdgCorr.fits"]
-    for suffix in _PRODUCT_SUFFIXES:
-        if stem.endswith(suffix):
-            base = stem[: -len(suffix)]
-            names += [f"{base}_bdgCorr.fits", f"{base}_bgdnoisestep.fits"]
-    return names
+    return f"{stem}{SUFFIX}.fits"
 
 
 def rewrite_association(
@@ -89,11 +88,8 @@ def rewrite_association(
                 continue
             member_path = Path(expname)
             where = Path(search_dir) if search_dir is not None else (base / member_path).parent
-            found = None
-            for name in _candidates(member_path.name):
-                if (where / name).is_file():
-                    found = (where / name).resolve()
-                    break
+            candidate = where / corrected_name(member_path.name)
+            found = candidate.resolve() if candidate.is_file() else None
             if found is None:
                 missing.append(expname)
                 continue

@@ -15,6 +15,23 @@ from pathlib import Path
 __all__ = ["main"]
 
 DEMO_NAME = "jw01234001001_01101_00001_nrca1_rate.fits"
+# What a directory argument stands for: the stage-1 products bgdnoise corrects.
+PRODUCT_PATTERNS = ("*_rate.fits", "*_rateints.fits", "*_cal.fits", "*_calints.fits", "*_ramp.fits")
+# Names of what bgdnoise writes: never inputs of an expanded glob or directory.
+OWN_OUTPUT_ENDINGS = ("_bdgcorr.fits", "_bdgmodel.fits")
+
+_EXAMPLES = {
+    "correct": """examples:
+  bgdnoise correct 'jw*_rate.fits' -o corrected/ --jobs 2
+  bgdnoise correct raw/ -o corrected/        # every _rate/_rateints/_cal/_calints/_ramp in raw/
+  bgdnoise correct jw..._nrs1_rate.fits --axis columns --outputs 4""",
+    "asn": """example:
+  bgdnoise asn jw..._image2_asn.json -o corrected/image2_asn.json --search-dir corrected/""",
+    "info": """example:
+  bgdnoise info jw01234001001_01101_00001_nrca1_rate.fits""",
+    "demo": """example:
+  bgdnoise demo demo_output/""",
+}
 
 
 class _UsageError(Exception):
@@ -33,44 +50,88 @@ def _outputs(value: str):
     return number
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help text (none where there is none); examples kept as written."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _subcommand(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name, help=help_text, description=help_text, epilog=_EXAMPLES[name],
+        formatter_class=_HelpFormatter,
+    )  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bgdnoise", description="Remove 1/f stripes (banding) from JWST products."
+        prog="bgdnoise",
+        description="Remove 1/f stripes (banding) from JWST products.",
+        epilog="\n\n".join(_EXAMPLES.values()) + "\n\n'bgdnoise COMMAND --help' for each command.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    correct = sub.add_parser("correct", help="correct _rate/_rateints/_cal/_ramp files")
-    correct.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
-    correct.add_argument("-o", "--output-dir", type=Path, help="directory for the outputs")
-    correct.add_argument("--axis", choices=("auto", "rows", "columns"), default="auto")
-    correct.add_argument("--sigma", type=float, default=3.0)
-    correct.add_argument("--maxiters", type=int, default=10)
-    correct.add_argument("--scale", choices=("global", "line"), default="global")
-    correct.add_argument("--outputs", type=_outputs, default="auto", metavar="auto|1|4")
+    correct = _subcommand(sub, "correct", "correct _rate/_rateints/_cal/_ramp files")
+    correct.add_argument(
+        "files", nargs="+", metavar="FILE_GLOB_OR_DIR",
+        help="files, quoted globs, or directories (their _rate, _rateints, _cal, _calints and "
+        "_ramp products); earlier _bdgCorr/_bdgModel outputs are skipped",
+    )  # fmt: skip
+    correct.add_argument(
+        "-o", "--output-dir", type=Path, help="directory for the outputs (created if needed); "
+        "default: next to each input",
+    )  # fmt: skip
+    correct.add_argument(
+        "--axis", choices=("auto", "rows", "columns"), default="auto",
+        help="stripe direction; auto reads FASTAXIS or the detector",
+    )  # fmt: skip
+    correct.add_argument("--sigma", type=float, default=3.0, help="clipping half-width")
+    correct.add_argument("--maxiters", type=int, default=10, help="maximum clipping iterations")
+    correct.add_argument(
+        "--scale", choices=("global", "line"), default="global",
+        help="dispersion the clip uses: the plane's white noise or each line's",
+    )  # fmt: skip
+    correct.add_argument(
+        "--outputs", type=_outputs, default="auto", metavar="auto|1|4",
+        help="readout outputs; auto reads NOUTPUTS (5, IRS2, means 4)",
+    )  # fmt: skip
     correct.add_argument("--odd-even", action="store_true", help="even/odd column levels")
     correct.add_argument(
         "--keep-level", action=argparse.BooleanOptionalAction, default=True,
-        help="keep the sky pedestal (default) or subtract it too",
+        help="keep the sky pedestal or subtract it too",
     )  # fmt: skip
     correct.add_argument("--mask", type=Path, help="FITS file: nonzero = keep out of the fit")
     correct.add_argument("--save-model", action="store_true", help="also write _bdgModel.fits")
-    correct.add_argument("--overwrite", action="store_true")
+    correct.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     correct.add_argument("--force", action="store_true", help="correct already-corrected data")
     correct.add_argument("--jobs", type=int, default=1, help="files in parallel (processes)")
 
-    asn = sub.add_parser("asn", help="point an association at the corrected files")
+    asn = _subcommand(sub, "asn", "point an association at the corrected files")
     asn.add_argument("asn_file", type=Path, metavar="IN.json")
-    asn.add_argument("-o", "--output", type=Path, metavar="OUT.json")
-    asn.add_argument("--search-dir", type=Path, help="where the corrected files are")
-    asn.add_argument("--allow-missing", action="store_true")
-    asn.add_argument("--overwrite", action="store_true")
+    asn.add_argument(
+        "-o", "--output", type=Path, metavar="OUT.json",
+        help="the new association; default IN_bdgCorr.json next to IN.json",
+    )  # fmt: skip
+    asn.add_argument(
+        "--search-dir", type=Path, help="where the corrected files are; default next to each member"
+    )
+    asn.add_argument(
+        "--allow-missing", action="store_true", help="keep members that have no corrected file"
+    )
+    asn.add_argument("--overwrite", action="store_true", help="replace an existing OUT.json")
 
-    info = sub.add_parser("info", help="print the readout geometry and correction status")
+    info = _subcommand(sub, "info", "print the readout geometry and correction status")
     info.add_argument("file", type=Path)
 
-    demo = sub.add_parser("demo", help="write a synthetic NIRCam _rate.fits and correct it")
-    demo.add_argument("directory", type=Path, nargs="?", default=Path("bgdnoise_demo"))
+    demo = _subcommand(sub, "demo", "write a synthetic NIRCam _rate.fits and correct it")
+    demo.add_argument(
+        "directory", type=Path, nargs="?", default=Path("bgdnoise_demo"), help="where to write"
+    )
     return parser
 
 
@@ -78,12 +139,35 @@ def _error(message: str) -> None:
     print(f"bgdnoise: error: {message}", file=sys.stderr)
 
 
+def _is_own_output(path: Path) -> bool:
+    return path.name.lower().endswith(OWN_OUTPUT_ENDINGS)
+
+
 def _expand(patterns: list[str]) -> list[Path]:
+    """Files named, matched by a glob, or the products in a directory.
+
+    Our own outputs met through a glob or a directory are skipped with a
+    note; a file named explicitly is taken as given.
+    """
     files: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if Path(pattern).is_dir():
+            matches = sorted({str(m) for p in PRODUCT_PATTERNS for m in Path(pattern).glob(p)})
+            where = f"directory {pattern!r} (no {', '.join(PRODUCT_PATTERNS)})"
+        elif glob.has_magic(pattern):
+            matches, where = sorted(glob.glob(pattern)), repr(pattern)
+        else:
+            files.append(Path(pattern))
+            continue
+        own = [Path(m) for m in matches if _is_own_output(Path(m))]
+        if own:
+            print(
+                f"bgdnoise: note: skipping {len(own)} earlier bgdnoise output(s) in {pattern!r}",
+                file=sys.stderr,
+            )
+        matches = [m for m in matches if not _is_own_output(Path(m))]
         if not matches:
-            raise _UsageError(f"no file matches {pattern!r}")
+            raise _UsageError(f"no file to correct in {where}")
         files.extend(Path(m) for m in matches)
     return files
 
@@ -116,8 +200,13 @@ def _run_correct(args) -> int:
     if args.jobs < 1:
         raise _UsageError("--jobs must be >= 1")
     files = _expand(args.files)
-    if args.output_dir is not None and not args.output_dir.is_dir():
-        raise _UsageError(f"output directory {args.output_dir} does not exist")
+    if args.output_dir is not None:
+        try:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _UsageError(
+                f"cannot create the output directory {args.output_dir}: {exc.strerror}"
+            ) from exc
     options = dict(
         output=args.output_dir, axis=args.axis, n_outputs=args.outputs, sigma=args.sigma,
         maxiters=args.maxiters, scale=args.scale, odd_even=args.odd_even,

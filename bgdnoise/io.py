@@ -105,12 +105,22 @@ def _line_rms(data: np.ndarray, axis: str, dq) -> np.ndarray:
         return np.sqrt(np.nanmean(centred**2, axis=-1))
 
 
-def _primary_cards(model) -> list:
-    """The primary-header cards that the model carries outside its schema."""
+def _primary_cards(model) -> list[list]:
+    """The primary-header cards that the model carries outside its schema.
+
+    Returned as plain lists: the ``ListNode`` wrappers that stdatamodels hands
+    out cannot be serialised back by asdf once put in a new list.
+    """
     try:
-        return list(model.extra_fits.PRIMARY.header)
+        header = model.extra_fits.PRIMARY.header
     except AttributeError:
         return []
+    return [[_plain(value) for value in card] for card in header]
+
+
+def _plain(value):
+    """A card value without stdatamodels' node wrapper."""
+    return getattr(value, "instance", value)
 
 
 def _primary_marker(model) -> tuple[bool, bool]:
@@ -135,16 +145,18 @@ def _check_markers(model, force: bool) -> None:
     warnings.warn(f"correcting again data already corrected by {who}.", BgdNoiseWarning, 2)
 
 
-def _set_marker(model, params: dict[str, Any]) -> None:
+def _set_marker(model, params: dict[str, Any], status: str = "COMPLETE") -> None:
+    """Record the correction (or its skipping) in HISTORY and ``S_BDGCOR``."""
     from . import __version__
 
     text = ", ".join(f"{k}={v}" for k, v in params.items())
+    what = "1/f stripes removed" if status == "COMPLETE" else f"1/f correction {status.lower()}"
     model.add_history_entry(
-        f"bgdnoise {__version__}: 1/f stripes removed ({text})",
+        f"bgdnoise {__version__}: {what} ({text})",
         software={"name": "bgdnoise", "version": __version__},
     )
     cards = [c for c in _primary_cards(model) if c[0] != MARKER]
-    cards.append([MARKER, "COMPLETE", "bgdnoise 1/f stripe correction"])
+    cards.append([MARKER, status, "bgdnoise 1/f stripe correction"])
     # extra_fits nodes are not created by assigning below them.
     extra = getattr(model, "extra_fits", None)
     if extra is None:
@@ -219,13 +231,7 @@ def correct_model(
             "_cal products (slits, IFU) must be corrected at the _rate level."
         )
     _check_markers(model, force)
-    geometry = readout_geometry(model)
-    if axis != "auto":
-        if axis not in ("rows", "columns"):
-            raise ValueError(f"axis must be 'auto', 'rows' or 'columns', got {axis!r}.")
-        geometry = _override(geometry, axis=axis)
-    if n_outputs != "auto":
-        geometry = _override(geometry, n_outputs=int(n_outputs))
+    geometry = readout_geometry(model, axis=axis, n_outputs=n_outputs)
     if geometry.is_spectroscopic and mask is None:
         warnings.warn(
             f"exposure type {geometry.exp_type} has spectral traces in the lines: a per-line "
@@ -266,18 +272,6 @@ def correct_model(
     _set_marker(model, result.params)
     result.seconds = time.perf_counter() - start
     return (result, stripe_model) if return_model else result
-
-
-def _override(geometry: ReadoutGeometry, **changes) -> ReadoutGeometry:
-    from dataclasses import replace
-
-    if "n_outputs" in changes:
-        n = changes["n_outputs"]
-        if n < 1:
-            raise ValueError(f"n_outputs must be >= 1 or 'auto', got {n}.")
-        d = geometry.band_directions[0]
-        changes["band_directions"] = tuple(d if b % 2 == 0 else -d for b in range(n))
-    return replace(geometry, source="user", **changes)
 
 
 def _empty_from_warnings(caught) -> int:
@@ -461,8 +455,7 @@ def correct_file(
             f"{model_type} is not supported; bgdnoise corrects {_SUPPORTED_TEXT}. "
             "Spectroscopic _cal products (slits, IFU) must be corrected at the _rate level."
         )
-    if axis == "auto" or n_outputs == "auto":
-        readout_geometry(header)
+    readout_geometry(header, axis=axis, n_outputs=n_outputs)
     needed = ("SCI", "GROUPDQ", "PIXELDQ") if model_type == "RampModel" else ("SCI", "DQ")
     missing = [name for name in needed if name not in present]
     if missing:
@@ -476,8 +469,10 @@ def correct_file(
     try:
         model = datamodels.open(str(path))
     except Exception as exc:  # stdatamodels raises many kinds for bad products
+        # The first line names the problem; schema errors go on for pages.
+        reason = " ".join(str(exc).strip().splitlines()[:2]) or type(exc).__name__
         raise ValueError(
-            f"{path.name} could not be opened as a JWST product ({exc}); bgdnoise corrects "
+            f"{path.name} could not be opened as a JWST product ({reason}); bgdnoise corrects "
             f"{_SUPPORTED_TEXT}."
         ) from exc
     with model:

@@ -77,7 +77,8 @@ def test_usage_errors_exit_2(tmp_path):
     assert run("correct", "x.fits", "--outputs", "three").returncode == 2
     proc = run("correct", str(tmp_path / "*.fits"))
     assert proc.returncode == 2 and "no file matches" in proc.stderr
-    assert run("correct", "x.fits", "-o", tmp_path / "nowhere").returncode == 2
+    (tmp_path / "plain").write_text("")
+    assert run("correct", "x.fits", "-o", tmp_path / "plain" / "sub").returncode == 2
 
 
 def test_jobs_in_a_spawned_pool_match_serial(rates, tmp_path):

@@ -339,3 +339,65 @@ def test_existing_output_and_unwritable_directory(tmp_path, monkeypatch):
         correct_file(source, locked)
     assert list(locked.iterdir()) == []
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+# --------------------------------------------------------------------------
+# Overrides and IRS2
+# --------------------------------------------------------------------------
+def test_irs2_noutputs_5_is_four_science_outputs():
+    geometry = readout_geometry(
+        {"INSTRUME": "NIRSPEC", "DETECTOR": "NRS1", "SUBARRAY": "FULL", "FASTAXIS": 2,
+         "SLOWAXIS": 1, "NOUTPUTS": 5, "READPATT": "NRSIRS2RAPID"}
+    )  # fmt: skip
+    assert (geometry.axis, geometry.n_outputs, geometry.band_directions) == (
+        "columns", 4, (1, -1, 1, -1)
+    )  # fmt: skip
+
+
+def test_overrides_apply_before_the_geometry_is_validated():
+    unknown = {"INSTRUME": "NIRCAM", "DETECTOR": "N/A", "SUBARRAY": "FULL", "NOUTPUTS": 4}
+    with pytest.raises(ValueError, match=r"axis='rows'.*or axis='columns'.*--axis rows\|columns"):
+        readout_geometry(unknown)
+    # With the read direction known, the message names the one override to use.
+    with pytest.raises(ValueError, match=r"pass axis='columns' .* --axis columns to bgdnoise"):
+        readout_geometry({**unknown, "FASTAXIS": 2})
+    geometry = readout_geometry(unknown, axis="columns")
+    assert (geometry.axis, geometry.n_outputs, geometry.source) == ("columns", 4, "user")
+    geometry = readout_geometry({"INSTRUME": "WFC3"}, axis="rows", n_outputs="1")
+    assert (geometry.axis, geometry.n_outputs) == ("rows", 1)
+    for bad in (0, -1, 2.5, "four", True):
+        with pytest.raises(ValueError, match="n_outputs must be 'auto' or a positive integer"):
+            readout_geometry(unknown, axis="rows", n_outputs=bad)
+    with pytest.raises(ValueError, match="axis must be"):
+        readout_geometry(unknown, axis="diagonal")
+    with pytest.raises(ValueError, match=r"NOUTPUTS='x'.*n_outputs=4.*--outputs 4"):
+        readout_geometry({"INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "SUBARRAY": "FULL",
+                          "NOUTPUTS": "x"})  # fmt: skip
+
+
+def test_correct_file_with_overrides_where_the_header_fails(tmp_path):
+    product = make_product("NRCB1", "rate", (64, 128), seed=15)
+    source = product.save(tmp_path / "jw14_nrcb1_rate.fits")
+    with fits.open(source, mode="update") as hdul:  # a detector name outside the table
+        hdul[0].header["DETECTOR"] = "N/A"
+        del hdul[0].header["FASTAXIS"], hdul[0].header["SLOWAXIS"]
+    digest = sha256(source)
+    with pytest.raises(ValueError, match="unknown NIRCAM detector 'N/A'.*axis='rows'"):
+        correct_file(source)
+    output, result = correct_file(source, axis="rows", n_outputs=1)
+    assert (result.geometry.axis, result.geometry.n_outputs) == ("rows", 1)
+    assert "n_outputs=1" in " ".join(str(h) for h in fits.getheader(output)["HISTORY"])
+    residual, injected = removed_stripes(source, output, product)
+    assert residual < 0.2 * injected
+    assert sha256(source) == digest
+
+
+def test_schema_errors_are_one_short_message(tmp_path):
+    product = make_product("NRCB1", "rate", (64, 128), seed=16)
+    source = product.save(tmp_path / "jw15_nrcb1_rate.fits")
+    fits.setval(source, "NOUTPUTS", value=3)  # not a value the schema allows
+    with pytest.raises(ValueError) as info:
+        correct_file(source, n_outputs=1)
+    message = str(info.value)
+    assert "could not be opened" in message and "3 is not one of" in message
+    assert "\n" not in message
