@@ -6,7 +6,6 @@ jwst/stdatamodels are imported lazily here so ``import bgdnoise`` stays fast.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomically
 from .core import DEFAULT_DQ_FLAGS, correct_array, measure_levels
 from .instruments import ReadoutGeometry, readout_geometry
 
@@ -356,19 +356,13 @@ def _check_fits(path: Path) -> None:
         raise ValueError(f"{path} is not a FITS file; bgdnoise corrects {_SUPPORTED_TEXT}.")
 
 
-def _atomic_write(model, target: Path, overwrite: bool) -> None:
-    """Write to a temporary file in the target directory, then rename."""
-    model.meta.filename = target.name
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".fits.tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            model.to_fits(fh)
-        if target.exists() and not overwrite:  # appeared meanwhile
-            raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite).")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _fits_writer(model, target: Path):
+    """A writer for :func:`write_atomically`: the model as FITS, named for its target."""
+
+    def write(tmp: Path) -> None:
+        model.to_fits(str(tmp), overwrite=True)  # records tmp's name: the target's
+
+    return write
 
 
 def correct_file(
@@ -481,21 +475,28 @@ def correct_file(
             return_model=save_model, **params,
         )  # fmt: skip
         result, stripes = out if save_model else (out, None)
-        _atomic_write(model, target, overwrite)
-        if save_model:
-            _write_stripe_model(model, stripes, model_target, overwrite)
+        outputs = [(target, _fits_writer(model, target))]
+        stripe_model = _stripe_model(model, stripes) if save_model else None
+        if stripe_model is not None:
+            outputs.append((model_target, _fits_writer(stripe_model, model_target)))
             result.model_output = str(model_target)
+        try:
+            write_atomically(outputs, overwrite=overwrite)
+        finally:
+            if stripe_model is not None:
+                stripe_model.close()
     result.input = str(path)
     result.output = str(target)
     result.seconds = time.perf_counter() - start
     return target, result
 
 
-def _write_stripe_model(model, stripes: np.ndarray, target: Path, overwrite: bool) -> None:
+def _stripe_model(model, stripes: np.ndarray):
+    """The subtracted stripes as a datamodel with the product's metadata."""
     from stdatamodels.jwst import datamodels
 
     cls = datamodels.ImageModel if stripes.ndim == 2 else datamodels.CubeModel
     data = stripes if stripes.ndim <= 3 else stripes.reshape((-1,) + stripes.shape[-2:])
-    with cls(data=data) as out:
-        out.update(model)
-        _atomic_write(out, target, overwrite)
+    out = cls(data=data)
+    out.update(model)
+    return out
