@@ -67,7 +67,11 @@ def remove_stale_temporaries(target: Path) -> None:
 
 def _describe(exc: OSError) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    # astropy checks the free space itself and says so at length, with no errno.
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "space on disk" in reason
+    if full and exc.errno is None:
+        reason = os.strerror(errno.ENOSPC)
+    if full:
         reason += " (free some space or write elsewhere with -o / output=)"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         reason += " (choose a directory you can write with -o / output=)"
