@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from ._atomic import write_atomically
 
 __all__ = ["corrected_name", "rewrite_association"]
 
@@ -39,7 +40,9 @@ def rewrite_association(
         A jwst association JSON file.
     output : str or Path, optional
         Where to write the new association; default ``<stem>_bdgCorr.json``
-        next to the input. The input is never modified.
+        next to the input. The input is never modified, even with
+        ``overwrite``. Member names are written relative to the output's
+        directory, so they resolve from there.
     search_dir : str or Path, optional
         Where the corrected files are; default next to each member (relative
         members are relative to the association's directory).
@@ -58,46 +61,39 @@ def rewrite_association(
     Raises
     ------
     ValueError
-        Not an association, or a counterpart is missing (the message lists
-        them) and ``allow_missing`` is False.
+        Not an association, a malformed one (the message names the entry),
+        the output would replace the input, or a counterpart is missing (the
+        message lists them) and ``allow_missing`` is False.
     FileExistsError
         The output exists and ``overwrite`` is False.
     """
     asn_path = Path(asn_path)
-    try:
-        asn = json.loads(asn_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{asn_path} is not a readable association JSON file: {exc}") from exc
-    if not isinstance(asn, dict) or not isinstance(asn.get("products"), list):
-        raise ValueError(f"{asn_path} has no 'products' list: not a jwst association.")
-    if output is None:
-        output = asn_path.with_name(f"{asn_path.stem}_bdgCorr.json")
-    output = Path(output)
+    asn = _read_association(asn_path)
+    output = Path(output) if output is not None else asn_path.with_name(
+        f"{asn_path.stem}{SUFFIX}.json"
+    )  # fmt: skip
     if output.is_dir():
-        output = output / f"{asn_path.stem}_bdgCorr.json"
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite).")
-    base = asn_path.parent
+        output = output / f"{asn_path.stem}{SUFFIX}.json"
+    if output.resolve() == asn_path.resolve():
+        raise ValueError(f"the output {output} is the input association; choose another name.")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"output directory {output.parent} does not exist.")
+    base = asn_path.parent.resolve()
     out_dir = output.parent.resolve()
     missing: list[str] = []
     replaced = 0
-    for product in asn["products"]:
-        for member in product.get("members", []):
-            expname = member.get("expname")
-            if not expname:
-                continue
-            member_path = Path(expname)
-            where = Path(search_dir) if search_dir is not None else (base / member_path).parent
-            candidate = where / corrected_name(member_path.name)
-            found = candidate.resolve() if candidate.is_file() else None
-            if found is None:
-                missing.append(expname)
-                continue
-            # Same directory as the new association: a bare name, as jwst writes them.
-            member["expname"] = (
-                found.name if found.parent == out_dir else os.path.relpath(found, out_dir)
-            )
+    for member in _members(asn, asn_path):
+        expname = member["expname"]
+        original = base / expname  # absolute names stay absolute
+        where = Path(search_dir).resolve() if search_dir is not None else original.parent
+        candidate = where / corrected_name(original.name)
+        if candidate.is_file():
+            member["expname"] = _relative_to(candidate, out_dir)
             replaced += 1
+        else:
+            missing.append(expname)
+            if not Path(expname).is_absolute():  # keep it resolving from the new place
+                member["expname"] = _relative_to(original, out_dir)
     if missing and not allow_missing:
         raise ValueError(
             f"{len(missing)} member(s) have no corrected counterpart ("
@@ -106,13 +102,47 @@ def rewrite_association(
             + "); run bgdnoise correct on them first, or pass allow_missing=True "
             "(--allow-missing) to keep the originals."
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asn, fh, indent=4)
-            fh.write("\n")
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(asn, indent=4) + "\n"
+    write_atomically([(output, lambda tmp: tmp.write_text(text))], overwrite=overwrite)
     return output, replaced
+
+
+def _relative_to(path: Path, folder: Path) -> str:
+    """A member name as jwst writes them: bare in the same folder, else relative."""
+    return path.name if path.parent == folder else os.path.relpath(path, folder)
+
+
+def _read_association(asn_path: Path) -> dict:
+    try:
+        asn = json.loads(asn_path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{asn_path}: no such file.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{asn_path} is not a readable association JSON file: {exc}") from exc
+    if not isinstance(asn, dict) or not isinstance(asn.get("products"), list):
+        raise ValueError(f"{asn_path} has no 'products' list: not a jwst association.")
+    return asn
+
+
+def _members(asn: dict, asn_path: Path) -> list[dict]:
+    """Every member with an ``expname``; a malformed structure is named exactly."""
+    members = []
+    for i, product in enumerate(asn["products"]):
+        where = f"{asn_path.name}: products[{i}]"
+        if not isinstance(product, dict):
+            raise ValueError(f"{where} is a {type(product).__name__}, not an object.")
+        listed = product.get("members", [])
+        if not isinstance(listed, list):
+            raise ValueError(f"{where}.members is a {type(listed).__name__}, not a list.")
+        for j, member in enumerate(listed):
+            if not isinstance(member, dict):
+                raise ValueError(
+                    f"{where}.members[{j}] is a {type(member).__name__}, not an object."
+                )
+            expname = member.get("expname")
+            if not isinstance(expname, str) or not expname.strip():
+                raise ValueError(
+                    f"{where}.members[{j}] has no expname file name (got {expname!r})."
+                )
+            members.append(member)
+    return members

@@ -298,7 +298,12 @@ def _run_demo(args) -> int:
     from .products import make_product
     from .synthetic import stripe_residual_rms
 
-    args.directory.mkdir(parents=True, exist_ok=True)
+    if args.directory.exists() and not args.directory.is_dir():
+        raise _UsageError(f"{args.directory} is a file; demo writes into a directory")
+    try:
+        args.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"cannot create {args.directory}: {exc.strerror}") from exc
     product = make_product("NRCA1", "rate", (2048, 2048), source_fraction=0.3, seed=7)
     source = product.save(args.directory / DEMO_NAME)
     print(f"wrote {source} (NIRCam NRCA1 FULL, 4 outputs, stars, DQ, injected stripes)")

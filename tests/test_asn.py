@@ -1,0 +1,87 @@
+"""The association rewrite on malformed input, its output place and its input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bgdnoise.asn import corrected_name, rewrite_association
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args):
+    command = [str(BIN / "bgdnoise"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
+def association(members):
+    return {"asn_type": "image2", "products": [{"name": "p", "members": members}]}
+
+
+def write(path: Path, content) -> Path:
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not a readable association JSON file"),
+        ([1, 2], "no 'products' list"),
+        ({"products": {"a": 1}}, "no 'products' list"),
+        ({"products": ["x"]}, r"products\[0\] is a str, not an object"),
+        ({"products": [{"members": {"expname": "a"}}]}, r"products\[0\].members is a dict"),
+        ({"products": [{"members": [3]}]}, r"products\[0\].members\[0\] is a int"),
+        ({"products": [{"members": [{"exptype": "science"}]}]}, "has no expname file name"),
+        ({"products": [{"members": [{"expname": 7}]}]}, r"has no expname file name \(got 7\)"),
+    ],
+)
+def test_malformed_associations_are_one_line(tmp_path, content, message):
+    path = write(tmp_path / "bad_asn.json", content)
+    with pytest.raises(ValueError, match=message):
+        rewrite_association(path, allow_missing=True)
+    proc = run("asn", path, "--allow-missing")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "bad_asn_bdgCorr.json").exists()
+
+
+def test_refuses_to_write_over_its_input(tmp_path):
+    (tmp_path / "jw1_rate.fits").write_text("")
+    (tmp_path / corrected_name("jw1_rate.fits")).write_text("")
+    path = write(tmp_path / "in_asn.json", association([{"expname": "jw1_rate.fits"}]))
+    original = path.read_text()
+    with pytest.raises(ValueError, match="is the input association"):
+        rewrite_association(path, path, overwrite=True)
+    proc = run("asn", path, "-o", path, "--overwrite")
+    assert proc.returncode == 1 and "is the input association" in proc.stderr
+    assert path.read_text() == original
+
+
+def test_member_names_resolve_from_the_output_directory(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("jw1_rate.fits", "jw2_rate.fits"):
+        (raw / name).write_text("")
+    (raw / corrected_name("jw1_rate.fits")).write_text("")
+    members = [{"expname": "jw1_rate.fits"}, {"expname": "jw2_rate.fits"}]
+    path = write(raw / "in_asn.json", association(members))
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    elsewhere.mkdir(parents=True)
+    output, replaced = rewrite_association(path, elsewhere / "out.json", allow_missing=True)
+    assert replaced == 1
+    written = json.loads(output.read_text())["products"][0]["members"]
+    for member, name in zip(written, ["jw1_rate_bdgCorr.fits", "jw2_rate.fits"], strict=True):
+        resolved = (output.parent / member["expname"]).resolve()
+        assert resolved == (raw / name).resolve()
+
+
+def test_demo_into_a_file_is_a_usage_error(tmp_path):
+    target = write(tmp_path / "demo.fits", "x")
+    proc = run("demo", target)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "is a file" in proc.stderr
+    assert target.read_text() == "x"
