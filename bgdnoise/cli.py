@@ -1,6 +1,7 @@
 """The ``bgdnoise`` command: correct files, rewrite associations, inspect, demo.
 
-Exit status: 0 all good, 1 some file failed, 2 usage error.
+Exit status: 0 all good, 1 some file failed, 2 usage error, 3 every file
+written but some with planes that had no usable pixel (left uncorrected).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import argparse
 import glob
 import sys
 import time
-import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -109,7 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     correct.add_argument("--save-model", action="store_true", help="also write _bdgModel.fits")
     correct.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     correct.add_argument("--force", action="store_true", help="correct already-corrected data")
-    correct.add_argument("--jobs", type=int, default=1, help="files in parallel (processes)")
+    correct.add_argument("--jobs", type=int, default=1, help="files in parallel")
+    correct.add_argument(
+        "--executor", choices=("auto", "serial", "threads", "processes"), default="auto",
+        help="how --jobs runs files in parallel; auto: worker processes for batches of at "
+        "least 4 files per job, else one at a time (measured: docs/usage.rst)",
+    )  # fmt: skip
 
     asn = _subcommand(sub, "asn", "point an association at the corrected files")
     asn.add_argument("asn_file", type=Path, metavar="IN.json")
@@ -153,9 +158,9 @@ def _expand(patterns: list[str]) -> list[Path]:
     for pattern in patterns:
         if Path(pattern).is_dir():
             matches = sorted({str(m) for p in PRODUCT_PATTERNS for m in Path(pattern).glob(p)})
-            where = f"directory {pattern!r} (no {', '.join(PRODUCT_PATTERNS)})"
+            empty = f"no product to correct in directory {pattern!r} (none of {PRODUCT_PATTERNS})"
         elif glob.has_magic(pattern):
-            matches, where = sorted(glob.glob(pattern)), repr(pattern)
+            matches, empty = sorted(glob.glob(pattern)), f"no file matches {pattern!r}"
         else:
             files.append(Path(pattern))
             continue
@@ -167,33 +172,9 @@ def _expand(patterns: list[str]) -> list[Path]:
             )
         matches = [m for m in matches if not _is_own_output(Path(m))]
         if not matches:
-            raise _UsageError(f"no file to correct in {where}")
+            raise _UsageError(empty + (" but earlier bgdnoise outputs" if own else ""))
         files.extend(Path(m) for m in matches)
     return files
-
-
-def _correct_one(path: Path, options: dict) -> tuple[str, list[str], str | None]:
-    """Correct one file: (summary or '', warnings, error message or None)."""
-    from .io import correct_file
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            _, result = correct_file(path, **options)
-        except Exception as exc:  # reported per file; the others go on
-            return "", [], f"{path}: {exc}"
-    notes = [
-        f"{path.name}: {w.message}"
-        for w in caught
-        if not issubclass(w.category, DeprecationWarning)
-    ]
-    return result.summary(), notes, None
-
-
-def _init_worker() -> None:
-    import numba
-
-    numba.set_num_threads(1)
 
 
 def _run_correct(args) -> int:
@@ -215,39 +196,32 @@ def _run_correct(args) -> int:
     )  # fmt: skip
     from tqdm import tqdm
 
-    start = time.perf_counter()
-    failed = 0
-    bar = tqdm(total=len(files), unit="file", disable=len(files) < 2, file=sys.stderr)
+    from .batch import choose_executor, correct_files
 
-    def report(outcome):
-        nonlocal failed
-        summary, notes, error = outcome
-        for note in notes:
+    executor = choose_executor(args.executor, len(files), args.jobs)
+    if len(files) > 1:
+        how = {"serial": "one at a time", "threads": f"in {args.jobs} threads",
+               "processes": f"in {args.jobs} worker processes"}[executor]  # fmt: skip
+        print(f"bgdnoise: correcting {len(files)} files {how}", file=sys.stderr)
+    start = time.perf_counter()
+    failed = incomplete = 0
+    bar = tqdm(total=len(files), unit="file", disable=len(files) < 2, file=sys.stderr)
+    for outcome in correct_files(files, options, jobs=args.jobs, executor=executor):
+        for note in outcome.notes:
             tqdm.write(f"bgdnoise: warning: {note}", file=sys.stderr)
-        if error:
+        if outcome.error:
             failed += 1
             bar.clear()
-            _error(error)
+            _error(outcome.error)
         else:
-            tqdm.write(summary, file=sys.stdout)
+            incomplete += outcome.incomplete
+            tqdm.write(outcome.summary, file=sys.stdout)
         bar.update()
-
-    if args.jobs == 1 or len(files) == 1:
-        for path in files:
-            report(_correct_one(path, options))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, one numba thread each: a fork after an OpenMP kernel ran hangs.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_init_worker) as pool:
-            for outcome in pool.map(_correct_one, files, [options] * len(files)):
-                report(outcome)
     bar.close()
     done = len(files) - failed
-    print(f"{done} corrected, {failed} failed in {time.perf_counter() - start:.1f} s")
-    return 1 if failed else 0
+    note = f" ({incomplete} with planes left uncorrected)" if incomplete else ""
+    print(f"{done} corrected{note}, {failed} failed in {time.perf_counter() - start:.1f} s")
+    return 1 if failed else 3 if incomplete else 0
 
 
 def _run_asn(args) -> int:

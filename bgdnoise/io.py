@@ -29,6 +29,7 @@ __all__ = [
 
 MARKER = "S_BDGCOR"
 JWST_MARKER = "S_CLNFNS"
+EMPTY_KEYWORD = "BDGEMPTY"
 SUPPORTED_MODELS = ("ImageModel", "CubeModel", "RampModel")
 _SUPPORTED_TEXT = (
     "_rate (ImageModel), _rateints (CubeModel), imaging _cal/_calints and _ramp (RampModel)"
@@ -65,6 +66,12 @@ class CorrectionResult:
         includes the white-noise floor, so it does not drop to zero.
     empty_lines : int
         Lines with no usable pixel.
+    empty_planes : tuple of int
+        Planes (flat index over the leading axes) with no usable pixel at
+        all: left unchanged. When every plane is empty nothing was corrected
+        and the file says ``S_BDGCOR = 'SKIPPED'``.
+    n_planes : int
+        Planes in the data.
     seconds : float
         Wall time of the whole call.
     model_output : str or None
@@ -77,16 +84,29 @@ class CorrectionResult:
     rms_before: np.ndarray
     rms_after: np.ndarray
     empty_lines: int
+    empty_planes: tuple[int, ...] = ()
+    n_planes: int = 1
     seconds: float = 0.0
     model_output: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def status(self) -> str:
+        """``"COMPLETE"``, or ``"SKIPPED"`` when no plane had a usable pixel."""
+        return "SKIPPED" if len(self.empty_planes) == self.n_planes else "COMPLETE"
+
     def summary(self) -> str:
         """One line: file, axis, outputs, stripe RMS before -> after, seconds."""
         name = Path(self.input).name if self.input else "<model>"
+        if self.empty_planes:
+            return (
+                f"{name}: NOT CORRECTED in {len(self.empty_planes)} of {self.n_planes} "
+                f"plane(s) (no usable pixel: all NaN, zero, masked or DQ-flagged); "
+                f"{self.geometry.axis}, {self.geometry.n_outputs} output(s), {self.seconds:.2f} s"
+            )
         return (
             f"{name}: {self.geometry.axis}, {self.geometry.n_outputs} output(s), stripe RMS "
-            f"{np.mean(self.rms_before):.4g} -> {np.mean(self.rms_after):.4g}, "
+            f"{np.nanmean(self.rms_before):.4g} -> {np.nanmean(self.rms_after):.4g}, "
             f"{self.seconds:.2f} s"
         )
 
@@ -145,8 +165,14 @@ def _check_markers(model, force: bool) -> None:
     warnings.warn(f"correcting again data already corrected by {who}.", BgdNoiseWarning, 2)
 
 
-def _set_marker(model, params: dict[str, Any], status: str = "COMPLETE") -> None:
-    """Record the correction (or its skipping) in HISTORY and ``S_BDGCOR``."""
+def _set_marker(
+    model, params: dict[str, Any], status: str = "COMPLETE", empty_planes: int | None = None
+) -> None:
+    """Record the correction (or its skipping) in HISTORY and ``S_BDGCOR``.
+
+    ``empty_planes`` (planes left unchanged for want of usable pixels) goes
+    into ``BDGEMPTY`` when given.
+    """
     from . import __version__
 
     text = ", ".join(f"{k}={v}" for k, v in params.items())
@@ -155,8 +181,10 @@ def _set_marker(model, params: dict[str, Any], status: str = "COMPLETE") -> None
         f"bgdnoise {__version__}: {what} ({text})",
         software={"name": "bgdnoise", "version": __version__},
     )
-    cards = [c for c in _primary_cards(model) if c[0] != MARKER]
+    cards = [c for c in _primary_cards(model) if c[0] not in (MARKER, EMPTY_KEYWORD)]
     cards.append([MARKER, status, "bgdnoise 1/f stripe correction"])
+    if empty_planes is not None:
+        cards.append([EMPTY_KEYWORD, empty_planes, "bgdnoise: planes with no usable pixel"])
     # extra_fits nodes are not created by assigning below them.
     extra = getattr(model, "extra_fits", None)
     if extra is None:
@@ -262,14 +290,14 @@ def correct_model(
         if sci is None or dq is None:
             missing = "SCI" if sci is None else "DQ"
             raise ValueError(f"the product has no {missing} array; bgdnoise needs SCI and DQ.")
+        _check_dq_shape(sci.shape, dq.shape, "DQ")
         data = np.ascontiguousarray(sci, dtype=np.float32)  # native order, one copy
-        corrected, stripe_model, before, after, empty = _correct_planes(
+        result, stripe_model = _correct_planes(
             data, geometry, dq, _load_mask(mask, sci.shape[-2:]), kwargs, return_model
         )
-        model.data = corrected
-        result = CorrectionResult(None, None, geometry, before, after, empty)
+        model.data = data
     result.params = {"axis": geometry.axis, "n_outputs": geometry.n_outputs, **kwargs}
-    _set_marker(model, result.params)
+    _set_marker(model, result.params, result.status, len(result.empty_planes))
     result.seconds = time.perf_counter() - start
     return (result, stripe_model) if return_model else result
 
@@ -280,14 +308,52 @@ def _empty_from_warnings(caught) -> int:
         text = str(w.message)
         if "had no usable pixel" in text:
             empty += int(text.split(" ", 1)[0])
-        else:
+        elif "no usable pixel in data" not in text:  # reported as empty planes instead
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return empty
 
 
+def _check_dq_shape(sci_shape, dq_shape, name: str) -> None:
+    if tuple(dq_shape) not in (tuple(sci_shape), tuple(sci_shape[-2:])):
+        raise ValueError(
+            f"the product's {name} array has shape {tuple(dq_shape)} but SCI has "
+            f"{tuple(sci_shape)}: the file is inconsistent; {name} must have the shape of SCI "
+            "or of one plane. Re-create the product with the pipeline."
+        )
+
+
+def _empty_planes(data, dq, mask, dq_flags: int) -> tuple[int, ...]:
+    """Planes with no usable pixel (the correction leaves them unchanged).
+
+    Looked at in blocks of lines that stop at the first usable pixel, so an
+    ordinary plane costs one small block.
+    """
+    shape = data.shape[-2:]
+    planes = data.reshape((-1, *shape))
+    dq_planes = np.broadcast_to(dq, data.shape).reshape((-1, *shape)) if dq is not None else None
+    masks = (
+        np.broadcast_to(mask, data.shape).reshape((-1, *shape)) if mask is not None else None
+    )  # fmt: skip
+    empty = []
+    for p, plane in enumerate(planes):
+        for start in range(0, shape[0], 64):
+            rows = slice(start, start + 64)
+            usable = np.isfinite(plane[rows]) & (plane[rows] != 0)
+            if dq_planes is not None:
+                usable &= (dq_planes[p, rows] & dq_flags) == 0
+            if masks is not None:
+                usable &= ~masks[p, rows]
+            if usable.any():
+                break
+        else:
+            empty.append(p)
+    return tuple(empty)
+
+
 def _correct_planes(data, geometry, dq, mask, kwargs, return_model):
-    """Correct ``data`` in place; stripe RMS before/after and empty lines too."""
+    """Correct ``data`` in place: (result, stripe model or None)."""
     before = _line_rms(data, geometry.axis, dq)
+    empty_planes = _empty_planes(data, dq, mask, kwargs["dq_flags"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         out = correct_array(
@@ -297,7 +363,11 @@ def _correct_planes(data, geometry, dq, mask, kwargs, return_model):
     empty = _empty_from_warnings(caught)
     corrected, stripe_model = out if return_model else (out, None)
     after = _line_rms(corrected, geometry.axis, dq)
-    return corrected, stripe_model, before, after, empty
+    n_planes = int(np.prod(data.shape[:-2], dtype=np.int64))
+    result = CorrectionResult(
+        None, None, geometry, before, after, empty, empty_planes=empty_planes, n_planes=n_planes
+    )
+    return result, stripe_model
 
 
 def _correct_ramp(model, geometry, mask, kwargs, return_model):
@@ -317,15 +387,17 @@ def _correct_ramp(model, geometry, mask, kwargs, return_model):
     diff_mask = gbad[:, 1:] | gbad[:, :-1]
     if plane_mask is not None:
         diff_mask |= plane_mask
-    cleaned, stripe_model, before, after, empty = _correct_planes(
+    _check_dq_shape(data.shape, groupdq.shape, "GROUPDQ")
+    _check_dq_shape(data.shape[-2:], pixeldq.shape, "PIXELDQ")
+    result, stripe_model = _correct_planes(
         diffs, geometry, pixeldq, diff_mask, kwargs, return_model
     )
+    cleaned = diffs
     new = np.empty(ramp.shape, dtype=np.float32)
     new[:, 0] = ramp[:, 0]
     np.cumsum(cleaned, axis=1, out=new[:, 1:])
     new[:, 1:] += ramp[:, :1]
     model.data = new
-    result = CorrectionResult(None, None, geometry, before, after, empty)
     return result, stripe_model
 
 
@@ -354,6 +426,31 @@ def _check_fits(path: Path) -> None:
         head = fh.read(30)
     if not head.startswith(b"SIMPLE  =                    T"):
         raise ValueError(f"{path} is not a FITS file; bgdnoise corrects {_SUPPORTED_TEXT}.")
+
+
+def _read_structure(path: Path):
+    """Primary header and extension names; a truncated file is named as such."""
+    from astropy.io import fits
+
+    size = path.stat().st_size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with fits.open(path) as hdul:
+            header = hdul[0].header
+            names = [hdu.name for hdu in hdul]
+            present = set(names)
+            ends = [info["datLoc"] + info["datSpan"] for info in map(_fileinfo, hdul)]
+    damaged = any("corrupted" in str(w.message) or "truncated" in str(w.message) for w in caught)
+    if damaged or max(ends, default=0) > size:
+        raise ValueError(
+            f"{path.name} is truncated or damaged ({size} bytes, shorter than its headers "
+            "announce): copy or download it again."
+        )
+    return header, present, names[-1]
+
+
+def _fileinfo(hdu) -> dict:
+    return hdu.fileinfo()
 
 
 def _fits_writer(model, target: Path):
@@ -433,11 +530,7 @@ def correct_file(
         raise PermissionError(f"cannot write to {target.parent}; choose another output directory.")
 
     # Fail fast, before the (slow) datamodel open, on what the header tells.
-    from astropy.io import fits
-
-    with fits.open(path) as hdul:
-        header = hdul[0].header
-        present = {hdu.name for hdu in hdul}
+    header, present, last = _read_structure(path)
     model_type = header.get("DATAMODL")
     if model_type is None:
         raise ValueError(
@@ -453,9 +546,17 @@ def correct_file(
     needed = ("SCI", "GROUPDQ", "PIXELDQ") if model_type == "RampModel" else ("SCI", "DQ")
     missing = [name for name in needed if name not in present]
     if missing:
+        # Pipeline products end with their ASDF extension: a file that
+        # stops earlier was most likely cut short.
+        cut = (
+            f" It ends after its {last} extension, with no ASDF extension, as a truncated "
+            "copy would: copy or download it again."
+            if last != "ASDF"
+            else ""
+        )
         raise ValueError(
             f"{path.name} has no {' or '.join(missing)} extension; bgdnoise needs "
-            f"{', '.join(needed)} to know which pixels to use."
+            f"{', '.join(needed)} to know which pixels to use.{cut}"
         )
 
     from stdatamodels.jwst import datamodels

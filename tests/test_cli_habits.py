@@ -62,7 +62,7 @@ def test_earlier_outputs_are_skipped_with_a_note(folder, tmp_path):
     # Only our outputs: nothing to correct is a usage error.
     (tmp_path / "jw1_nrcb1_rate.fits").unlink()
     proc = run("correct", tmp_path)
-    assert proc.returncode == 2 and "no file to correct" in proc.stderr
+    assert proc.returncode == 2 and "no product to correct" in proc.stderr
 
 
 def test_output_directory_that_cannot_be_created(folder, tmp_path):

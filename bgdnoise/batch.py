@@ -1,0 +1,158 @@
+"""Correct many files: one at a time, in threads, or in worker processes.
+
+A worker process that dies (killed for lack of memory, a crash in a library)
+costs only the file it was correcting: that file is reported as failed, a new
+worker takes its place and the batch goes on.
+
+Which executor ``"auto"`` picks comes from ``benchmarks/test_bench_batch.py``
+run on this kind of machine (see ``docs/usage.rst``): worker processes pay
+a start-up (a fresh interpreter importing numpy, astropy, stdatamodels and
+loading the compiled kernels) that only a long enough batch earns back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+
+__all__ = ["EXECUTORS", "Outcome", "choose_executor", "correct_files"]
+
+EXECUTORS = ("auto", "serial", "threads", "processes")
+# Below this many files per worker, processes cost more than they give.
+MIN_FILES_PER_PROCESS = 4
+
+
+@dataclass
+class Outcome:
+    """What happened to one file."""
+
+    path: Path
+    summary: str = ""
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    incomplete: bool = False  # written, but some plane had no usable pixel
+
+
+def correct_one(path: Path, options: dict) -> Outcome:
+    """Correct one file; every error becomes the outcome's one-line message."""
+    from .io import correct_file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _, result = correct_file(path, **options)
+        except Exception as exc:  # reported per file; the others go on
+            return Outcome(path, error=f"{path}: {exc}")
+    notes = tuple(
+        f"{path.name}: {w.message}"
+        for w in caught
+        if not issubclass(w.category, DeprecationWarning)
+    )
+    return Outcome(path, result.summary(), notes, incomplete=bool(result.empty_planes))
+
+
+def choose_executor(executor: str, n_files: int, jobs: int) -> str:
+    """The executor to use: the one asked for, or by the benchmarked rule."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
+    if jobs == 1 or n_files == 1:
+        return "serial"
+    if executor != "auto":
+        return executor
+    return "processes" if n_files >= MIN_FILES_PER_PROCESS * jobs else "serial"
+
+
+def correct_files(
+    files: Sequence[Path], options: dict, *, jobs: int = 1, executor: str = "serial"
+) -> Iterator[Outcome]:
+    """Correct ``files``, yielding each outcome as it is known (any order)."""
+    if executor == "serial" or jobs == 1:
+        for path in files:
+            yield correct_one(path, options)
+    elif executor == "threads":
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(jobs) as pool:
+            futures = [pool.submit(correct_one, path, options) for path in files]
+            for future in as_completed(futures):
+                yield future.result()
+    else:
+        yield from _in_processes(files, options, jobs)
+
+
+def _worker(conn) -> None:
+    """A worker process: one numba thread, files in, outcomes out, until None."""
+    import numba
+
+    numba.set_num_threads(1)
+    while (task := conn.recv()) is not None:
+        conn.send(correct_one(*task))
+
+
+def _died(path: Path, exitcode: int | None) -> Outcome:
+    how = f"exit code {exitcode}"
+    if exitcode is not None and exitcode < 0:
+        how = f"killed by {signal.Signals(-exitcode).name}"
+    return Outcome(
+        path,
+        error=f"{path}: the worker correcting it died ({how}; out of memory?); "
+        "the other files went on. Retry it alone or with fewer --jobs.",
+    )
+
+
+def _in_processes(files: Sequence[Path], options: dict, jobs: int) -> Iterator[Outcome]:
+    # spawn: a fork after an OpenMP kernel ran can hang.
+    context = multiprocessing.get_context("spawn")
+
+    def start():
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child,), daemon=True)
+        process.start()
+        child.close()
+        return parent, process
+
+    queue = deque(files)
+    idle = [start() for _ in range(min(jobs, len(files)))]
+    busy: dict = {}  # connection -> (process, path)
+    try:
+        while queue or busy:
+            while queue and idle:
+                conn, process = idle.pop()
+                path = queue.popleft()
+                conn.send((path, options))
+                busy[conn] = (process, path)
+            ready = set(wait([*busy, *(p.sentinel for p, _ in busy.values())]))
+            for conn in list(busy):
+                process, path = busy[conn]
+                outcome = None
+                if conn in ready:
+                    try:
+                        outcome = conn.recv()
+                        idle.append((conn, process))
+                    except (EOFError, OSError):
+                        pass
+                if outcome is None and (conn in ready or process.sentinel in ready):
+                    process.join()
+                    outcome = _died(path, process.exitcode)
+                    conn.close()
+                    if queue:
+                        idle.append(start())
+                if outcome is not None:
+                    del busy[conn]
+                    yield outcome
+    finally:
+        for conn, _ in idle:
+            try:
+                conn.send(None)
+            except OSError:  # that worker is gone already
+                pass
+        for process in [p for _, p in idle] + [p for p, _ in busy.values()]:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
