@@ -30,6 +30,7 @@ __all__ = [
 MARKER = "S_BDGCOR"
 JWST_MARKER = "S_CLNFNS"
 EMPTY_KEYWORD = "BDGEMPTY"
+DONE_KEYWORD = "BDGDONE"
 SUPPORTED_MODELS = ("ImageModel", "CubeModel", "RampModel")
 _SUPPORTED_TEXT = (
     "_rate (ImageModel), _rateints (CubeModel), imaging _cal/_calints and _ramp (RampModel)"
@@ -144,9 +145,15 @@ def _plain(value):
 
 
 def _primary_marker(model) -> tuple[bool, bool]:
-    """(ours, jwst's) correction markers present in the model."""
+    """(ours, jwst's) correction markers present in the model.
+
+    Ours is ``S_BDGCOR = 'COMPLETE'``, or ``BDGDONE = T`` which a skipped run
+    leaves on data corrected before (their ``S_BDGCOR`` then says SKIPPED).
+    """
     ours = any(
-        card[0] == MARKER and str(card[1]).upper() == "COMPLETE" for card in _primary_cards(model)
+        (card[0] == MARKER and str(card[1]).upper() == "COMPLETE")
+        or (card[0] == DONE_KEYWORD and card[1] is True)
+        for card in _primary_cards(model)
     )
     jwst_done = str(model.meta.cal_step.clean_flicker_noise or "").upper() == "COMPLETE"
     return ours, jwst_done
@@ -181,8 +188,14 @@ def _set_marker(
         f"bgdnoise {__version__}: {what} ({text})",
         software={"name": "bgdnoise", "version": __version__},
     )
-    cards = [c for c in _primary_cards(model) if c[0] not in (MARKER, EMPTY_KEYWORD)]
+    done_before = _primary_marker(model)[0]
+    replaced = (
+        (MARKER, DONE_KEYWORD) if empty_planes is None else (MARKER, DONE_KEYWORD, EMPTY_KEYWORD)
+    )
+    cards = [c for c in _primary_cards(model) if c[0] not in replaced]
     cards.append([MARKER, status, "bgdnoise 1/f stripe correction"])
+    if done_before and status != "COMPLETE":  # the data stay corrected
+        cards.append([DONE_KEYWORD, True, "data corrected by bgdnoise before"])
     if empty_planes is not None:
         cards.append([EMPTY_KEYWORD, empty_planes, "bgdnoise: planes with no usable pixel"])
     # extra_fits nodes are not created by assigning below them.

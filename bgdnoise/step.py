@@ -2,19 +2,27 @@
 
 Run it on a file with ``strun bgdnoise jw..._rate.fits`` (or
 ``strun bgdnoise.BgdNoiseStep ...``); offline, add ``--disable-crds-steppars``.
+It takes a file, a datamodel, a ``ModelContainer`` or an association, and
+names what it saves ``<input stem>_bdgCorr.fits`` (see docs/step.rst).
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from pathlib import Path
 
 from jwst.stpipe import Step
 
-from .io import correct_model
+from .io import JWST_MARKER, MARKER, _primary_marker, _set_marker, correct_model
 
 __all__ = ["BgdNoiseStep"]
 
 log = logging.getLogger(__name__)
+
+# Association members that are detector images to correct; others (source
+# catalogues, segmentation maps, direct images) are left alone.
+_MEMBER_TYPES = ("science", "background", "imprint", "selfcal")
 
 
 class BgdNoiseStep(Step):
@@ -36,26 +44,99 @@ class BgdNoiseStep(Step):
         user_mask = string(default=None)  # FITS file: True/1 = keep out of the statistics.
         force = boolean(default=False)  # Correct data already marked as corrected.
         skip = boolean(default=False)  # Skip the step.
-        suffix = string(default='bdgCorr')  # Output suffix (stpipe replaces _rate etc.).
+        suffix = string(default='bdgCorr')  # Output suffix, appended to the input stem.
     """
 
+    @classmethod
+    def get_stpipe_loggers(cls):
+        """The loggers stpipe configures: jwst's and bgdnoise's own."""
+        return (*super().get_stpipe_loggers(), "bgdnoise")
+
+    @staticmethod
+    def remove_suffix(name):
+        """Keep the input's suffix: ``x_rate`` -> ``x_rate_bdgCorr``.
+
+        jwst steps replace a known suffix, which would give a time series'
+        ``_rate`` and ``_rateints`` the same output name.
+        """
+        return name, "_"
+
+    def run(self, *args):
+        """Run the step (see :meth:`process`), with bgdnoise's log configured."""
+        with _lend_stpipe_handlers():
+            return super().run(*args)
+
     def process(self, input_data):
-        """Correct a rate, rateints, imaging cal or ramp product.
+        """Correct a product, or every member of a container or association.
 
         Parameters
         ----------
-        input_data : str or datamodel
-            The product.
+        input_data : str, Path, datamodel, list, ModelContainer
+            A ``_rate``, ``_rateints``, imaging ``_cal`` or ``_ramp`` file or
+            model; a list or ``ModelContainer`` of them; or an association
+            JSON file, of which every science, background, imprint and
+            selfcal member of every product is corrected.
 
         Returns
         -------
-        datamodel
-            The corrected product (a copy when a model was passed).
+        datamodel or ModelContainer
+            The corrected product(s): copies when models were passed to a
+            standalone step. A product already marked as corrected (by
+            bgdnoise or by jwst's ``clean_flicker_noise``) comes back
+            unchanged with ``S_BDGCOR = 'SKIPPED'``, unless ``force``.
         """
-        output_model = self.prepare_output(input_data)
-        n_outputs = self.n_outputs if self.n_outputs == "auto" else int(self.n_outputs)
-        result = correct_model(
-            output_model,
+        from jwst.datamodels import ModelContainer
+
+        if isinstance(input_data, (str, Path)) and str(input_data).lower().endswith(".json"):
+            output = self._open_association(input_data)
+        else:
+            output = self.prepare_output(input_data)
+        models = output if isinstance(output, ModelContainer) else [output]
+        for model in models:
+            self._correct_one(model)
+        return output
+
+    def save_model(self, model, suffix=None, idx=None, output_file=None, force=False, **components):
+        """Save as stpipe does, but name each container member after its input.
+
+        Without ``output_file``, the members of a container are saved as
+        ``<member stem>_bdgCorr.fits`` instead of stpipe's
+        ``<first input stem>_<index>_bdgCorr.fits``.
+        """
+        from jwst.datamodels import ModelContainer
+
+        by_member = isinstance(model, ModelContainer) and not (
+            output_file or self.output_file or self.output_use_model
+        )
+        if not by_member:
+            return super().save_model(
+                model, suffix=suffix, idx=idx, output_file=output_file, force=force, **components
+            )
+        if not force and not self.save_results:
+            return None
+        names = [m.meta.filename for m in model]
+        if None in names or len(set(names)) < len(names):
+            log.warning("container members have no distinct file names: saving them by index.")
+            return super().save_model(model, suffix=suffix, idx=idx, force=force, **components)
+        save = super().save_model
+        return [
+            save(member, suffix=suffix, output_file=name, force=True, **components)
+            for member, name in zip(model, names, strict=True)
+        ]
+
+    # ----------------------------------------------------------------------
+    def _options(self) -> dict:
+        n_outputs = self.n_outputs
+        if str(n_outputs).strip().lower() == "auto":
+            n_outputs = "auto"
+        else:
+            try:
+                n_outputs = int(n_outputs)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"n_outputs must be 'auto' or a number of outputs, got {n_outputs!r}."
+                ) from None
+        return dict(
             axis=self.axis,
             n_outputs=n_outputs,
             mask=self.user_mask,
@@ -69,5 +150,113 @@ class BgdNoiseStep(Step):
             keep_level=self.keep_level,
             min_fraction=self.min_fraction,
         )
+
+    def _correct_one(self, model) -> None:
+        """Correct ``model`` in place, or mark it SKIPPED when already corrected."""
+        name = model.meta.filename or "<model>"
+        ours, jwst_done = _primary_marker(model)
+        if (ours or jwst_done) and not self.force:
+            who = (
+                f"bgdnoise ({MARKER} = 'COMPLETE')"
+                if ours
+                else f"jwst clean_flicker_noise ({JWST_MARKER} = 'COMPLETE')"
+            )
+            log.warning(
+                "%s: already corrected for 1/f noise by %s; step skipped for it "
+                "(force=True, --force, corrects again).",
+                name,
+                who,
+            )
+            _set_marker(model, {"already_corrected_by": who, "force": False}, status="SKIPPED")
+            return
+        result = correct_model(model, **self._options())
+        result.input = name
         log.info(result.summary())
-        return output_model
+
+    def _open_association(self, path):
+        """Every image member of every product, once each, in a ModelContainer.
+
+        (``ModelContainer(asn)`` would open the first product only, and a
+        stage-2 association has one product per exposure.)
+        """
+        from jwst.associations import AssociationNotValidError, load_asn
+        from jwst.datamodels import ModelContainer
+        from stdatamodels.jwst import datamodels
+
+        path = Path(self.make_input_path(str(path)))
+        try:
+            with path.open() as fh:
+                asn = load_asn(fh)
+        except AssociationNotValidError as exc:
+            raise ValueError(f"{path} is not a readable jwst association: {exc}") from exc
+        container = ModelContainer()
+        seen = set()
+        try:
+            for product in asn["products"]:
+                for member in product["members"]:
+                    exptype = str(member.get("exptype", "")).lower()
+                    member_path = path.parent / member["expname"]
+                    if exptype not in _MEMBER_TYPES or member_path.resolve() in seen:
+                        continue
+                    seen.add(member_path.resolve())
+                    model = datamodels.open(str(member_path))
+                    model.meta.asn.exptype = member["exptype"]
+                    model.meta.asn.table_name = path.name
+                    container.append(model)
+        except BaseException:
+            container.close()
+            raise
+        if not len(container):
+            raise ValueError(
+                f"{path} has no {', '.join(_MEMBER_TYPES)} member: nothing to correct."
+            )
+        container.asn_table = dict(asn)
+        container.asn_table_name = path.name
+        container.asn_file_path = str(path)
+        container.asn_pool_name = asn.get("asn_pool")
+        return container
+
+
+@contextmanager
+def _lend_stpipe_handlers():
+    """Give the ``bgdnoise`` logger the handlers of stpipe's active log configuration.
+
+    Standalone (``strun bgdnoise``, ``BgdNoiseStep.call``), stpipe configures
+    the loggers of :meth:`BgdNoiseStep.get_stpipe_loggers`, ``bgdnoise``
+    included, and this does nothing. As a pre- or post-hook in a jwst
+    pipeline, stpipe has configured the pipeline's loggers only: without this
+    the summary line would not be shown, nor kept in the pipeline's log.
+    """
+    try:
+        from stpipe._log import LogConfig
+    except ImportError:  # pragma: no cover - stpipe reorganised
+        yield
+        return
+    applied = LogConfig.applied
+    logger = logging.getLogger("bgdnoise")
+    if applied is None or _reaches(logger, applied.handlers):
+        yield
+        return
+    level = logger.level
+    for handler in applied.handlers:
+        logger.addHandler(handler)
+    if applied.level != logging.NOTSET:
+        logger.setLevel(applied.level)
+    try:
+        yield
+    finally:
+        for handler in applied.handlers:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _reaches(logger: logging.Logger, handlers) -> bool:
+    """Whether a record of ``logger`` already goes to one of ``handlers``."""
+    current = logger
+    while current is not None:
+        if any(handler in current.handlers for handler in handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False

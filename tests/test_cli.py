@@ -1,7 +1,6 @@
 """The command line, the association rewrite and the jwst Step, as a user runs them."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -171,39 +170,3 @@ def test_asn_command_with_search_dir(rates, tmp_path):
     ]
     missing = run("asn", asn_path, "-o", tmp_path / "x.json")
     assert missing.returncode == 1 and "--allow-missing" in missing.stderr
-
-
-# --------------------------------------------------------------------------
-# The jwst Step
-# --------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["bgdnoise", "bgdnoise.BgdNoiseStep"])
-def test_strun_offline(rates, tmp_path, name):
-    (source,) = fresh_copy(rates[:1], tmp_path)
-    env = dict(os.environ, CRDS_PATH=str(tmp_path / "crds"), CRDS_SERVER_URL="https://localhost")
-    proc = subprocess.run(
-        [str(BIN / "strun"), name, source.name, "--disable-crds-steppars", "--odd_even=True"],
-        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    output = tmp_path / source.name.replace("_rate.fits", "_bdgCorr.fits")
-    header = fits.getheader(output)
-    assert header["S_BDGCOR"] == "COMPLETE"
-    assert "odd_even=True" in " ".join(str(h) for h in header["HISTORY"])
-
-
-def test_step_lazy_attribute_and_in_memory_model(rates):
-    code = (
-        "import sys, bgdnoise\n"
-        "assert 'jwst' not in sys.modules\n"
-        "step = bgdnoise.BgdNoiseStep\n"
-        "assert step.class_alias == 'bgdnoise' and 'jwst' in sys.modules\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
-    from stdatamodels.jwst import datamodels
-
-    from bgdnoise import BgdNoiseStep
-
-    with datamodels.open(str(rates[0])) as model:
-        result = BgdNoiseStep().run(model)  # run(): no CRDS parameter lookup
-        assert not np.array_equal(result.data, model.data)  # the input model is kept
-        assert result.extra_fits.PRIMARY.header[-1][0] == "S_BDGCOR"
