@@ -20,6 +20,8 @@ Array conventions
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -29,6 +31,27 @@ PRESERVE = np.uint8(2)
 # Gaussian sigma from the MAD; and the std of a unit Gaussian truncated at +-3.
 _MAD_TO_SIGMA = 1.482602218505602
 _TRUNC3_STD = 0.9865766634773327
+
+# Numerical range of the moments (sums of squared deviations).  A line whose
+# squared deviations overflow, or whose values are all tiny, has its moments
+# taken of ``v * 2**-k``, with ``k`` putting its largest magnitude just
+# below ``2**_EXP_LIMIT``: exact powers of two, so the clipping is the same
+# as with an unbounded exponent.
+_FLOAT_MAX = 1.7976931348623157e308
+_EXP_LIMIT = 480
+_S2_TINY = 2.0**-800
+# Values that leave the clipped set holding all but this fraction of the sum
+# of squares: the running sums are recomputed (the downdate lost its digits).
+_CANCEL = 2.0**-20
+
+
+@njit(cache=True, nogil=True)
+def _mid(a, b):
+    """``0.5 * (a + b)`` without overflow for finite ``a`` and ``b``."""
+    s = a + b
+    if s - s == 0.0:
+        return 0.5 * s
+    return 0.5 * a + 0.5 * b
 
 
 # --------------------------------------------------------------------------
@@ -115,29 +138,71 @@ def _window_median(buf, lo, hi, pivot):
     k1 = k2 - 1
     if pivot < 0:
         _select(buf, lo, hi - 1, k2)
-        return 0.5 * (_max_of(buf, lo, k2) + buf[k2]), k2
+        return _mid(_max_of(buf, lo, k2), buf[k2]), k2
     if pivot == k2:
-        return 0.5 * (_max_of(buf, lo, k2) + buf[k2]), k2
+        return _mid(_max_of(buf, lo, k2), buf[k2]), k2
     if pivot == k1:
-        return 0.5 * (buf[k1] + _min_of(buf, k2, hi)), k1
+        return _mid(buf[k1], _min_of(buf, k2, hi)), k1
     if k2 < pivot:
         # Select the lower middle; the upper one is the smallest of the few
         # values between it and the old pivot.
         _select(buf, lo, pivot - 1, k1)
-        return 0.5 * (buf[k1] + _min_of(buf, k2, pivot)), k1
+        return _mid(buf[k1], _min_of(buf, k2, pivot)), k1
     _select(buf, pivot + 1, hi - 1, k2)
-    return 0.5 * (_max_of(buf, pivot + 1, k2) + buf[k2]), k2
+    return _mid(_max_of(buf, pivot + 1, k2), buf[k2]), k2
 
 
 # --------------------------------------------------------------------------
 # The line-level estimator
 # --------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _clip_below(buf, start, stop, lower, use_std, shift, s1, s2):
+def _scaled(v, k):
+    """``v * 2**-k`` (exact unless it leaves the normal range)."""
+    return v if k == 0 else math.ldexp(v, -k)
+
+
+@njit(cache=True, nogil=True)
+def _moment_exponent(buf, lo, hi, shift):
+    """``k`` for the moments of ``buf[lo:hi]`` about ``shift``; 0 if in range.
+
+    Non-zero when the largest magnitude (of the values and ``shift``) is
+    above ``2**_EXP_LIMIT`` (squares could overflow) or below
+    ``2**-_EXP_LIMIT`` (squares underflow); ``v * 2**-k`` then has its
+    largest magnitude in ``[2**(_EXP_LIMIT - 1), 2**_EXP_LIMIT)``.
+    """
+    amax = abs(shift)
+    for i in range(lo, hi):
+        a = abs(buf[i])
+        if a > amax:
+            amax = a
+    if amax == 0.0:
+        return 0
+    e = math.frexp(amax)[1]
+    if e > _EXP_LIMIT or e < -_EXP_LIMIT:
+        return e - _EXP_LIMIT
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _moments(buf, lo, hi, shift, k):
+    """Sum and sum of squares of ``(v - shift) * 2**-k`` over ``buf[lo:hi]``."""
+    sh = _scaled(shift, k)
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(lo, hi):
+        d = _scaled(buf[i], k) - sh
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
+@njit(cache=True, nogil=True)
+def _clip_below(buf, start, stop, lower, use_std, shift, k, s1, s2):
     """Move values of ``buf[start:stop]`` below ``lower`` to its front.
 
-    Returns their count and the moments ``s1``, ``s2`` (of ``v - shift``)
-    with them removed when ``use_std``.
+    Returns their count and the moments ``s1``, ``s2`` (of
+    ``(v - shift) * 2**-k``, ``shift`` already scaled) with them removed
+    when ``use_std``.
     """
     i = start
     for j in range(start, stop):
@@ -147,14 +212,14 @@ def _clip_below(buf, start, stop, lower, use_std, shift, s1, s2):
             buf[i] = v
             i += 1
             if use_std:
-                d = v - shift
+                d = _scaled(v, k) - shift
                 s1 -= d
                 s2 -= d * d
     return i - start, s1, s2
 
 
 @njit(cache=True, nogil=True)
-def _clip_above(buf, start, stop, upper, use_std, shift, s1, s2):
+def _clip_above(buf, start, stop, upper, use_std, shift, k, s1, s2):
     """Move values of ``buf[start:stop]`` above ``upper`` to its back."""
     j = stop
     for t in range(stop - 1, start - 1, -1):
@@ -164,7 +229,7 @@ def _clip_above(buf, start, stop, upper, use_std, shift, s1, s2):
             buf[t] = buf[j]
             buf[j] = v
             if use_std:
-                d = v - shift
+                d = _scaled(v, k) - shift
                 s1 -= d
                 s2 -= d * d
     return stop - j, s1, s2
@@ -180,6 +245,11 @@ def _clipped_median(buf, n, sigma_lower, sigma_upper, fixed_scale, maxiters):
     each iteration is one pass plus a selection inside half the window.
     ``fixed_scale > 0`` replaces the standard deviation by that constant;
     ``maxiters < 0`` iterates until nothing changes.  Reorders ``buf``.
+
+    Any finite values give a finite result: the median of two values does
+    not overflow, moments of huge or tiny values are taken of values scaled
+    by a power of two, and bounds that keep no value (a zero spread between
+    two middle values) give the last median rather than NaN.
     """
     if n <= 0:
         return np.nan
@@ -192,13 +262,16 @@ def _clipped_median(buf, n, sigma_lower, sigma_upper, fixed_scale, maxiters):
     # Moments about the first median, updated as values leave the window,
     # so the standard deviation costs no extra pass per iteration.
     shift = med
+    k = 0
     s1 = 0.0
     s2 = 0.0
     if use_std:
-        for i in range(n):
-            d = buf[i] - shift
-            s1 += d
-            s2 += d * d
+        s1, s2 = _moments(buf, 0, n, shift, 0)
+        if not (_S2_TINY <= s2 <= _FLOAT_MAX):  # overflow, or tiny values
+            k = _moment_exponent(buf, 0, n, shift)
+            if k != 0:
+                s1, s2 = _moments(buf, 0, n, shift, k)
+    shift_k = _scaled(shift, k)
     iteration = 0
     need_median = False
     lower = med
@@ -209,19 +282,22 @@ def _clipped_median(buf, n, sigma_lower, sigma_upper, fixed_scale, maxiters):
             mean = s1 / m
             var = s2 / m - mean * mean
             scale = np.sqrt(var) if var > 0.0 else 0.0
+            if k != 0:
+                scale = math.ldexp(scale, k)
         else:
             scale = fixed_scale
         lower = med - sigma_lower * scale
         upper = med + sigma_upper * scale
+        s2_before = s2
         if pivot >= 0 and lower <= buf[pivot] <= upper:
             # Values below ``lower`` can only sit left of the pivot, values
             # above ``upper`` only right of it.
-            n_below, s1, s2 = _clip_below(buf, lo, pivot, lower, use_std, shift, s1, s2)
-            n_above, s1, s2 = _clip_above(buf, pivot + 1, hi, upper, use_std, shift, s1, s2)
+            n_below, s1, s2 = _clip_below(buf, lo, pivot, lower, use_std, shift_k, k, s1, s2)
+            n_above, s1, s2 = _clip_above(buf, pivot + 1, hi, upper, use_std, shift_k, k, s1, s2)
         else:
             pivot = -1
-            n_below, s1, s2 = _clip_below(buf, lo, hi, lower, use_std, shift, s1, s2)
-            n_above, s1, s2 = _clip_above(buf, lo + n_below, hi, upper, use_std, shift, s1, s2)
+            n_below, s1, s2 = _clip_below(buf, lo, hi, lower, use_std, shift_k, k, s1, s2)
+            n_above, s1, s2 = _clip_above(buf, lo + n_below, hi, upper, use_std, shift_k, k, s1, s2)
         if n_below + n_above == 0:
             break
         lo += n_below
@@ -231,6 +307,14 @@ def _clipped_median(buf, n, sigma_lower, sigma_upper, fixed_scale, maxiters):
             need_median = True
             break
         med, pivot = _window_median(buf, lo, hi, pivot)
+        if use_std and not (s2 >= _CANCEL * s2_before):
+            # The clipped values held nearly all of the sum of squares (far
+            # outliers): recompute the moments of what is left, about its
+            # median and in its own range.
+            shift = med
+            k = _moment_exponent(buf, lo, hi, shift)
+            s1, s2 = _moments(buf, lo, hi, shift, k)
+            shift_k = _scaled(shift, k)
     # astropy masks with the final bounds applied to the whole line, so a
     # value clipped early but inside the final bounds counts again.
     j = lo
@@ -251,7 +335,7 @@ def _clipped_median(buf, n, sigma_lower, sigma_upper, fixed_scale, maxiters):
         lo = j
         hi = i
         need_median = True
-    if need_median:
+    if need_median and hi > lo:  # else: no value within the last bounds
         med, pivot = _window_median(buf, lo, hi, pivot)
     return med
 
@@ -274,9 +358,13 @@ def n_bins_for(length):
 
 @njit(cache=True, nogil=True)
 def _bin_of(v, lo, inv_w, nb):
-    """Monotonic bin index: 0 underflow, 1..nb regular, nb + 1 overflow."""
+    """Monotonic bin index: 0 underflow, 1..nb regular, nb + 1 overflow.
+
+    Within ``0..nb + 1`` for any ``v`` (NaN goes to 0), so no input can
+    index out of bounds; monotonic for finite ``lo`` and ``inv_w > 0``.
+    """
     t = (v - lo) * inv_w
-    if t < 0.0:
+    if not (t >= 0.0):
         return 0
     if t >= nb:
         return nb + 1
@@ -370,7 +458,7 @@ def _rank_median(srt, start, n_bins_total, below, m):
         return _order_stat(srt, start, n_bins_total, r)
     v1 = _order_stat(srt, start, n_bins_total, r - 1)
     v2 = _order_stat(srt, start, n_bins_total, r)
-    return 0.5 * (v1 + v2)
+    return _mid(v1, v2)
 
 
 @njit(cache=True, nogil=True)
@@ -383,14 +471,31 @@ def _binned_clipped_median(
     a sample median; the clipped set is always the values inside ``[A, B]``
     (the tightest bounds so far), so its size, moments and median come from
     bin counts, prefix sums and a selection inside one or two small bins.
+    Lines shorter than ``_BINNED_MIN``, and the rare lines the histogram
+    cannot hold in float64 (a value range or sum of squares beyond the
+    float64 range, or only tiny values), use :func:`_clipped_median`.
     Scratch: ``srt`` and ``idx`` of at least ``n``; ``cnt``, ``start``,
     ``ps1``, ``ps2`` of at least ``n_bins_for(n) + 3``; ``smp`` of
     ``_SAMPLE``.  Does not modify ``vals``.
     """
-    if n < _BINNED_MIN:
-        for i in range(n):
-            srt[i] = vals[i]
-        return _clipped_median(srt, n, sigma_lower, sigma_upper, fixed_scale, maxiters)
+    if n >= _BINNED_MIN:
+        med, ok = _binned_core(
+            vals, n, sigma_lower, sigma_upper, fixed_scale, maxiters,
+            srt, idx, cnt, start, ps1, ps2, smp,
+        )  # fmt: skip
+        if ok:
+            return med
+    for i in range(n):
+        srt[i] = vals[i]
+    return _clipped_median(srt, n, sigma_lower, sigma_upper, fixed_scale, maxiters)
+
+
+@njit(cache=True, nogil=True)
+def _binned_core(
+    vals, n, sigma_lower, sigma_upper, fixed_scale, maxiters, srt, idx, cnt, start, ps1, ps2, smp
+):
+    """The histogram algorithm; returns ``(level, ok)``, ``ok`` False when
+    the line needs :func:`_clipped_median` instead (see the caller)."""
     # Sample median and spread place the bins; any placement is exact,
     # a good one keeps the edge bins small.
     ns = _SAMPLE
@@ -420,10 +525,12 @@ def _binned_clipped_median(
             if v > vmax:
                 vmax = v
         if vmax == vmin:
-            return vmin
+            return vmin, True
         lo = vmin
         width = (vmax - vmin) / nb
     inv_w = 1.0 / width
+    if not (width > 0.0 and width - width == 0.0 and inv_w - inv_w == 0.0 and lo - lo == 0.0):
+        return np.nan, False  # a range beyond float64, or tiny values
     total_bins = nb + 2
     for b in range(total_bins + 1):
         cnt[b] = 0
@@ -448,6 +555,7 @@ def _binned_clipped_median(
         ps2[b] += d * d
     # Prefix sums over the regular bins only: ps[b] = sum of bins 1..b-1,
     # so outliers in the under/overflow bins never enter a difference.
+    outside2 = ps2[0] + ps2[nb + 1]  # under/overflow bins, before the prefix overwrites
     run1 = 0.0
     run2 = 0.0
     for b in range(1, nb + 1):
@@ -461,12 +569,19 @@ def _binned_clipped_median(
     ps2[nb + 1] = run2
 
     if maxiters == 0:
-        return _rank_median(srt, start, total_bins, 0, n)
+        return _rank_median(srt, start, total_bins, 0, n), True
     use_std = not (fixed_scale > 0.0)
+    if use_std:
+        # Every window's sum of squares is part of this total: finite and
+        # not tiny means no moment overflows or loses its digits.
+        total2 = outside2 + run2
+        if not (_S2_TINY <= total2 <= _FLOAT_MAX):
+            return np.nan, False
     a = -np.inf
     b = np.inf
     count = n
     iteration = 0
+    med = np.nan
     lower = np.nan
     upper = np.nan
     while True:
@@ -495,7 +610,9 @@ def _binned_clipped_median(
             break
     # astropy masks the whole line with the last bounds.
     below, m, _, _ = _window_stats(srt, start, ps1, ps2, shift, lo, inv_w, nb, lower, upper)
-    return _rank_median(srt, start, total_bins, below, m)
+    if m <= 0:
+        return med, True  # no value within the last bounds
+    return _rank_median(srt, start, total_bins, below, m), True
 
 
 @njit(cache=True, nogil=True)
@@ -701,8 +818,11 @@ def _robust_sigma_of_differences(diff, n):
     k = n >> 1
     _select(absd, 0, n - 1, k)
     sig = _MAD_TO_SIGMA * absd[k]
-    if not sig > 0.0:
+    if not (sig > 0.0 and sig <= _FLOAT_MAX):
         return sig
+    # Squares of differences far from 1 are taken of ``d * 2**-e``.
+    e = math.frexp(sig)[1]
+    e = e if e > _EXP_LIMIT or e < -_EXP_LIMIT else 0
     for _ in range(20):
         limit = 3.0 * sig
         s2 = 0.0
@@ -710,11 +830,12 @@ def _robust_sigma_of_differences(diff, n):
         for i in range(n):
             d = diff[i]
             inside = abs(d) <= limit
+            d = _scaled(d, e)
             s2 += d * d if inside else 0.0
             m += inside
         if m < 2:
             break
-        new = np.sqrt(s2 / m) / _TRUNC3_STD
+        new = math.ldexp(np.sqrt(s2 / m) / _TRUNC3_STD, e)
         if abs(new - sig) <= 1e-7 * sig:
             sig = new
             break
@@ -787,6 +908,7 @@ def _usable_or_nan(dplane, fplane, bplane, has_flags, has_bg, y, out):
             ok &= (fplane[y, x] & EXCLUDE) == 0
         if has_bg:
             v -= np.float64(bplane[y, x])
+            ok &= v - v == 0.0
         out[x] = v if ok else np.nan
 
 

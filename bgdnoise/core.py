@@ -45,6 +45,11 @@ _DISPERSION_SAMPLES = 1 << 17
 _COLUMN_BLOCK = 16
 # Lines whose full level is measured to learn each band's offset from it.
 _OFFSET_SAMPLE_LINES = 256
+# DQ arrays are uint32: dq_flags must fit.
+_DQ_MAX = 2**32 - 1
+# Below these magnitudes of the subtracted model no finite value of the
+# output dtype can overflow (half an ulp of the dtype's maximum, halved).
+_SAFE_MODEL = {np.dtype(np.float32): 2.0**102, np.dtype(np.float64): 2.0**969}
 
 
 @dataclass
@@ -107,6 +112,67 @@ class LineLevels:
 # --------------------------------------------------------------------------
 # Validation and conversion helpers
 # --------------------------------------------------------------------------
+def _split_masked(data):
+    """The values of ``data`` and, for a MaskedArray, its mask (else None)."""
+    if not isinstance(data, np.ma.MaskedArray):
+        return data, None
+    own = np.ma.getmaskarray(data)
+    return np.ma.getdata(data), (own if own.any() else None)
+
+
+def _check_out(out, values: np.ndarray, shape, out_dtype) -> None:
+    """``out`` must be a writable array of the result's shape and dtype that
+    is either ``data`` itself or shares no memory with it."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out must be a numpy array.")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}; it must match data {shape}.")
+    if out.dtype != out_dtype:
+        raise TypeError(f"out has dtype {out.dtype}; it must be {out_dtype} (native order).")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; pass a writable array.")
+    if not isinstance(values, np.ndarray) or not np.may_share_memory(out, values):
+        return
+    same = (
+        out.dtype == values.dtype
+        and out.strides == values.strides
+        and out.__array_interface__["data"][0] == values.__array_interface__["data"][0]
+    )
+    if same:
+        return  # in place: every pixel is read before it is written
+    try:
+        overlap = np.shares_memory(out, values, max_work=100_000)
+    except np.exceptions.TooHardError:
+        overlap = True
+    if overlap:
+        raise ValueError(
+            "out overlaps data without being the same array (a shifted or "
+            "differently strided view of its memory): the result would be "
+            "written over pixels not yet read. Pass data itself for an "
+            "in-place correction, or an array of its own."
+        )
+
+
+def _check_dq_flags(dq_flags) -> int:
+    if isinstance(dq_flags, (int, np.integer)) and 0 <= dq_flags <= _DQ_MAX:
+        return int(dq_flags)
+    raise ValueError(
+        f"dq_flags must be a non-negative integer bit mask of the uint32 DQ "
+        f"bits (0 to 2**32 - 1), got {dq_flags!r}."
+    )
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of finite values, without overflow for huge ones."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        med = np.median(values)
+    if not np.isfinite(med):  # the mean of the two middle values overflowed
+        k = values.size // 2
+        part = np.partition(values, [k - 1, k])
+        med = 0.5 * part[k - 1] + 0.5 * part[k]
+    return float(med)
+
+
 def _as_float_data(data) -> tuple[np.ndarray, np.dtype]:
     """Native-endian float view or copy of ``data`` and the output dtype."""
     if not isinstance(data, np.ndarray):
@@ -151,9 +217,12 @@ def _match_shape(name: str, arr, data_shape: tuple[int, ...]) -> np.ndarray:
     )
 
 
-def _build_flags(mask, dq, dq_flags: int, data_shape) -> np.ndarray:
-    """uint8 flags (Pf, ny, nx): EXCLUDE from statistics, PRESERVE values."""
-    if mask is None and dq is None:
+def _build_flags(mask, dq, dq_flags: int, data_shape, data_mask=None) -> np.ndarray:
+    """uint8 flags (Pf, ny, nx): EXCLUDE from statistics, PRESERVE values.
+
+    ``data_mask`` (data shape), a MaskedArray's own mask, is OR-ed with ``mask``.
+    """
+    if mask is None and data_mask is None and dq is None:
         return np.zeros((1, 0, 0), dtype=np.uint8)  # stand-in: no flags
     m = np.zeros((1, 0, 0), np.uint8)  # stand-ins for an absent mask / DQ
     d = np.zeros((1, 0, 0), np.uint32)
@@ -162,6 +231,10 @@ def _build_flags(mask, dq, dq_flags: int, data_shape) -> np.ndarray:
         if m.dtype.kind not in "biu":
             raise TypeError(f"mask has dtype {m.dtype}; pass a boolean array.")
         m = np.ascontiguousarray(m.view(np.uint8) if m.dtype == bool else (m != 0).view(np.uint8))
+    if data_mask is not None:
+        own = data_mask.reshape((-1,) + tuple(data_shape[-2:]))
+        m = (own | (m != 0)).view(np.uint8) if m.shape[1] > 0 else own.view(np.uint8)
+        m = np.ascontiguousarray(m)
     if dq is not None:
         d = _match_shape("dq", dq, data_shape)
         if d.dtype.kind not in "iu":
@@ -249,11 +322,13 @@ def measure_levels(
     LineLevels
         The raw and final levels, usable counts, fallbacks and plane levels.
     """
-    work, _ = _as_float_data(data)
+    values, data_mask = _split_masked(data)
+    work, _ = _as_float_data(values)
     return _measure(
         work,
         axis,
         mask=mask,
+        data_mask=data_mask,
         dq=dq,
         background=background,
         sigma=sigma,
@@ -276,6 +351,7 @@ def _measure(
     mask,
     dq,
     background,
+    data_mask=None,
     sigma,
     sigma_lower,
     sigma_upper,
@@ -307,8 +383,7 @@ def _measure(
         0.0 <= float(min_fraction) <= 1.0
     ):
         raise ValueError(f"min_fraction must be a number in [0, 1], got {min_fraction!r}.")
-    if not isinstance(dq_flags, (int, np.integer)) or dq_flags < 0:
-        raise ValueError(f"dq_flags must be a non-negative integer bit mask, got {dq_flags!r}.")
+    dq_flags = _check_dq_flags(dq_flags)
     odd_even = bool(odd_even)
 
     lead = work.shape[:-2]
@@ -321,7 +396,7 @@ def _measure(
 
     planes = _planes(work)
     n_planes = planes.shape[0]
-    flags = _build_flags(mask, dq, int(dq_flags), work.shape)
+    flags = _build_flags(mask, dq, dq_flags, work.shape, data_mask)
     if background is None:
         bg = np.zeros((1, 0, 0), dtype=planes.dtype)  # stand-in: no background
     else:
@@ -335,7 +410,8 @@ def _measure(
         total = (n_lines if along_rows else ny) * pairs_per_line
         step = max(1, total // _DISPERSION_SAMPLES)
         _kernels.plane_dispersion(planes, flags, bg, along_rows, step, plane_scale)
-        plane_scale[~(plane_scale > 0)] = np.nan  # kernel: NaN -> line std
+        # Kernel: NaN -> line std; also for a dispersion that overflowed.
+        plane_scale[~((plane_scale > 0) & (plane_scale < np.inf))] = np.nan
 
     raw = np.empty((n_planes, n_lines, n_groups))
     counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
@@ -376,7 +452,7 @@ def _measure(
     plane_level = np.full(n_planes, np.nan)
     for p in range(n_planes):
         if finite[p].any():
-            plane_level[p] = np.median(levels[p][finite[p]])
+            plane_level[p] = _median(levels[p][finite[p]])
     n_empty = int(np.count_nonzero(full_counts == 0 if n_groups > 1 else counts[:, :, 0] == 0))
 
     result = LineLevels(
@@ -407,13 +483,54 @@ def _apply_fallback(raw, counts, full, needed):
         return raw.copy(), np.zeros(raw.shape, dtype=bool)
     ok = (counts >= needed) & np.isfinite(raw)
     # Offsets from the lines whose full level was computed (all, or a sample).
-    diff = np.where(ok, raw - full[:, :, None], np.nan)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups
+        diff = np.where(ok, raw - full[:, :, None], np.nan)
         offset = np.nanmedian(diff, axis=1)  # (P, n_groups)
-    offset = np.where(np.isfinite(offset), offset, 0.0)
-    levels = np.where(ok, raw, full[:, :, None] + offset[:, None, :])
+        offset = np.where(np.isfinite(offset), offset, 0.0)
+        shifted = full[:, :, None] + offset[:, None, :]
+    # Levels at the ends of the float64 range: no offset rather than inf.
+    shifted = np.where(np.isfinite(shifted), shifted, full[:, :, None])
+    levels = np.where(ok, raw, shifted)
     return levels, ~ok
+
+
+def _check_model(line_model: np.ndarray, levels: np.ndarray, return_model: bool) -> float:
+    """Largest magnitude of the stripe model; ValueError if it overflowed
+    float64, or float32 when the model is returned."""
+    if not np.isfinite(line_model).all():
+        raise ValueError(
+            "float64 line levels overflow: a line's level minus the plane level "
+            f"(levels from {np.nanmin(levels):.3g} to {np.nanmax(levels):.3g}) is beyond "
+            "the float64 range (1.8e308); mask or DQ-flag the pixels with values near it."
+        )
+    model_max = float(np.abs(line_model).max(initial=0.0))
+    if return_model and model_max > float(np.finfo(np.float32).max):
+        with np.errstate(over="ignore"):
+            too_big = np.isinf(line_model.astype(np.float32)).any()
+        if too_big:
+            raise ValueError(
+                f"float32 stripe model overflows: the model reaches {model_max:.3g}, beyond "
+                "the float32 range (3.4e38) of the returned model; mask or DQ-flag the pixels "
+                "with such values, or call measure_levels for the float64 levels."
+            )
+    return model_max
+
+
+def _check_overflow(result: np.ndarray, work: np.ndarray, model_max: float) -> None:
+    """ValueError if data minus model overflowed where the data was finite."""
+    bad = ~np.isfinite(result) & np.isfinite(work)
+    if not bad.any():
+        return
+    info = np.finfo(work.dtype)
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    hint = "" if work.dtype == np.float64 else ", or pass float64 data"
+    raise ValueError(
+        f"{work.dtype} output overflows: subtracting the stripe model (up to "
+        f"{model_max:.3g}) from {int(bad.sum())} pixel(s) near the {work.dtype} maximum "
+        f"({float(info.max):.3g}) gives values beyond it (first at index {where}); "
+        f"mask or DQ-flag those pixels{hint}."
+    )
 
 
 def _reference_pixel_levels(planes, dq_planes, axis, lines_by_plane):
@@ -470,7 +587,10 @@ def correct_array(
     data : numpy.ndarray
         2D ``(ny, nx)``, 3D ``(nints, ny, nx)`` or 4D
         ``(nints, ngroups, ny, nx)``; each 2D plane is corrected on its own.
-        float32 and float64 of either byte order, or integers (as float32).
+        float32 and float64 of either byte order, or integers (as float32);
+        any finite, infinite, NaN or denormal value. The masked pixels of a
+        ``numpy.ma.MaskedArray`` are kept out of the statistics as with
+        ``mask`` (and still corrected); the result is a plain array.
     axis : {"rows", "columns"}
         Direction the stripes run: ``"rows"`` gives one level per row
         (median over the last axis; NIRCam), ``"columns"`` one level per
@@ -511,9 +631,12 @@ def correct_array(
         Also return the subtracted stripe model (float32, shape of data).
     out : numpy.ndarray, optional
         Array to write the result to; same shape as ``data`` and the output
-        dtype. May be ``data`` itself for an in-place correction.
+        dtype. May be ``data`` itself for an in-place correction; any other
+        array sharing memory with ``data`` (a shifted or reversed view) is
+        refused with a ValueError.
     dq_flags : int, optional
-        DQ bits that keep a pixel out of the statistics; default
+        DQ bits that keep a pixel out of the statistics, within uint32
+        (0 to 2**32 - 1); default
         DO_NOT_USE | NON_SCIENCE | REFERENCE_PIXEL | MSA_FAILED_OPEN.
     min_fraction : float, optional
         A band (or band parity) with fewer than this fraction of its pixels
@@ -541,9 +664,21 @@ def correct_array(
     Raises
     ------
     ValueError
-        Bad shape, axis, or parameter value.
+        Bad shape, axis, or parameter value; ``out`` overlapping ``data``;
+        or a correction the output dtype cannot hold, named in the message:
+        a finite pixel minus its stripe model beyond the dtype's maximum
+        (float32 values near 3.4e38 in a line whose level is far from the
+        plane level: mask or DQ-flag them, or pass float64 data), a line
+        level minus the plane level beyond float64, or with
+        ``return_model`` a model beyond float32. Nothing is written then.
     TypeError
         Unsupported dtype of ``data``, ``mask``, ``dq`` or ``out``.
+
+    Notes
+    -----
+    Levels are computed in float64 and are finite for every line with a
+    usable pixel, whatever the values: huge and tiny ones are handled
+    without overflow or underflow, see docs/algorithm.rst.
 
     Examples
     --------
@@ -556,21 +691,16 @@ def correct_array(
     >>> bool(np.std(np.median(clean, axis=1)) < 0.2 * np.std(stripes))
     True
     """
-    work, out_dtype = _as_float_data(data)
+    values, data_mask = _split_masked(data)
+    work, out_dtype = _as_float_data(values)
     if out is not None:
-        if not isinstance(out, np.ndarray):
-            raise TypeError("out must be a numpy array.")
-        if out.shape != work.shape:
-            raise ValueError(f"out has shape {out.shape}; it must match data {work.shape}.")
-        if out.dtype != out_dtype:
-            raise TypeError(f"out has dtype {out.dtype}; it must be {out_dtype} (native order).")
-        if not out.flags.writeable:
-            raise ValueError("out is read-only; pass a writable array.")
+        _check_out(out, values, work.shape, out_dtype)
 
     measured, planes, flags = _measure(
         work,
         axis,
         mask=mask,
+        data_mask=data_mask,
         dq=dq,
         background=background,
         sigma=sigma,
@@ -597,7 +727,8 @@ def correct_array(
         line_model = np.zeros(levels.shape)
     else:
         pedestal = np.where(np.isfinite(plane_level), plane_level, 0.0)
-        line_model = levels - pedestal[:, None, None] if keep_level else levels.copy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            line_model = levels - pedestal[:, None, None] if keep_level else levels.copy()
         empty = ~np.isfinite(levels).all(axis=2)
         line_model[empty] = 0.0  # refined below where reference pixels help
         if empty.any() and flags.shape[1] > 0:
@@ -619,7 +750,8 @@ def correct_array(
                 for i in lines:
                     value = ref.get(p, {}).get(i)
                     if value is not None:  # else stays 0: no correction
-                        line_model[p, i, :] = value + (0.0 if keep_level else pedestal[p])
+                        with np.errstate(over="ignore"):
+                            line_model[p, i, :] = value + (0.0 if keep_level else pedestal[p])
                         n_ref += 1
             n_empty = int(empty.sum())
             warnings.warn(
@@ -629,7 +761,12 @@ def correct_array(
                 stacklevel=2,
             )
 
-    target = out if out is not None and out.flags.c_contiguous else None
+    line_model = np.ascontiguousarray(line_model)
+    model_max = _check_model(line_model, measured.levels, return_model)
+    # Near the dtype's maximum, data minus model can overflow: then compute
+    # into a fresh array (never into data) and check before anything is kept.
+    may_overflow = model_max >= _SAFE_MODEL[out_dtype]
+    target = out if out is not None and out.flags.c_contiguous and not may_overflow else None
     result = np.empty(work.shape, dtype=out_dtype) if target is None else target
     model = (
         np.empty(work.shape, dtype=np.float32) if return_model else np.zeros((1, 0, 0), np.float32)
@@ -640,11 +777,13 @@ def correct_array(
         axis == "rows",
         measured.band_edges,
         measured.odd_even,
-        np.ascontiguousarray(line_model),
+        line_model,
         result.reshape((-1,) + work.shape[-2:]),
         model.reshape((-1,) + work.shape[-2:]) if return_model else model,
         bool(return_model),
     )
+    if may_overflow:
+        _check_overflow(result, work, model_max)
     if out is not None and target is None:
         out[...] = result
         result = out

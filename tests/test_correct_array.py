@@ -274,3 +274,135 @@ def test_no_warning_on_clean_data(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         correct_array(data, "rows", n_outputs=4, odd_even=True)
+
+
+# --------------------------------------------------------------------------
+# Extreme values, masked arrays, overlapping out, DQ flag range
+# --------------------------------------------------------------------------
+def test_float64_extreme_lines_are_corrected():
+    # Line levels 0 (the histogram range and the moments overflow float64).
+    data = np.array([[1e308, -1e308] * 64] * 8)
+    for scale in ("line", "global"):
+        np.testing.assert_array_equal(correct_array(data, "rows", scale=scale), data)
+    # Four lines at 1e308 and 1.7e308: the plane level (the median of the
+    # line levels) is 1.35e308, not the overflowed mean of the middle two.
+    lines = np.array([1e308, 1e308, 1.7e308, 1.7e308])[:, None] * np.ones((1, 64))
+    assert measure_levels(lines, "rows").plane_level == 1.35e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        corrected = correct_array(lines, "rows")
+    np.testing.assert_array_equal(corrected, 1.35e308)
+
+
+def _float32_overflowing_plane():
+    # Lines at -3.4e38 and +3.4e38, one line mostly near +3e38 with a pixel at
+    # -3.4e38: that pixel minus its line's level is beyond float32.
+    data = np.full((8, 128), 3.4e38, np.float32)
+    data[:, ::2] = -3.4e38
+    data[0, 1::2] = 3.0e38
+    data[0, 2:-2:2] = 3.1e38
+    return data
+
+
+def test_float32_output_overflow_is_a_value_error():
+    data = _float32_overflowing_plane()
+    before = data.copy()
+    with pytest.raises(ValueError, match=r"float32 output overflows.*pass float64 data"):
+        correct_array(data, "rows")
+    with pytest.raises(ValueError, match="float32 output overflows"):
+        correct_array(data, "rows", out=data)  # in place: nothing written either
+    np.testing.assert_array_equal(data, before)
+    # The same values as float64: finite, exactly data minus the model.
+    wide = data.astype(np.float64)
+    corrected = correct_array(wide, "rows")
+    levels = measure_levels(wide, "rows")
+    assert np.isfinite(corrected).all()
+    np.testing.assert_array_equal(corrected, wide - (levels.line - levels.plane_level)[:, None])
+
+
+def test_float32_values_near_the_maximum_in_ordinary_lines_stay_finite(rng):
+    data = rng.normal(1.0, 0.1, (32, 128)).astype(np.float32)
+    big = np.finfo(np.float32).max
+    data[::3, 5] = big
+    data[1::3, 9] = -big
+    corrected = correct_array(data, "rows", scale="line")
+    assert np.isfinite(corrected).all()
+    np.testing.assert_array_equal(corrected[::3, 5], big)
+
+
+def test_float64_levels_that_overflow_are_a_value_error():
+    # Level minus plane level is 3e308 for the lines at +1.5e308.
+    data = np.full((8, 64), -1.5e308)
+    data[:3] = 1.5e308
+    with pytest.raises(ValueError, match="float64 line levels overflow"):
+        correct_array(data, "rows")
+    np.testing.assert_array_equal(correct_array(data, "rows", keep_level=False), 0.0)
+
+
+def test_returned_model_beyond_float32_is_a_value_error():
+    data = np.ones((8, 64))
+    data[:4] = 1e100
+    with pytest.raises(ValueError, match="float32 stripe model overflows"):
+        correct_array(data, "rows", return_model=True)
+    corrected = correct_array(data, "rows")  # the plane level: (1e100 + 1) / 2
+    np.testing.assert_array_equal(corrected, 0.5 * (1e100 + 1.0))
+
+
+def test_masked_array_mask_is_honoured(rng):
+    data = rng.normal(1.0, 0.1, (2, 32, 64)) + rng.normal(0.0, 0.5, (2, 32, 1))
+    bad = rng.random(data.shape) < 0.2
+    bad[:, :10] |= rng.random((2, 10, 64)) < 0.7  # most of these lines
+    data[bad] = 1e4
+    masked = np.ma.masked_array(data, mask=bad)
+    expected = correct_array(data, "rows", mask=bad)
+    got = correct_array(masked, "rows")
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(measure_levels(masked, "rows").counts[..., 0], (~bad).sum(-1))
+    # Together with mask=: both masks count.
+    extra = np.zeros(data.shape[-2:], bool)
+    extra[:, :7] = True
+    np.testing.assert_array_equal(
+        correct_array(masked, "rows", mask=extra), correct_array(data, "rows", mask=bad | extra)
+    )
+    # In place into the masked array's own data.
+    work = masked.copy()
+    correct_array(work, "rows", out=work.data)
+    np.testing.assert_array_equal(work.data, expected)
+    # No mask (nomask) is no mask.
+    np.testing.assert_array_equal(
+        correct_array(np.ma.masked_array(data), "rows"), correct_array(data, "rows")
+    )
+
+
+def test_out_overlapping_data_is_refused(rng):
+    buf = rng.normal(1.0, 0.1, (65, 64)).astype(np.float32)
+    data = buf[:64]
+    before = data.copy()
+    expected = correct_array(data, "rows")
+    for out in (buf[1:], data[::-1], data.T, data[:, ::-1]):
+        with pytest.raises(ValueError, match="out overlaps data"):
+            correct_array(data, "rows", out=out)
+    np.testing.assert_array_equal(data, before)
+    # The same array (or another view with the same layout) is in place.
+    same = data[...]
+    assert correct_array(data, "rows", out=same) is same
+    np.testing.assert_array_equal(data, expected)
+    # Interleaved views of one buffer share no element: allowed.
+    pair = np.empty((64, 128), np.float32)
+    pair[:, ::2] = before
+    correct_array(pair[:, ::2], "rows", out=pair[:, 1::2])
+    np.testing.assert_array_equal(pair[:, 1::2], expected)
+    np.testing.assert_array_equal(pair[:, ::2], before)
+
+
+@pytest.mark.parametrize("dq_flags", [2**70, 2**32, -1, np.uint64(2**63)])
+@pytest.mark.parametrize("with_dq", [True, False])
+def test_dq_flags_outside_uint32_is_a_value_error(dq_flags, with_dq):
+    data = np.ones((16, 64), np.float32)
+    dq = np.zeros(data.shape, np.uint32) if with_dq else None
+    with pytest.raises(ValueError, match=r"dq_flags must be .* uint32"):
+        correct_array(data, "rows", dq=dq, dq_flags=dq_flags)
+    with pytest.raises(ValueError, match="dq_flags"):
+        measure_levels(data, "rows", dq=dq, dq_flags=dq_flags)
+    correct_array(data, "rows", dq=dq, dq_flags=2**32 - 1)

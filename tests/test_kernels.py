@@ -212,3 +212,92 @@ def test_sampled_full_line_levels_only_feed_the_fallback(rng):
     # Fallback lines: full level (computed there) + an offset from sampled lines.
     diff = model[fallback, 0] - measured.levels[fallback, 0]
     assert np.ptp(diff) < 1e-6 and abs(diff[0]) < 0.01
+
+
+# --------------------------------------------------------------------------
+# Extreme values: never out of bounds, never NaN for a line with pixels
+# --------------------------------------------------------------------------
+def test_bin_index_stays_in_range_for_any_value():
+    nb = 16
+    for v in (np.nan, np.inf, -np.inf, 1e308, -1e308, 5e-324, 0.0, 3.0):
+        for lo, inv_w in ((0.0, 1.0), (-1e308, 1e-300), (0.0, np.inf), (np.inf, 0.0)):
+            assert 0 <= _kernels._bin_of(v, lo, inv_w, nb) <= nb + 1, (v, lo, inv_w)
+
+
+@pytest.mark.parametrize("scale", ["line", "global"])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ([1e308, -1e308] * 64, 0.0),  # the histogram range overflows
+        ([1.7976931348623157e308, -1.7976931348623157e308, 1.0] * 40, 1.0),
+        ([1e308, 1e308, 1.5e308] * 30, 1e308),
+        ([7.0] * 120 + [1e308, -1e308] * 4, 7.0),  # one value plus outliers
+        ([7.0] * 100, 7.0),
+        ([5e-324] * 50 + [1e-320] * 50, 0.5 * (5e-324 + 1e-320)),  # a zero std of denormals
+    ],
+    ids=["pm1e308", "pm-max", "near-max", "constant-outliers", "constant", "denormals"],
+)
+def test_extreme_float64_lines_give_their_level(line, expected, scale):
+    data = np.array([line] * 4)
+    for axis, values in (("rows", data), ("columns", data.T)):
+        got = measure_levels(values, axis, scale=scale)
+        np.testing.assert_array_equal(got.raw[:, 0], expected)
+        assert np.isfinite(got.plane_level)
+
+
+@pytest.mark.parametrize("exponent", [-1000, -600, 600, 1000])
+@pytest.mark.parametrize("length", [40, 300])  # both algorithms
+@pytest.mark.parametrize("scale", ["line", "global"])
+def test_levels_scale_exactly_with_powers_of_two(exponent, length, scale, rng):
+    # Huge values (their squares overflow float64) and tiny ones (their squares
+    # underflow) are clipped exactly as if the exponent range were unbounded.
+    data = messy_lines(rng, (20, length), outlier_fraction=0.1)
+    ref = measure_levels(data, "rows", scale=scale)
+    scaled = measure_levels(np.ldexp(data, exponent), "rows", scale=scale)
+    np.testing.assert_array_equal(np.ldexp(scaled.raw, -exponent), ref.raw)
+    np.testing.assert_array_equal(np.ldexp(scaled.scale, -exponent), ref.scale)
+
+
+def test_far_outliers_in_short_lines_match_astropy(rng):
+    # Clipping a 1e30 outlier leaves a sum of squares made of rounding
+    # errors unless the moments are recomputed from what is left.
+    data = rng.normal(5.0, 1.0, (40, 50))
+    data[:, 7] = 1e30
+    data[::3, 20] = -1e25
+    ours = measure_levels(data, "rows", scale="line").raw[:, 0]
+    assert_levels_equal(ours, astropy_line_levels(data, "rows"))
+
+
+def test_huge_outliers_are_clipped_like_any_other(rng):
+    # +-1e200 outliers: their squares overflow float64 (astropy's std is inf,
+    # so it clips nothing); the level is that of the line without them.
+    data = rng.normal(5.0, 1.0, (30, 500))
+    data[:, 7] = 1e200
+    data[:, 9] = -1e200
+    clean = data.copy()
+    clean[:, [7, 9]] = np.nan
+    ours = measure_levels(data, "rows", scale="line").raw[:, 0]
+    assert_levels_equal(ours, astropy_line_levels(clean, "rows"))
+
+
+def test_algorithms_agree_on_extreme_lines(rng):
+    n = 200
+    srt = np.empty(n)
+    idx = np.empty(n, np.int32)
+    nb = _kernels.n_bins_for(n) + 3
+    scratch = [np.empty(nb, np.int64), np.empty(nb, np.int64), np.empty(nb), np.empty(nb)]
+    smp = np.empty(_kernels._SAMPLE)
+    big = np.finfo(np.float64).max
+    specials = np.array([big, -big, 1e300, -1e300, 1e200, 5e-324, -5e-324, 2.2e-308, 0.0])
+    for trial in range(100):
+        vals = rng.normal(5.0, 1.0, n) * rng.choice([1.0, 1e-310, 1e300, 1e-200])
+        pick = rng.random(n) < rng.choice([0.01, 0.2, 0.6])
+        vals[pick] = rng.choice(specials, pick.sum())
+        vals = vals[np.isfinite(vals)]
+        m = vals.size
+        for fixed in (-1.0, 1.3):
+            a = _kernels._clipped_median(vals.copy(), m, 2.5, 3.0, fixed, 10)
+            b = _kernels._binned_clipped_median(
+                vals.copy(), m, 2.5, 3.0, fixed, 10, srt, idx, *scratch, smp
+            )
+            assert np.isfinite(a) and a == b, (trial, fixed, a, b)
