@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from .options import OPTIONS, Option
+
 __all__ = ["main"]
 
 DEMO_NAME = "jw01234001001_01101_00001_nrca1_rate.fits"
@@ -38,16 +40,50 @@ class _UsageError(Exception):
     pass
 
 
-def _outputs(value: str):
-    if value == "auto":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {value!r}")
-    return number
+def _argument_type(declared: Option):
+    """An argparse type that checks a value as the options object does."""
+
+    def convert(text: str):
+        if declared.optional and text.strip().lower() == "none":
+            return None
+        parse = {"float": float, "int": int, "bits": lambda t: int(t, 0)}
+        value = parse.get(declared.kind, str)(text)
+        try:
+            return declared.validate(value)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def named(text: str):
+        try:
+            return convert(text)
+        except ValueError as exc:  # float('x'), int('x')
+            raise argparse.ArgumentTypeError(f"{declared.name}: {exc}") from None
+
+    named.__name__ = declared.kind  # argparse names the type in its messages
+    return named
+
+
+def _add_option(parser: argparse.ArgumentParser, declared: Option) -> None:
+    """One command-line argument from an option's declaration."""
+    flags = {"dest": declared.name, "default": declared.default, "help": declared.help}
+    if declared.kind == "bool":
+        parser.add_argument(declared.cli_flag, action=argparse.BooleanOptionalAction, **flags)
+    elif declared.kind == "choice":
+        parser.add_argument(declared.cli_flag, choices=declared.choices, **flags)
+    elif declared.kind == "path":
+        parser.add_argument(declared.cli_flag, type=Path, metavar="FILE", **flags)
+    else:
+        metavar = {"outputs": "auto|N", "bits": "BITS"}.get(declared.kind, declared.kind.upper())
+        parser.add_argument(
+            declared.cli_flag, type=_argument_type(declared), metavar=metavar, **flags
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr (the rule of every bgdnoise error)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -67,7 +103,7 @@ def _subcommand(sub, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bgdnoise",
         description="Remove 1/f stripes (banding) from JWST products.",
         epilog="\n\n".join(_EXAMPLES.values()) + "\n\n'bgdnoise COMMAND --help' for each command.",
@@ -86,29 +122,9 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output-dir", type=Path, help="directory for the outputs (created if needed); "
         "default: next to each input",
     )  # fmt: skip
-    correct.add_argument(
-        "--axis", choices=("auto", "rows", "columns"), default="auto",
-        help="stripe direction; auto reads FASTAXIS or the detector",
-    )  # fmt: skip
-    correct.add_argument("--sigma", type=float, default=3.0, help="clipping half-width")
-    correct.add_argument("--maxiters", type=int, default=10, help="maximum clipping iterations")
-    correct.add_argument(
-        "--scale", choices=("global", "line"), default="global",
-        help="dispersion the clip uses: the plane's white noise or each line's",
-    )  # fmt: skip
-    correct.add_argument(
-        "--outputs", type=_outputs, default="auto", metavar="auto|1|4",
-        help="readout outputs; auto reads NOUTPUTS (5, IRS2, means 4)",
-    )  # fmt: skip
-    correct.add_argument("--odd-even", action="store_true", help="even/odd column levels")
-    correct.add_argument(
-        "--keep-level", action=argparse.BooleanOptionalAction, default=True,
-        help="keep the sky pedestal or subtract it too",
-    )  # fmt: skip
-    correct.add_argument("--mask", type=Path, help="FITS file: nonzero = keep out of the fit")
-    correct.add_argument("--save-model", action="store_true", help="also write _bdgModel.fits")
+    for declared in OPTIONS:
+        _add_option(correct, declared)
     correct.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    correct.add_argument("--force", action="store_true", help="correct already-corrected data")
     correct.add_argument("--jobs", type=int, default=1, help="files in parallel")
     correct.add_argument(
         "--executor", choices=("auto", "serial", "threads", "processes"), default="auto",
@@ -188,12 +204,8 @@ def _run_correct(args) -> int:
             raise _UsageError(
                 f"cannot create the output directory {args.output_dir}: {exc.strerror}"
             ) from exc
-    options = dict(
-        output=args.output_dir, axis=args.axis, n_outputs=args.outputs, sigma=args.sigma,
-        maxiters=args.maxiters, scale=args.scale, odd_even=args.odd_even,
-        keep_level=args.keep_level, mask=args.mask, save_model=args.save_model,
-        overwrite=args.overwrite, force=args.force,
-    )  # fmt: skip
+    options = {o.name: getattr(args, o.name) for o in OPTIONS}
+    options.update(output=args.output_dir, overwrite=args.overwrite)
     from tqdm import tqdm
 
     from .batch import choose_executor, correct_files

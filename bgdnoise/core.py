@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from . import _kernels
+from .dqflags import DEFAULT_DQ_FLAGS, DO_NOT_USE, MSA_FAILED_OPEN, NON_SCIENCE, REFERENCE_PIXEL
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
@@ -28,13 +29,6 @@ __all__ = [
     "measure_levels",
 ]
 
-# JWST DQ bits (stdatamodels.dqflags.pixel); copied as numbers so that
-# ``import bgdnoise`` stays free of stdatamodels.
-DO_NOT_USE = 1
-NON_SCIENCE = 512
-MSA_FAILED_OPEN = 2**29
-REFERENCE_PIXEL = 2**31
-DEFAULT_DQ_FLAGS = DO_NOT_USE | NON_SCIENCE | REFERENCE_PIXEL | MSA_FAILED_OPEN
 
 _AXES = ("rows", "columns")
 _SCALES = ("global", "line")

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ._atomic import write_atomically
-from .core import DEFAULT_DQ_FLAGS, correct_array, measure_levels
+from .core import correct_array, measure_levels
+from .dqflags import DEFAULT_DQ_FLAGS, GROUP_BAD
 from .instruments import ReadoutGeometry, readout_geometry
 
 __all__ = [
@@ -35,8 +36,6 @@ SUPPORTED_MODELS = ("ImageModel", "CubeModel", "RampModel")
 _SUPPORTED_TEXT = (
     "_rate (ImageModel), _rateints (CubeModel), imaging _cal/_calints and _ramp (RampModel)"
 )
-# GROUPDQ bits that make a group difference unusable for the statistics.
-_GROUP_BAD = 1 | 2 | 4  # DO_NOT_USE | SATURATED | JUMP_DET
 _PARAM_NAMES = (
     "sigma", "sigma_lower", "sigma_upper", "maxiters", "scale", "odd_even", "keep_level",
     "min_fraction", "dq_flags",
@@ -395,7 +394,7 @@ def _correct_ramp(model, geometry, mask, kwargs, return_model):
     plane_mask = _load_mask(mask, data.shape[-2:])
     ramp = np.asarray(data, dtype=np.float32)
     diffs = np.diff(ramp, axis=1)
-    gbad = (np.asarray(groupdq) & _GROUP_BAD) != 0
+    gbad = (np.asarray(groupdq) & GROUP_BAD) != 0
     # A difference is bad if either of its groups is.
     diff_mask = gbad[:, 1:] | gbad[:, :-1]
     if plane_mask is not None:

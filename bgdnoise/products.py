@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import DO_NOT_USE, REFERENCE_PIXEL
+from .dqflags import DO_NOT_USE, REFERENCE_PIXEL, SATURATED
 from .instruments import DETECTORS
 from .synthetic import make_frame
 
@@ -32,8 +32,6 @@ _SUBARRAYS = {
     "FGS": "SUB128CNTR",
     "MIRI": "SUB256",
 }
-SATURATED = 2
-JUMP_DET = 4
 
 
 @dataclass

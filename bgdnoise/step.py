@@ -15,6 +15,7 @@ from pathlib import Path
 from jwst.stpipe import Step
 
 from .io import JWST_MARKER, MARKER, _primary_marker, _set_marker, correct_model
+from .options import from_step, step_spec
 
 __all__ = ["BgdNoiseStep"]
 
@@ -30,22 +31,14 @@ class BgdNoiseStep(Step):
 
     class_alias = "bgdnoise"
 
-    spec = """
-        axis = option('auto', 'rows', 'columns', default='auto')  # Stripe direction.
-        n_outputs = string(default='auto')  # 'auto' (NOUTPUTS) or a number of outputs.
-        sigma = float(default=3.0)  # Clipping half-width.
-        sigma_lower = float(default=None)  # Lower half-width (default sigma).
-        sigma_upper = float(default=None)  # Upper half-width (default sigma).
-        maxiters = integer(default=10)  # Maximum clipping iterations.
-        scale = option('global', 'line', default='global')  # Clipping scale.
-        odd_even = boolean(default=False)  # Separate even/odd column levels.
-        keep_level = boolean(default=True)  # Keep the sky pedestal.
-        min_fraction = float(default=0.2)  # Band fallback threshold.
-        user_mask = string(default=None)  # FITS file: True/1 = keep out of the statistics.
-        force = boolean(default=False)  # Correct data already marked as corrected.
-        skip = boolean(default=False)  # Skip the step.
-        suffix = string(default='bdgCorr')  # Output suffix, appended to the input stem.
-    """
+    # Built from the one list of options (bgdnoise.options), plus stpipe's own.
+    spec = "\n".join(
+        [
+            step_spec(),
+            "skip = boolean(default=False)  # Skip the step.",
+            "suffix = string(default='bdgCorr')  # Output suffix, appended to the input stem.",
+        ]
+    )
 
     @classmethod
     def get_stpipe_loggers(cls):
@@ -126,30 +119,7 @@ class BgdNoiseStep(Step):
 
     # ----------------------------------------------------------------------
     def _options(self) -> dict:
-        n_outputs = self.n_outputs
-        if str(n_outputs).strip().lower() == "auto":
-            n_outputs = "auto"
-        else:
-            try:
-                n_outputs = int(n_outputs)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"n_outputs must be 'auto' or a number of outputs, got {n_outputs!r}."
-                ) from None
-        return dict(
-            axis=self.axis,
-            n_outputs=n_outputs,
-            mask=self.user_mask,
-            force=self.force,
-            sigma=self.sigma,
-            sigma_lower=self.sigma_lower,
-            sigma_upper=self.sigma_upper,
-            maxiters=self.maxiters,
-            scale=self.scale,
-            odd_even=self.odd_even,
-            keep_level=self.keep_level,
-            min_fraction=self.min_fraction,
-        )
+        return from_step(self)
 
     def _correct_one(self, model) -> None:
         """Correct ``model`` in place, or mark it SKIPPED when already corrected."""

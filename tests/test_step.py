@@ -243,5 +243,5 @@ def test_geometry_overrides_passed_through(products, caplog):
         assert marker(result) == "COMPLETE"
         (line,) = summaries(caplog)
         assert "rows, 2 output(s)" in line
-        with pytest.raises(ValueError, match="n_outputs must be 'auto' or a number"):
+        with pytest.raises(ValueError, match="n_outputs must be 'auto' or a positive integer"):
             BgdNoiseStep(n_outputs="three").run(model)
