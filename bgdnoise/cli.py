@@ -254,11 +254,12 @@ def _run_asn(args) -> int:
 def _run_info(args) -> int:
     from astropy.io import fits
 
+    from ._files import check_fits
     from .instruments import readout_geometry
-    from .io import JWST_MARKER, MARKER, _check_fits
+    from .markers import JWST_MARKER, MARKER
 
     try:
-        _check_fits(args.file)
+        check_fits(args.file)
         header = fits.getheader(args.file, 0)
         geometry = readout_geometry(header)
     except (ValueError, OSError) as exc:

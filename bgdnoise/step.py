@@ -14,7 +14,8 @@ from pathlib import Path
 
 from jwst.stpipe import Step
 
-from .io import JWST_MARKER, MARKER, _primary_marker, _set_marker, correct_model
+from .io import correct_model
+from .markers import JWST_MARKER, MARKER, primary_marker, set_marker
 from .options import from_step, step_spec
 
 __all__ = ["BgdNoiseStep"]
@@ -124,7 +125,7 @@ class BgdNoiseStep(Step):
     def _correct_one(self, model) -> None:
         """Correct ``model`` in place, or mark it SKIPPED when already corrected."""
         name = model.meta.filename or "<model>"
-        ours, jwst_done = _primary_marker(model)
+        ours, jwst_done = primary_marker(model)
         if (ours or jwst_done) and not self.force:
             who = (
                 f"bgdnoise ({MARKER} = 'COMPLETE')"
@@ -137,7 +138,7 @@ class BgdNoiseStep(Step):
                 name,
                 who,
             )
-            _set_marker(model, {"already_corrected_by": who, "force": False}, status="SKIPPED")
+            set_marker(model, {"already_corrected_by": who, "force": False}, status="SKIPPED")
             return
         result = correct_model(model, **self._options())
         result.input = name

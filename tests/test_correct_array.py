@@ -237,7 +237,7 @@ def test_planes_are_independent(rng):
         (dict(sigma="3"), TypeError, "sigma must be"),
         (dict(maxiters=-1), ValueError, "maxiters must be >= 0"),
         (dict(maxiters=2.5), TypeError, "maxiters"),
-        (dict(n_outputs=0), ValueError, "n_outputs must be >= 1"),
+        (dict(n_outputs=0), ValueError, "n_outputs must be .auto. or a positive integer"),
         (dict(n_outputs=65), ValueError, "larger than the line length"),
         (dict(n_outputs=4.0), TypeError, "n_outputs"),
         (dict(min_fraction=1.5), ValueError, "min_fraction"),

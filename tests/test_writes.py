@@ -79,7 +79,7 @@ def test_read_only_directory(source, read_only_dir):
 
 
 def test_save_model_writes_both_or_neither(source, tmp_path, monkeypatch):
-    real = correct_file.__globals__["_fits_writer"]
+    real = correct_file.__globals__["fits_writer"]
 
     def failing_second(model, target):
         write = real(model, target)
@@ -90,7 +90,7 @@ def test_save_model_writes_both_or_neither(source, tmp_path, monkeypatch):
 
         return write
 
-    monkeypatch.setitem(correct_file.__globals__, "_fits_writer", failing_second)
+    monkeypatch.setitem(correct_file.__globals__, "fits_writer", failing_second)
     with pytest.raises(OutputWriteError, match="_bdgModel.fits: No space left"):
         correct_file(source, tmp_path, save_model=True)
     assert os.listdir(tmp_path) == []

@@ -1,0 +1,151 @@
+"""File checks before the (slow) datamodel open, output names, FITS writers."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+SUPPORTED_MODELS = ("ImageModel", "CubeModel", "RampModel")
+SUPPORTED_TEXT = (
+    "_rate (ImageModel), _rateints (CubeModel), imaging _cal/_calints and _ramp (RampModel)"
+)
+
+
+def output_path_for(path: str | Path, output: str | Path | None, suffix: str) -> Path:
+    """Where ``correct_file`` writes: ``<stem><suffix>.fits`` next to the input,
+    in the directory ``output``, or at the file path ``output``."""
+    path = Path(path)
+    stem = path.name[:-5] if path.name.lower().endswith(".fits") else path.name
+    name = f"{stem}{suffix}.fits"
+    if output is None:
+        return path.with_name(name)
+    output = Path(output)
+    if output.is_dir():
+        return output / name
+    if output.suffix.lower() != ".fits":
+        raise ValueError(f"output {output} is neither an existing directory nor a .fits file path.")
+    return output
+
+
+def check_fits(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file.")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file.")
+    with path.open("rb") as fh:
+        head = fh.read(30)
+    if not head.startswith(b"SIMPLE  =                    T"):
+        raise ValueError(f"{path} is not a FITS file; bgdnoise corrects {SUPPORTED_TEXT}.")
+
+
+def read_structure(path: Path):
+    """Primary header and extension names; a truncated file is named as such."""
+    from astropy.io import fits
+
+    size = path.stat().st_size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with fits.open(path) as hdul:
+            header = hdul[0].header
+            names = [hdu.name for hdu in hdul]
+            present = set(names)
+            ends = [info["datLoc"] + info["datSpan"] for info in map(_fileinfo, hdul)]
+    damaged = any("corrupted" in str(w.message) or "truncated" in str(w.message) for w in caught)
+    if damaged or max(ends, default=0) > size:
+        raise ValueError(
+            f"{path.name} is truncated or damaged ({size} bytes, shorter than its headers "
+            "announce): copy or download it again."
+        )
+    return header, present, names[-1]
+
+
+def _fileinfo(hdu) -> dict:
+    return hdu.fileinfo()
+
+
+def fits_writer(model, target: Path):
+    """A writer for :func:`write_atomically`: the model as FITS, named for its target."""
+
+    def write(tmp: Path) -> None:
+        model.to_fits(str(tmp), overwrite=True)  # records tmp's name: the target's
+
+    return write
+
+
+def stripe_model(model, stripes: np.ndarray):
+    """The subtracted stripes as a datamodel with the product's metadata."""
+    from stdatamodels.jwst import datamodels
+
+    cls = datamodels.ImageModel if stripes.ndim == 2 else datamodels.CubeModel
+    data = stripes if stripes.ndim <= 3 else stripes.reshape((-1,) + stripes.shape[-2:])
+    out = cls(data=data)
+    out.update(model)
+    return out
+
+
+def check_target(path: Path, output, suffix: str, save_model: bool, overwrite: bool):
+    """The output path(s) of ``correct_file``; refuse what would lose a file."""
+    target = output_path_for(path, output, suffix)
+    model_target = output_path_for(path, target.parent, "_bdgModel") if save_model else None
+    if target.resolve() == path.resolve():
+        raise ValueError(f"the output {target} would replace the input; choose another name.")
+    for t in filter(None, (target, model_target)):
+        if t.exists() and not overwrite:
+            raise FileExistsError(f"{t} exists; pass overwrite=True (--overwrite) to replace it.")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output directory {target.parent} does not exist.")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write to {target.parent}; choose another output directory.")
+    return target, model_target
+
+
+def precheck_product(path: Path, axis, n_outputs) -> None:
+    """Fail fast, before the slow datamodel open, on what the headers tell."""
+    from .instruments import readout_geometry
+
+    header, present, last = read_structure(path)
+    model_type = header.get("DATAMODL")
+    if model_type is None:
+        raise ValueError(
+            f"{path.name} has no DATAMODL keyword: not a JWST pipeline product; bgdnoise "
+            f"corrects {SUPPORTED_TEXT}. For other images use bgdnoise.correct_array."
+        )
+    if model_type not in SUPPORTED_MODELS:
+        raise ValueError(
+            f"{model_type} is not supported; bgdnoise corrects {SUPPORTED_TEXT}. "
+            "Spectroscopic _cal products (slits, IFU) must be corrected at the _rate level."
+        )
+    readout_geometry(header, axis=axis, n_outputs=n_outputs)
+    needed = ("SCI", "GROUPDQ", "PIXELDQ") if model_type == "RampModel" else ("SCI", "DQ")
+    missing = [name for name in needed if name not in present]
+    if missing:
+        # Pipeline products end with their ASDF extension: a file that
+        # stops earlier was most likely cut short.
+        cut = (
+            f" It ends after its {last} extension, with no ASDF extension, as a truncated "
+            "copy would: copy or download it again."
+            if last != "ASDF"
+            else ""
+        )
+        raise ValueError(
+            f"{path.name} has no {' or '.join(missing)} extension; bgdnoise needs "
+            f"{', '.join(needed)} to know which pixels to use.{cut}"
+        )
+
+
+def open_product(path: Path):
+    """The product as a datamodel; its errors as one short ValueError."""
+    from stdatamodels.jwst import datamodels
+
+    try:
+        return datamodels.open(str(path))
+    except Exception as exc:  # stdatamodels raises many kinds for bad products
+        # The first line names the problem; schema errors go on for pages.
+        reason = " ".join(str(exc).strip().splitlines()[:2]) or type(exc).__name__
+        raise ValueError(
+            f"{path.name} could not be opened as a JWST product ({reason}); bgdnoise corrects "
+            f"{SUPPORTED_TEXT}."
+        ) from exc

@@ -1,0 +1,86 @@
+"""What a correction did, as data: the report every stage adds to.
+
+The file layer builds its result, header keywords and log from it, and
+``correct_array`` its warnings; no code reads warning text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["CorrectionReport"]
+
+
+@dataclass
+class CorrectionReport:
+    """Per plane, what the correction measured and decided.
+
+    Arrays are per plane (flat over the leading axes of the data).
+
+    Attributes
+    ----------
+    plane_level : numpy.ndarray
+        float64: the median line level (the pedestal kept with
+        ``keep_level``); NaN for a plane with no usable pixel.
+    scale : numpy.ndarray
+        float64: the plane's clipping dispersion (``scale="global"``), NaN
+        where each line's own was used.
+    masked_fraction : numpy.ndarray
+        float64: fraction of the plane's pixels kept out of the statistics
+        (masked, flagged, NaN, zero or clipped away never counted here:
+        only what could not enter).
+    fallback_groups : numpy.ndarray
+        int64: line groups (band, parity) that took the band fallback.
+    empty_lines : numpy.ndarray
+        int64: lines with no usable pixel (full-frame reference rows or
+        columns excepted).
+    reference_lines : numpy.ndarray
+        int64: of those, lines corrected from their reference pixels.
+    seconds : dict
+        Wall time of each stage.
+    """
+
+    plane_level: np.ndarray
+    scale: np.ndarray
+    masked_fraction: np.ndarray
+    fallback_groups: np.ndarray
+    empty_lines: np.ndarray
+    reference_lines: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_planes(self) -> int:
+        """Planes corrected (or not)."""
+        return int(self.plane_level.size)
+
+    @property
+    def empty_planes(self) -> tuple[int, ...]:
+        """Planes with no usable pixel: left unchanged."""
+        return tuple(int(p) for p in np.flatnonzero(~np.isfinite(self.plane_level)))
+
+    @property
+    def uncorrected_lines(self) -> int:
+        """Lines with no usable pixel that no reference pixel could correct."""
+        return int(self.empty_lines.sum() - self.reference_lines.sum())
+
+    def warnings(self) -> list[str]:
+        """What a user should hear, one sentence each."""
+        if len(self.empty_planes) == self.n_planes:
+            return ["no usable pixel in data (all NaN, zero, masked or DQ-flagged): "
+                    "returned unchanged."]  # fmt: skip
+        messages = []
+        if self.empty_planes:
+            messages.append(
+                f"{len(self.empty_planes)} of {self.n_planes} plane(s) had no usable pixel "
+                "(all NaN, zero, masked or DQ-flagged): left unchanged."
+            )
+        n_empty = int(self.empty_lines.sum())
+        if n_empty:
+            n_ref = int(self.reference_lines.sum())
+            messages.append(
+                f"{n_empty} line(s) had no usable pixel: {n_ref} corrected from "
+                f"their reference pixels, {n_empty - n_ref} left uncorrected."
+            )
+        return messages

@@ -1,0 +1,373 @@
+"""The correction as a short pipeline of stages over a chunk of planes.
+
+``prepare`` (``_prepare.py``: dtype, byte order, usable-pixel flags, layout)
+-> ``measure`` (clipped level per line, band and parity) -> ``resolve``
+(band fallbacks, plane pedestal, empty lines from reference pixels) ->
+``apply`` (subtract, keep the pedestal). Each stage is a function with one
+job; :func:`correct_planes` runs them and returns the corrected planes with a
+:class:`~bgdnoise.report.CorrectionReport`. Source masks and a background
+model slot in between ``prepare`` and ``measure`` as stages of their own.
+See docs/architecture.rst.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from . import _kernels
+from ._prepare import Prepared, check_out, prepare
+from .dqflags import REFERENCE_PIXEL
+from .options import CorrectionOptions
+from .report import CorrectionReport
+
+__all__ = ["Measured", "Resolved", "apply", "correct_planes", "measure", "resolve"]
+
+# Pixel pairs sampled for the global dispersion (about half are kept): a
+# sigma to ~0.3%, for about a millisecond per plane.
+_DISPERSION_SAMPLES = 1 << 17
+# Column lines are gathered this many at a time so reads follow rows.
+_COLUMN_BLOCK = 16
+# Lines whose full level is measured to learn each band's offset from it.
+_OFFSET_SAMPLE_LINES = 256
+# Below these magnitudes of the subtracted model no finite value of the
+# output dtype can overflow (half an ulp of the dtype's maximum, halved).
+_SAFE_MODEL = {np.dtype(np.float32): 2.0**102, np.dtype(np.float64): 2.0**969}
+
+
+@dataclass
+class Measured:
+    """The output of :func:`measure`, per plane ``(P, n_lines, n_groups)``.
+
+    Attributes
+    ----------
+    raw : numpy.ndarray
+        Clipped median of each group, NaN where it had no usable pixel.
+    counts : numpy.ndarray
+        Usable pixels per group.
+    full, full_counts : numpy.ndarray
+        ``(P, n_lines)`` full-line level and count (on the lines where it was
+        needed; the group's own when there is one group).
+    needed : numpy.ndarray
+        Usable pixels a group needs to keep its own level.
+    scale : numpy.ndarray
+        ``(P,)`` clipping dispersion, NaN where each line's own is used.
+    """
+
+    raw: np.ndarray
+    counts: np.ndarray
+    full: np.ndarray
+    full_counts: np.ndarray
+    needed: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass
+class Resolved:
+    """The output of :func:`resolve`.
+
+    Attributes
+    ----------
+    levels : numpy.ndarray
+        ``(P, n_lines, n_groups)`` level used for each group.
+    fallback : numpy.ndarray
+        Groups that took the band fallback.
+    plane_level : numpy.ndarray
+        ``(P,)`` median level of each plane, NaN for an empty plane.
+    line_model : numpy.ndarray
+        ``(P, n_lines, n_groups)`` what is subtracted from each group.
+    empty_lines, reference_lines : numpy.ndarray
+        ``(P,)`` lines with no usable pixel, and those corrected from their
+        reference pixels.
+    """
+
+    levels: np.ndarray
+    fallback: np.ndarray
+    plane_level: np.ndarray
+    line_model: np.ndarray
+    empty_lines: np.ndarray
+    reference_lines: np.ndarray
+
+
+def _n_chunks(n_items: int) -> int:
+    # A few chunks per thread keep both cores busy when the machine is shared.
+    return max(1, min(n_items, 4 * numba.get_num_threads()))
+
+
+def needed_counts(group_sizes: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Usable pixels a group needs to keep its own level."""
+    return np.maximum(1, np.ceil(min_fraction * group_sizes - 1e-9)).astype(np.int64)
+
+
+def plane_dispersion(prepared: Prepared, options: CorrectionOptions) -> np.ndarray:
+    """Each plane's white-noise dispersion (``scale="global"``), else NaN."""
+    planes, layout = prepared.planes, prepared.layout
+    plane_scale = np.full(planes.shape[0], np.nan)
+    if options.scale == "global":
+        pairs_per_line = max(layout.length - 2, 1)
+        ny = planes.shape[1]
+        total = (layout.n_lines if layout.along_rows else ny) * pairs_per_line
+        step = max(1, total // _DISPERSION_SAMPLES)
+        _kernels.plane_dispersion(
+            planes, prepared.flags, prepared.background, layout.along_rows, step, plane_scale
+        )
+        # Kernel: NaN -> line std; also for a dispersion that overflowed.
+        plane_scale[~((plane_scale > 0) & (plane_scale < np.inf))] = np.nan
+    return plane_scale
+
+
+def measure(prepared: Prepared, options: CorrectionOptions, all_lines: bool = False) -> Measured:
+    """The clipped median of every group of every line: the kernel stage.
+
+    ``all_lines`` measures the full-line level on every line (for
+    :func:`~bgdnoise.measure_levels`), not only where a band falls back and
+    on a sample of lines.
+    """
+    planes, layout = prepared.planes, prepared.layout
+    n_planes, n_lines, n_groups = planes.shape[0], layout.n_lines, layout.group_sizes.size
+    plane_scale = plane_dispersion(prepared, options)
+    raw = np.empty((n_planes, n_lines, n_groups))
+    counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
+    full = np.empty((n_planes, n_lines) if n_groups > 1 else (0, 0))
+    full_counts = np.empty((n_planes, n_lines) if n_groups > 1 else (0, 0), dtype=np.int64)
+    block = 1 if layout.along_rows else _COLUMN_BLOCK
+    n_items = n_planes * -(-n_lines // block)
+    needed = needed_counts(layout.group_sizes, float(options.min_fraction))
+    full_every = 1 if all_lines else max(1, n_lines // _OFFSET_SAMPLE_LINES)
+    sigma = options.sigma
+    lower = sigma if options.sigma_lower is None else options.sigma_lower
+    upper = sigma if options.sigma_upper is None else options.sigma_upper
+    maxiters = -1 if options.maxiters is None else options.maxiters
+    _kernels.line_levels(
+        planes, prepared.flags, prepared.background, layout.along_rows, layout.band_edges,
+        layout.odd_even, layout.group_start, plane_scale, lower, upper, int(maxiters), block,
+        _n_chunks(n_items), needed, full_every, raw, counts, full, full_counts,
+    )  # fmt: skip
+    if n_groups == 1:
+        full = raw[:, :, 0].copy()
+        full_counts = counts[:, :, 0]
+    return Measured(raw, counts, full, full_counts, needed, plane_scale)
+
+
+def _fallback(measured: Measured) -> tuple[np.ndarray, np.ndarray]:
+    """Groups with too few usable pixels: line level + the group's offset."""
+    raw, counts, full = measured.raw, measured.counts, measured.full
+    if raw.shape[2] == 1:
+        return raw.copy(), np.zeros(raw.shape, dtype=bool)
+    ok = (counts >= measured.needed) & np.isfinite(raw)
+    # Offsets from the lines whose full level was computed (all, or a sample).
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups
+        diff = np.where(ok, raw - full[:, :, None], np.nan)
+        offset = np.nanmedian(diff, axis=1)  # (P, n_groups)
+        offset = np.where(np.isfinite(offset), offset, 0.0)
+        shifted = full[:, :, None] + offset[:, None, :]
+    # Levels at the ends of the float64 range: no offset rather than inf.
+    shifted = np.where(np.isfinite(shifted), shifted, full[:, :, None])
+    return np.where(ok, raw, shifted), ~ok
+
+
+def median_finite(values: np.ndarray) -> float:
+    """``np.median`` of finite values, without overflow for huge ones."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        med = np.median(values)
+    if not np.isfinite(med):  # the mean of the two middle values overflowed
+        k = values.size // 2
+        part = np.partition(values, [k - 1, k])
+        med = 0.5 * part[k - 1] + 0.5 * part[k]
+    return float(med)
+
+
+def plane_levels(levels: np.ndarray) -> np.ndarray:
+    """Median of each plane's finite levels; NaN for a plane without any."""
+    finite = np.isfinite(levels)
+    plane_level = np.full(levels.shape[0], np.nan)
+    for p in range(levels.shape[0]):
+        if finite[p].any():
+            plane_level[p] = median_finite(levels[p][finite[p]])
+    return plane_level
+
+
+def _reference_pixel_levels(prepared: Prepared, lines_by_plane: dict) -> dict:
+    """Median of the reference pixels of the given lines, minus their pedestal."""
+    ref = {}
+    dq_planes = prepared.dq
+    for p, lines in lines_by_plane.items():
+        d = dq_planes[p if dq_planes.shape[0] > 1 else 0]
+        is_ref = (d.astype(np.uint32) & np.uint32(REFERENCE_PIXEL)) != 0
+        plane = prepared.planes[p]
+        if prepared.axis == "columns":
+            plane, is_ref = plane.T, is_ref.T
+        # The pedestal of the reference pixels: median over all their lines.
+        vals_all = np.where(is_ref & np.isfinite(plane), plane, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_line = np.nanmedian(vals_all, axis=1)
+            pedestal = np.nanmedian(per_line)
+        ref[p] = {i: per_line[i] - pedestal for i in lines if np.isfinite(per_line[i])}
+    return ref
+
+
+def _empty_lines(prepared: Prepared, levels: np.ndarray) -> np.ndarray:
+    """``(P, n_lines)`` lines with no level, full-frame reference borders excepted."""
+    empty = ~np.isfinite(levels).all(axis=2)
+    if empty.any() and prepared.flags.shape[1] > 0:
+        # Lines made only of reference pixels are never corrected: not news.
+        preserved = (prepared.flags & _kernels.PRESERVE) != 0
+        all_ref = preserved.all(axis=2 if prepared.axis == "rows" else 1)
+        empty &= ~np.broadcast_to(all_ref, empty.shape)
+    return empty
+
+
+def _fill_from_reference(prepared, empty, line_model, pedestal, keep_level) -> np.ndarray:
+    """Empty lines take their reference pixels' level; ``(P,)`` lines so corrected."""
+    n_ref = np.zeros(empty.shape[0], dtype=np.int64)
+    if not empty.any() or prepared.dq is None:
+        return n_ref
+    lines_by_plane = {p: np.flatnonzero(empty[p]) for p in np.flatnonzero(empty.any(axis=1))}
+    ref = _reference_pixel_levels(prepared, lines_by_plane)
+    for p, lines in lines_by_plane.items():
+        for i in lines:
+            value = ref.get(p, {}).get(i)
+            if value is not None:  # else stays 0: no correction
+                with np.errstate(over="ignore"):
+                    line_model[p, i, :] = value + (0.0 if keep_level else pedestal[p])
+                n_ref[p] += 1
+    return n_ref
+
+
+def resolve(prepared: Prepared, measured: Measured, options: CorrectionOptions) -> Resolved:
+    """Fallbacks, the plane pedestal and the line model to subtract."""
+    levels, fallback = _fallback(measured)
+    plane_level = plane_levels(levels)
+    n_planes = levels.shape[0]
+    if not np.isfinite(plane_level).any():
+        none = np.zeros(n_planes, dtype=np.int64)
+        return Resolved(levels, fallback, plane_level, np.zeros(levels.shape), none, none)
+    pedestal = np.where(np.isfinite(plane_level), plane_level, 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        keep = options.keep_level
+        line_model = levels - pedestal[:, None, None] if keep else levels.copy()
+    empty = _empty_lines(prepared, levels)
+    line_model[~np.isfinite(levels).all(axis=2)] = 0.0  # refined where reference pixels help
+    n_ref = _fill_from_reference(prepared, empty, line_model, pedestal, options.keep_level)
+    n_empty = empty.sum(axis=1).astype(np.int64)
+    return Resolved(levels, fallback, plane_level, line_model, n_empty, n_ref)
+
+
+def _check_model(line_model: np.ndarray, levels: np.ndarray, return_model: bool) -> float:
+    """Largest magnitude of the stripe model; ValueError if it overflowed
+    float64, or float32 when the model is returned."""
+    if not np.isfinite(line_model).all():
+        raise ValueError(
+            "float64 line levels overflow: a line's level minus the plane level "
+            f"(levels from {np.nanmin(levels):.3g} to {np.nanmax(levels):.3g}) is beyond "
+            "the float64 range (1.8e308); mask or DQ-flag the pixels with values near it."
+        )
+    model_max = float(np.abs(line_model).max(initial=0.0))
+    if return_model and model_max > float(np.finfo(np.float32).max):
+        with np.errstate(over="ignore"):
+            too_big = np.isinf(line_model.astype(np.float32)).any()
+        if too_big:
+            raise ValueError(
+                f"float32 stripe model overflows: the model reaches {model_max:.3g}, beyond "
+                "the float32 range (3.4e38) of the returned model; mask or DQ-flag the pixels "
+                "with such values, or call measure_levels for the float64 levels."
+            )
+    return model_max
+
+
+def _check_overflow(result: np.ndarray, work: np.ndarray, model_max: float) -> None:
+    """ValueError if data minus model overflowed where the data was finite."""
+    bad = ~np.isfinite(result) & np.isfinite(work)
+    if not bad.any():
+        return
+    info = np.finfo(work.dtype)
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    hint = "" if work.dtype == np.float64 else ", or pass float64 data"
+    raise ValueError(
+        f"{work.dtype} output overflows: subtracting the stripe model (up to "
+        f"{model_max:.3g}) from {int(bad.sum())} pixel(s) near the {work.dtype} maximum "
+        f"({float(info.max):.3g}) gives values beyond it (first at index {where}); "
+        f"mask or DQ-flag those pixels{hint}."
+    )
+
+
+def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=False):
+    """Subtract the line model: ``(result, model or None)``.
+
+    Near the dtype's maximum, data minus model can overflow: then the result
+    is computed into a fresh array (never into ``out``) and checked before
+    anything is kept.
+    """
+    work, layout = prepared.work, prepared.layout
+    line_model = np.ascontiguousarray(resolved.line_model)
+    model_max = _check_model(line_model, resolved.levels, return_model)
+    may_overflow = model_max >= _SAFE_MODEL[prepared.out_dtype]
+    target = out if out is not None and out.flags.c_contiguous and not may_overflow else None
+    result = np.empty(work.shape, dtype=prepared.out_dtype) if target is None else target
+    planes_shape = (-1,) + work.shape[-2:]
+    model = np.empty(work.shape, np.float32) if return_model else np.zeros((1, 0, 0), np.float32)
+    _kernels.subtract_levels(
+        prepared.planes, prepared.flags, layout.along_rows, layout.band_edges, layout.odd_even,
+        line_model, result.reshape(planes_shape),
+        model.reshape(planes_shape) if return_model else model, bool(return_model),
+    )  # fmt: skip
+    if may_overflow:
+        _check_overflow(result, work, model_max)
+    if out is not None and target is None:
+        out[...] = result
+        result = out
+    return result, (model if return_model else None)
+
+
+def make_report(prepared, measured, resolved, seconds) -> CorrectionReport:
+    """The report of a correction, from what its stages produced."""
+    layout = prepared.layout
+    usable = measured.counts.sum(axis=(1, 2))
+    total = layout.n_lines * layout.length
+    return CorrectionReport(
+        plane_level=resolved.plane_level,
+        scale=measured.scale,
+        masked_fraction=1.0 - usable / total,
+        fallback_groups=resolved.fallback.sum(axis=(1, 2)).astype(np.int64),
+        empty_lines=resolved.empty_lines,
+        reference_lines=resolved.reference_lines,
+        seconds=seconds,
+    )
+
+
+def correct_planes(
+    data, axis: str, options: CorrectionOptions, *, dq=None, background=None, out=None,
+    return_model: bool = False,
+):  # fmt: skip
+    """Run every stage on a chunk of planes: ``(corrected, model, report)``.
+
+    The entry point of ``correct_array`` and of the file layer; a chunked
+    reader feeds it chunks of planes. Parameters are those of
+    :func:`bgdnoise.correct_array`.
+    """
+    clock = {"start": time.perf_counter()}
+
+    def lap(name):
+        now = time.perf_counter()
+        clock[name] = now - clock.pop("last", clock["start"])
+        clock["last"] = now
+
+    prepared = prepare(data, axis, options, dq=dq, background=background)
+    if out is not None:
+        check_out(out, data, prepared.work.shape, prepared.out_dtype)
+    lap("prepare")
+    measured = measure(prepared, options)
+    lap("measure")
+    resolved = resolve(prepared, measured, options)
+    lap("resolve")
+    result, model = apply(prepared, resolved, out=out, return_model=return_model)
+    lap("apply")
+    clock.pop("last")
+    clock.pop("start")
+    return result, model, make_report(prepared, measured, resolved, clock)
