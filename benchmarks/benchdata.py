@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from bgdnoise.synthetic import make_frame
+from bgdnoise.simulate import make_frame
 
 SEED = 2048
 
@@ -28,7 +28,7 @@ def frame(shape=(2048, 2048), axis="rows", n_outputs=1, seed=SEED):
 @functools.cache
 def product(detector="NRCA1", kind="rate", shape=(2048, 2048), nints=2, seed=SEED):
     """A synthetic product with the same kind of sky (stdatamodels model)."""
-    from bgdnoise.products import make_product
+    from bgdnoise.simulate import make_product
 
     return make_product(detector, kind, shape, nints=nints, source_fraction=0.3, seed=seed)
 

@@ -12,7 +12,7 @@ import pytest
 from benchdata import product, warm
 
 from bgdnoise import correct_array
-from bgdnoise.synthetic import stripe_residual_rms
+from bgdnoise.simulate import stripe_residual_rms
 
 GROUP = "correct_array vs jwst clean_flicker_noise: NIRCam 2048x2048 _rate"
 

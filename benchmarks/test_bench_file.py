@@ -90,7 +90,7 @@ def peak_increment(path, warm, mode, out):
 def test_bgdnoise_peak_memory(benchmark, which, request, tmp_path):
     from astropy.io import fits
 
-    from bgdnoise.products import make_product
+    from bgdnoise.simulate import make_product
 
     path = request.getfixturevalue(which)
     sci_bytes = fits.getdata(path, "SCI").nbytes

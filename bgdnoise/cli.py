@@ -282,8 +282,7 @@ def _run_demo(args) -> int:
     from astropy.io import fits
 
     from .io import correct_file
-    from .products import make_product
-    from .synthetic import stripe_residual_rms
+    from .simulate import make_product, stripe_residual_rms
 
     if args.directory.exists() and not args.directory.is_dir():
         raise _UsageError(f"{args.directory} is a file; demo writes into a directory")

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bgdnoise import correct_array
-from bgdnoise.synthetic import make_frame
+from bgdnoise.simulate import make_frame
 
 frame = make_frame(
     (1024, 1024),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import bgdnoise
-from bgdnoise.synthetic import make_frame
+from bgdnoise.simulate import make_frame
 
 PINNED = Path(__file__).parent / "data" / "pinned.json"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from bgdnoise.synthetic import make_frame
+from bgdnoise.simulate import make_frame
 
 HEADERS = Path(__file__).parent / "data" / "headers"
 

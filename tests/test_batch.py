@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from bgdnoise.batch import MIN_FILES_PER_PROCESS, choose_executor
 from bgdnoise.io import correct_file
-from bgdnoise.products import make_product
+from bgdnoise.simulate import make_product
 
 BIN = Path(sys.executable).parent
 

@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from bgdnoise.asn import rewrite_association
-from bgdnoise.products import make_product
+from bgdnoise.simulate import make_product
 
 BIN = Path(sys.executable).parent
 

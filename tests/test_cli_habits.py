@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from bgdnoise.products import make_product
+from bgdnoise.simulate import make_product
 
 BIN = Path(sys.executable).parent
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bgdnoise import REFERENCE_PIXEL, correct_array, measure_levels
-from bgdnoise.synthetic import make_frame, stripe_residual_rms
+from bgdnoise.simulate import make_frame, stripe_residual_rms
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ from astropy.io import fits
 
 from bgdnoise import readout_geometry
 from bgdnoise.io import AlreadyCorrectedError, BgdNoiseWarning, correct_file
-from bgdnoise.products import make_product
-from bgdnoise.synthetic import stripe_residual_rms
+from bgdnoise.simulate import make_product, stripe_residual_rms
 
 FULL = (2048, 2048)
 

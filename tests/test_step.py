@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from bgdnoise.products import make_product
+from bgdnoise.simulate import make_product
 
 BIN = Path(sys.executable).parent
 BASE = "jw01000001001_02101_00001_nrcb1"  # one exposure: its _rate and its _rateints

@@ -12,7 +12,7 @@ from astropy.io import fits
 from bgdnoise import _atomic
 from bgdnoise._atomic import OutputWriteError
 from bgdnoise.io import correct_file
-from bgdnoise.products import make_product
+from bgdnoise.simulate import make_product
 
 BIN = Path(sys.executable).parent
 
