@@ -5,9 +5,12 @@ costs only the file it was correcting: that file is reported as failed, a new
 worker takes its place and the batch goes on.
 
 Which executor ``"auto"`` picks comes from ``benchmarks/test_bench_batch.py``
-run on this kind of machine (see ``docs/usage.rst``): worker processes pay
-a start-up (a fresh interpreter importing numpy, astropy, stdatamodels and
-loading the compiled kernels) that only a long enough batch earns back.
+run on this kind of machine (2 cores; ``benchmarks/batch_results.md``):
+threads from 4 files per job on (0.75-0.93x the serial time), one at a time
+below. Worker processes never won there: each pays 3-7 s of start-up (a
+fresh interpreter, asdf's extensions on the first open, the kernels), and on
+2 busy cores a second process adds no speed. They stay an explicit choice,
+for batches where a dying worker must cost only its own file.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from pathlib import Path
 __all__ = ["EXECUTORS", "Outcome", "choose_executor", "correct_files"]
 
 EXECUTORS = ("auto", "serial", "threads", "processes")
-# Below this many files per worker, processes cost more than they give.
-MIN_FILES_PER_PROCESS = 4
+# From this many files per job on, threads beat one at a time (measured).
+MIN_FILES_PER_THREAD = 4
 
 
 @dataclass
@@ -65,7 +68,7 @@ def choose_executor(executor: str, n_files: int, jobs: int) -> str:
         return "serial"
     if executor != "auto":
         return executor
-    return "processes" if n_files >= MIN_FILES_PER_PROCESS * jobs else "serial"
+    return "threads" if n_files >= MIN_FILES_PER_THREAD * jobs else "serial"
 
 
 def correct_files(

@@ -128,8 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     correct.add_argument("--jobs", type=int, default=1, help="files in parallel")
     correct.add_argument(
         "--executor", choices=("auto", "serial", "threads", "processes"), default="auto",
-        help="how --jobs runs files in parallel; auto: worker processes for batches of at "
-        "least 4 files per job, else one at a time (measured: docs/usage.rst)",
+        help="how --jobs runs files in parallel; auto: threads for at least 4 files per job, "
+        "else one at a time (measured: benchmarks/batch_results.md); processes: a worker "
+        "that dies costs only its file",
     )  # fmt: skip
 
     asn = _subcommand(sub, "asn", "point an association at the corrected files")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from bgdnoise.batch import MIN_FILES_PER_PROCESS, choose_executor
+from bgdnoise.batch import MIN_FILES_PER_THREAD, choose_executor
 from bgdnoise.io import correct_file
 from bgdnoise.simulate import make_product
 
@@ -93,8 +93,8 @@ def test_parallel_executors_match_serial(six, tmp_path, executor):
 def test_executor_rule():
     assert choose_executor("auto", 1, 4) == "serial"
     assert choose_executor("auto", 10, 1) == "serial"
-    assert choose_executor("auto", MIN_FILES_PER_PROCESS * 2 - 1, 2) == "serial"
-    assert choose_executor("auto", MIN_FILES_PER_PROCESS * 2, 2) == "processes"
+    assert choose_executor("auto", MIN_FILES_PER_THREAD * 2 - 1, 2) == "serial"
+    assert choose_executor("auto", MIN_FILES_PER_THREAD * 2, 2) == "threads"
     assert choose_executor("threads", 3, 2) == "threads"
     with pytest.raises(ValueError, match="executor must be one of"):
         choose_executor("cluster", 3, 2)
