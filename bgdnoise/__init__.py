@@ -7,6 +7,8 @@ neither jwst nor stdatamodels.
 
 from importlib.metadata import PackageNotFoundError, version
 
+# First: gives numba a writable cache directory before any module defines the kernels.
+from . import _numba_cache  # noqa: F401
 from .core import (
     DEFAULT_DQ_FLAGS,
     DO_NOT_USE,
@@ -17,6 +19,7 @@ from .core import (
     correct_array,
     measure_levels,
 )
+from .options import CorrectionOptions
 
 try:
     __version__ = version("bgdnoise")
@@ -35,6 +38,8 @@ _LAZY = {
     "readout_geometry": "bgdnoise.instruments",
     "ReadoutGeometry": "bgdnoise.instruments",
     "BgdNoiseStep": "bgdnoise.step",
+    "CorrectionReport": "bgdnoise.report",
+    "correct_planes": "bgdnoise.stages",
 }
 
 
@@ -68,6 +73,9 @@ __all__ = [
     "NON_SCIENCE",
     "REFERENCE_PIXEL",
     "LineLevels",
+    "CorrectionOptions",
+    "CorrectionReport",
+    "correct_planes",
     "__version__",
     "correct_array",
     "measure_levels",

@@ -62,7 +62,7 @@ def strun(*args, cwd, env):
 
 
 def history(path) -> str:
-    return " ".join(str(h) for h in fits.getheader(path)["HISTORY"]).replace("\n", "")
+    return "".join(str(h) for h in fits.getheader(path)["HISTORY"])  # cut at 72 characters
 
 
 def make_asn(members, path):
