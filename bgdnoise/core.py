@@ -92,9 +92,10 @@ class LineLevels:
 # The public functions
 # --------------------------------------------------------------------------
 def _options(options: CorrectionOptions | None, kwargs: dict) -> CorrectionOptions:
-    """The options object, with keywords (canonical names or aliases) over it."""
-    if "axis" in kwargs:
-        raise TypeError("axis is the second positional argument of the array functions.")
+    """The options object, with keywords (canonical names or aliases) over it.
+
+    Its ``axis`` is not used: the array functions take theirs as an argument.
+    """
     return CorrectionOptions.from_kwargs(options, **kwargs)
 
 
