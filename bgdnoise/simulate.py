@@ -21,7 +21,13 @@ import numpy as np
 from .dqflags import DO_NOT_USE, REFERENCE_PIXEL, SATURATED
 from .instruments import DETECTORS
 
-__all__ = ["SyntheticFrame", "SyntheticProduct", "make_frame", "make_product",
+# The realistic simulator (1/f clocked through the readout, ramps fitted to
+# rates, scenes that fill the lines) lives in bgdnoise.sim; its entry points
+# are part of this module's public face too.
+from .sim import SCENES, NoiseModel, Readout, SimulatedRate, make_scene, simulate_rate
+
+__all__ = ["SCENES", "NoiseModel", "Readout", "SimulatedRate", "SyntheticFrame",
+           "SyntheticProduct", "make_frame", "make_product", "make_scene", "simulate_rate",
            "stripe_residual_rms"]  # fmt: skip
 
 
