@@ -1,7 +1,14 @@
 """Benchmark fixtures."""
 
+import sys
+from pathlib import Path
+
 import numba
 import pytest
+
+# The registry of independent references lives with the tests; the
+# benchmarks time the same pairs.
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 
 @pytest.fixture

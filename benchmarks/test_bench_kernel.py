@@ -9,9 +9,9 @@ its result against the reference.
 import numpy as np
 import pytest
 from benchdata import frame, relative_error, warm
+from reference import REGISTRY
 
 from bgdnoise import measure_levels
-from bgdnoise.reference import REGISTRY
 
 KERNEL = REGISTRY["clipped_line_median"]
 PARAMS = dict(sigma=3.0, maxiters=10)

@@ -143,9 +143,12 @@ def measure(prepared: Prepared, options: CorrectionOptions, all_lines: bool = Fa
     upper = sigma if options.sigma_upper is None else options.sigma_upper
     maxiters = -1 if options.maxiters is None else options.maxiters
     _kernels.line_levels(
-        planes, prepared.flags, prepared.background, layout.along_rows, layout.band_edges,
-        layout.odd_even, layout.group_start, plane_scale, lower, upper, int(maxiters), block,
-        _n_chunks(n_items), needed, full_every, raw, counts, full, full_counts,
+        planes, prepared.flags, prepared.background,
+        (layout.along_rows, layout.band_edges, layout.odd_even, layout.group_start),
+        (lower, upper, plane_scale, int(maxiters)),
+        (needed, full_every),
+        (block, _n_chunks(n_items)),
+        (raw, counts, full, full_counts),
     )  # fmt: skip
     if n_groups == 1:
         full = raw[:, :, 0].copy()

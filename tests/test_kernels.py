@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from reference import REGISTRY, astropy_line_levels, unusable
 from testdata import messy_lines
 
 from bgdnoise import _kernels, measure_levels
-from bgdnoise.reference import REGISTRY, astropy_line_levels, unusable
 
 RTOL = 1e-6
 
@@ -104,22 +104,11 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
         data[None],
         flags,
         bg,
-        True,
-        edges,
-        False,
-        np.array([0, 400]),
-        np.array([scale]),
-        3.0,
-        3.0,
-        10,
-        1,
-        2,
-        np.array([1]),
-        1,
-        raw,
-        counts,
-        np.empty((0, 0)),
-        np.empty((0, 0), np.int64),
+        (True, edges, False, np.array([0, 400])),
+        (3.0, 3.0, np.array([scale]), 10),
+        (np.array([1]), 1),
+        (1, 2),
+        (raw, counts, np.empty((0, 0)), np.empty((0, 0), np.int64)),
     )
     assert_levels_equal(raw[0, :, 0], np.array(expected))
 
@@ -127,20 +116,15 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
 def test_partition_and_binned_algorithms_agree(rng):
     # The two exact algorithms inside the kernel, on the same lines.
     n = 700
-    srt = np.empty(n)
-    idx = np.empty(n, np.int32)
-    nb = _kernels.n_bins_for(n) + 3
-    scratch = [np.empty(nb, np.int64), np.empty(nb, np.int64), np.empty(nb), np.empty(nb)]
-    smp = np.empty(_kernels._SAMPLE)
+    scratch = _kernels.binned_scratch(n)
     for trial in range(200):
         vals = rng.standard_t(2 + trial % 5, n) * rng.uniform(0.01, 100)
         if trial % 4 == 0:
             vals = np.round(vals)
         for fixed in (-1.0, 1.3):
-            a = _kernels._clipped_median(vals.copy(), n, 2.5, 3.0, fixed, 10)
-            b = _kernels._binned_clipped_median(
-                vals.copy(), n, 2.5, 3.0, fixed, 10, srt, idx, *scratch, smp
-            )
+            clip = (2.5, 3.0, fixed, 10)
+            a = _kernels._clipped_median(vals.copy(), n, clip)
+            b = _kernels._binned_clipped_median(vals.copy(), n, clip, scratch)
             assert a == b or (np.isnan(a) and np.isnan(b)), (trial, fixed, a, b)
 
 
@@ -282,11 +266,7 @@ def test_huge_outliers_are_clipped_like_any_other(rng):
 
 def test_algorithms_agree_on_extreme_lines(rng):
     n = 200
-    srt = np.empty(n)
-    idx = np.empty(n, np.int32)
-    nb = _kernels.n_bins_for(n) + 3
-    scratch = [np.empty(nb, np.int64), np.empty(nb, np.int64), np.empty(nb), np.empty(nb)]
-    smp = np.empty(_kernels._SAMPLE)
+    scratch = _kernels.binned_scratch(n)
     big = np.finfo(np.float64).max
     specials = np.array([big, -big, 1e300, -1e300, 1e200, 5e-324, -5e-324, 2.2e-308, 0.0])
     for trial in range(100):
@@ -296,8 +276,7 @@ def test_algorithms_agree_on_extreme_lines(rng):
         vals = vals[np.isfinite(vals)]
         m = vals.size
         for fixed in (-1.0, 1.3):
-            a = _kernels._clipped_median(vals.copy(), m, 2.5, 3.0, fixed, 10)
-            b = _kernels._binned_clipped_median(
-                vals.copy(), m, 2.5, 3.0, fixed, 10, srt, idx, *scratch, smp
-            )
+            clip = (2.5, 3.0, fixed, 10)
+            a = _kernels._clipped_median(vals.copy(), m, clip)
+            b = _kernels._binned_clipped_median(vals.copy(), m, clip, scratch)
             assert np.isfinite(a) and a == b, (trial, fixed, a, b)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import measure_levels
+from bgdnoise import measure_levels
 
 __all__ = [
     "REGISTRY",

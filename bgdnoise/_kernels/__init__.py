@@ -1,0 +1,67 @@
+"""Private numba kernels: arithmetic only, no validation.
+
+Every function here assumes its inputs were checked and converted by the
+caller (:mod:`bgdnoise.stages`): native byte order, C-contiguous, the
+documented shapes.  Kernels are plain loops on arrays, ``cache=True``, no
+fastmath; settings and per-thread scratch travel as tuples of scalars and
+preallocated arrays (a jitclass or StructRef would stop caching).
+
+Modules
+-------
+``lines``       :func:`line_levels`, the parallel driver: gather a block of
+                lines, then estimate each group's level.
+``gather``      a line's usable pixels, per group.
+``binned``      the clipped median on a bucket-sorted copy (``histogram``).
+``partition``   the clipped median by in-place partitioning (short lines,
+                extreme values); ``select`` and ``moments`` serve both.
+``dispersion``  :func:`plane_dispersion`, the per-plane white-noise sigma.
+``model``       :func:`subtract_levels`; ``flags``: :func:`build_flags`.
+
+A new estimator (a weighted or common-mode level) is a new kernel taking
+``(vals, n, settings, scratch)`` like :func:`.binned._binned_clipped_median`,
+called from :func:`.lines._block_levels`.
+
+Numba checks only a cached function's own file: after editing one module,
+functions of other modules that call into it keep their cached machine code
+until their own file changes or the cache is cleared (``__pycache__/*.nbi``
+next to these files, or ``NUMBA_CACHE_DIR``).
+
+Array conventions
+-----------------
+``data``        (P, Ny, Nx) float32 or float64, P planes.
+``flags``       (Pf, Ny, Nx) uint8 with Pf in {1, P} (1 broadcasts); bit
+                ``EXCLUDE`` keeps a pixel out of every statistic, bit
+                ``PRESERVE`` leaves it uncorrected.  Shape (1, 0, 0): no flags.
+``background``  (Pb, Ny, Nx) same dtype as ``data``, Pb in {1, P}; subtracted
+                from the values before any statistic.  Shape (1, 0, 0): none.
+``band_edges``  (n_bands + 1,) int64 positions along the line where the
+                readout bands (amplifier outputs) start and end.
+``group_start`` (n_groups + 1,) int64 offsets of each group's segment in the
+                per-line scratch buffer; a group is one band, or one band and
+                one parity of the position along the line when ``odd_even``.
+"""
+
+from __future__ import annotations
+
+from .binned import _SAMPLE, _binned_clipped_median, binned_scratch
+from .dispersion import plane_dispersion
+from .flags import EXCLUDE, PRESERVE, build_flags
+from .histogram import _bin_of, n_bins_for
+from .lines import line_levels
+from .model import subtract_levels
+from .partition import _clipped_median
+
+__all__ = [
+    "EXCLUDE",
+    "PRESERVE",
+    "_SAMPLE",
+    "_bin_of",
+    "_binned_clipped_median",
+    "_clipped_median",
+    "binned_scratch",
+    "build_flags",
+    "line_levels",
+    "n_bins_for",
+    "plane_dispersion",
+    "subtract_levels",
+]

@@ -1,0 +1,233 @@
+"""The white-noise dispersion of a plane, for ``scale="global"``.
+
+A difference of pixels two apart on the same line cancels the line's
+stripe, an odd/even offset and any smooth signal (sky, source wings), so the
+core of its distribution is white noise times sqrt(2) whatever the sources.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .gather import _plane_rows, _usable_value
+from .moments import _EXP_LIMIT, _FLOAT_MAX, _scaled
+from .select import _select
+
+# Gaussian sigma from the MAD; and the std of a unit Gaussian truncated at +-3.
+_MAD_TO_SIGMA = 1.482602218505602
+_TRUNC3_STD = 0.9865766634773327
+
+
+@njit(parallel=True, cache=True)
+def plane_dispersion(data, flags, background, along_rows, line_step, out):
+    """Per-plane white-noise sigma from differences two pixels apart along lines.
+
+    Parameters
+    ----------
+    data, flags, background : ndarray
+        As in the package docstring.
+    along_rows : bool
+        Lines along rows (else columns).
+    line_step : int
+        Every ``line_step``-th line (or row pair) is sampled.
+    out : ndarray of float64
+        (P,), written; NaN when too few pairs.
+
+    Returns
+    -------
+    None
+    """
+    for p in prange(data.shape[0]):
+        out[p] = _plane_sigma(data, flags, background, p, along_rows, line_step)
+
+
+@njit(cache=True, nogil=True)
+def _plane_sigma(data, flags, background, p, along_rows, line_step):
+    """White-noise sigma of plane ``p`` from pixel pairs two apart along lines.
+
+    For pure noise the difference and the sum of a pair are independent, so
+    keeping only pairs whose sum is below the median sum of their row
+    leaves the difference distribution unchanged while dropping most pairs
+    that sit on a source (sources only add flux).
+
+    Parameters
+    ----------
+    data, flags, background : ndarray
+    p : int
+    along_rows : bool
+    line_step : int
+
+    Returns
+    -------
+    float
+        The sigma of one pixel; NaN when too few pairs.
+    """
+    _, ny, nx = data.shape
+    plane = _plane_rows(data, flags, background, p)
+    if along_rows:
+        rows = range(0, ny, line_step)
+        per_row = max(nx - 2, 0)
+    else:
+        rows = range(0, max(ny - 2, 0), line_step)
+        per_row = nx
+    row_values = (np.empty(nx), np.empty(nx))
+    pairs = (np.empty(max(per_row, 1)), np.empty(max(per_row, 1)))
+    diff = np.empty(max(len(rows) * per_row, 1))
+    n = 0
+    for y in rows:
+        m = _row_pairs(plane, y, along_rows, row_values, pairs)
+        if m > 0:
+            n = _keep_low_sum_pairs(pairs, m, row_values[0], diff, n)
+    return _robust_sigma_of_differences(diff, n) / np.sqrt(2.0)
+
+
+@njit(cache=True, nogil=True)
+def _row_pairs(plane, y, along_rows, row_values, pairs):
+    """Differences and sums of the usable pixel pairs two apart, at row ``y``.
+
+    Parameters
+    ----------
+    plane : tuple of ndarray
+        ``(dplane, fplane, bplane)``.
+    y : int
+        Row lines: the pairs ``(y, x)``, ``(y, x + 2)``; column lines:
+        ``(y, x)``, ``(y + 2, x)``.
+    along_rows : bool
+    row_values : tuple of ndarray
+        Two row-long scratch buffers.
+    pairs : tuple of ndarray
+        ``(row_diff, row_sum)``, written from the front.
+
+    Returns
+    -------
+    int
+        Number of pairs with both pixels usable.
+    """
+    r0, r2 = row_values
+    row_diff, row_sum = pairs
+    _usable_or_nan(plane, y, r0)
+    m = 0
+    if along_rows:
+        for x in range(r0.shape[0] - 2):
+            d = r0[x + 2] - r0[x]
+            row_diff[m] = d
+            row_sum[m] = r0[x + 2] + r0[x]
+            m += d == d
+    else:
+        _usable_or_nan(plane, y + 2, r2)
+        for x in range(r0.shape[0]):
+            d = r2[x] - r0[x]
+            row_diff[m] = d
+            row_sum[m] = r2[x] + r0[x]
+            m += d == d
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _keep_low_sum_pairs(pairs, m, work, diff, n):
+    """Append the differences of pairs whose sum is below the median sum.
+
+    Parameters
+    ----------
+    pairs : tuple of ndarray
+        ``(row_diff, row_sum)`` of ``m`` pairs.
+    m : int
+    work : ndarray of float64
+        Scratch of at least ``m`` values.
+    diff : ndarray of float64
+        Receives the kept differences from index ``n``.
+    n : int
+
+    Returns
+    -------
+    int
+        The new number of differences in ``diff``.
+    """
+    row_diff, row_sum = pairs
+    for i in range(m):
+        work[i] = row_sum[i]  # select on a copy of the sums
+    k = m >> 1
+    _select(work, 0, m - 1, k)
+    threshold = work[k]
+    for i in range(m):
+        keep = row_sum[i] < threshold
+        diff[n] = row_diff[i]
+        n += keep
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _robust_sigma_of_differences(diff, n):
+    """Gaussian sigma of the core of ``diff[:n]``, differences centred on 0.
+
+    MAD start, then a few passes of the standard deviation within +-3 sigma
+    corrected for the truncation.
+
+    Parameters
+    ----------
+    diff : ndarray of float64
+    n : int
+
+    Returns
+    -------
+    float
+        The sigma of one difference; NaN for fewer than 8.
+    """
+    if n < 8:
+        return np.nan
+    absd = np.empty(n)
+    for i in range(n):
+        absd[i] = abs(diff[i])
+    k = n >> 1
+    _select(absd, 0, n - 1, k)
+    sig = _MAD_TO_SIGMA * absd[k]
+    if not (sig > 0.0 and sig <= _FLOAT_MAX):
+        return sig
+    # Squares of differences far from 1 are taken of ``d * 2**-e``.
+    e = math.frexp(sig)[1]
+    e = e if e > _EXP_LIMIT or e < -_EXP_LIMIT else 0
+    for _ in range(20):
+        limit = 3.0 * sig
+        s2 = 0.0
+        m = 0
+        for i in range(n):
+            d = diff[i]
+            inside = abs(d) <= limit
+            d = _scaled(d, e)
+            s2 += d * d if inside else 0.0
+            m += inside
+        if m < 2:
+            break
+        new = math.ldexp(np.sqrt(s2 / m) / _TRUNC3_STD, e)
+        if abs(new - sig) <= 1e-7 * sig:
+            sig = new
+            break
+        sig = new
+    return sig
+
+
+@njit(cache=True, nogil=True)
+def _usable_or_nan(plane, y, out):
+    """Row ``y`` of the plane with unusable pixels set to NaN.
+
+    Parameters
+    ----------
+    plane : tuple of ndarray
+    y : int
+    out : ndarray of float64
+        (Nx,), written.
+
+    Returns
+    -------
+    None
+    """
+    dplane, fplane, bplane = plane
+    has_flags = fplane.shape[0] > 0
+    has_bg = bplane.shape[0] > 0
+    drow = dplane[y]
+    for x in range(out.shape[0]):
+        v, ok = _usable_value(drow[x], fplane, bplane, y, x, has_flags, has_bg)
+        out[x] = v if ok else np.nan

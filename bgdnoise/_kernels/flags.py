@@ -1,0 +1,53 @@
+"""Pixel flags: which pixels the statistics skip and which keep their values."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Bits of the uint8 flags array.
+EXCLUDE = np.uint8(1)  # kept out of every statistic
+PRESERVE = np.uint8(2)  # left uncorrected (reference pixels)
+
+
+@njit(parallel=True, cache=True)
+def build_flags(mask, dq, dq_flags, preserve_bits, out):
+    """One pass: ``out = EXCLUDE * (mask | dq & dq_flags) | PRESERVE * (dq & preserve_bits)``.
+
+    Parameters
+    ----------
+    mask : ndarray of uint8
+        (P, Ny, Nx) like ``out``, (1, Ny, Nx) to broadcast over the planes,
+        or (1, 0, 0) when absent; non-zero excludes the pixel.
+    dq : ndarray of unsigned int
+        The DQ array, shaped like ``mask``.
+    dq_flags, preserve_bits : uint64
+        DQ bits that exclude a pixel; DQ bits that preserve it.
+    out : ndarray of uint8
+        (P, Ny, Nx), written.
+
+    Returns
+    -------
+    None
+    """
+    n_planes, ny, nx = out.shape
+    has_mask = mask.shape[1] > 0
+    has_dq = dq.shape[1] > 0
+    for row in prange(n_planes * ny):
+        p = row // ny
+        y = row % ny
+        q = np.int64(p)
+        qm = min(q, mask.shape[0] - 1)
+        qd = min(q, dq.shape[0] - 1)
+        orow = out[q, y]
+        for x in range(nx):
+            value = np.uint8(0)
+            if has_mask and mask[qm, y, x] != 0:
+                value = EXCLUDE
+            if has_dq:
+                bits = np.uint64(dq[qd, y, x])
+                if bits & dq_flags:
+                    value |= EXCLUDE
+                if bits & preserve_bits:
+                    value |= PRESERVE
+            orow[x] = value

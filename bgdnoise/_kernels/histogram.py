@@ -1,0 +1,276 @@
+"""A line's values bucket-sorted into a fine histogram, and queries on it.
+
+The histogram is described by ``hist = (lo, inv_w, nb, shift)``: ``nb``
+regular bins of width ``1 / inv_w`` from ``lo``, plus an underflow bin (0)
+and an overflow bin (``nb + 1``); sums are of ``v - shift``.  Its arrays are
+the first ones of the estimator's scratch tuple
+``(srt, idx, cnt, start, ps1, ps2, smp)``:
+
+``srt``    the values, sorted by bin (bin ``b`` is ``srt[start[b]:start[b + 1]]``);
+``idx``    int32 bin of each value (scratch for the sort);
+``cnt``    int64 per-bin counts, then write cursors;
+``start``  int64 first index of each bin in ``srt``;
+``ps1``    sum of ``v - shift`` over the regular bins ``1..b-1``;
+``ps2``    the same for ``(v - shift)**2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .select import _mid, _select
+
+
+@njit(cache=True, nogil=True)
+def n_bins_for(length):
+    """Regular bins used for a line of ``length`` values.
+
+    Parameters
+    ----------
+    length : int
+
+    Returns
+    -------
+    int
+        Between 16 and 4096.  Scratch arrays indexed by bin need
+        ``n_bins_for(length) + 3`` entries.
+    """
+    return max(16, min(4096, length // 2))
+
+
+@njit(cache=True, nogil=True)
+def _bin_of(v, lo, inv_w, nb):
+    """Monotonic bin index: 0 underflow, 1..nb regular, nb + 1 overflow.
+
+    Parameters
+    ----------
+    v, lo, inv_w : float
+    nb : int
+
+    Returns
+    -------
+    int
+        Within ``0..nb + 1`` for any ``v`` (NaN goes to 0), so no input can
+        index out of bounds; monotonic for finite ``lo`` and ``inv_w > 0``.
+    """
+    t = (v - lo) * inv_w
+    if not (t >= 0.0):
+        return 0
+    if t >= nb:
+        return nb + 1
+    return 1 + int(t)
+
+
+@njit(cache=True, nogil=True)
+def _fill_histogram(vals, n, hist, scratch):
+    """Sort ``vals[:n]`` into the bins of ``hist``, with prefix sums of deviations.
+
+    Parameters
+    ----------
+    vals : ndarray of float64
+        Not modified.
+    n : int
+    hist : tuple
+        ``(lo, inv_w, nb, shift)``.
+    scratch : tuple
+        Fills ``srt``, ``start``, ``ps1`` and ``ps2`` (module docstring).
+
+    Returns
+    -------
+    float
+        The sum of squares of all the deviations, under- and overflow bins
+        included.
+    """
+    lo, inv_w, nb, shift = hist
+    srt, idx, cnt, start, ps1, ps2, _ = scratch
+    total_bins = nb + 2
+    for b in range(total_bins + 1):
+        cnt[b] = 0
+        ps1[b] = 0.0
+        ps2[b] = 0.0
+    for i in range(n):
+        b = _bin_of(vals[i], lo, inv_w, nb)
+        idx[i] = b
+        cnt[b] += 1
+    start[0] = 0
+    for b in range(total_bins):
+        start[b + 1] = start[b] + cnt[b]
+        cnt[b] = start[b]  # becomes the write cursor
+    for i in range(n):
+        b = idx[i]
+        v = vals[i]
+        srt[cnt[b]] = v
+        cnt[b] += 1
+        d = v - shift
+        ps1[b] += d
+        ps2[b] += d * d
+    # Prefix sums over the regular bins only: ps[b] = sum of bins 1..b-1, so
+    # outliers in the under- and overflow bins never enter a difference.
+    outside2 = ps2[0] + ps2[nb + 1]  # read before the prefix sums overwrite them
+    run1 = 0.0
+    run2 = 0.0
+    for b in range(1, nb + 1):
+        t1 = ps1[b]
+        t2 = ps2[b]
+        ps1[b] = run1
+        ps2[b] = run2
+        run1 += t1
+        run2 += t2
+    ps1[nb + 1] = run1
+    ps2[nb + 1] = run2
+    return outside2 + run2
+
+
+@njit(cache=True, nogil=True)
+def _window_stats(srt, start, ps1, ps2, hist, a, b):
+    """Count below ``a``, and count, sum and sum of squares in ``[a, b]``.
+
+    Whole bins strictly between the bins of ``a`` and ``b`` come from the
+    prefix sums; only the two edge bins are read.  (Called every
+    iteration: the arrays are passed one by one, not as the scratch tuple,
+    which numba would pass field by field.)
+
+    Parameters
+    ----------
+    srt, start, ps1, ps2 : ndarray
+        A filled histogram (module docstring).
+    hist : tuple
+        ``(lo, inv_w, nb, shift)``.
+    a, b : float
+        The bounds.
+
+    Returns
+    -------
+    below, m : int
+        Values below ``a``; values within ``[a, b]``.
+    s1, s2 : float
+        Sums of ``v - shift`` and its square over those ``m`` values.
+    """
+    lo, inv_w, nb, shift = hist
+    fa = _bin_of(a, lo, inv_w, nb)
+    fb = _bin_of(b, lo, inv_w, nb)
+    below = start[fa]
+    m = 0
+    s1 = 0.0
+    s2 = 0.0
+    # One exit only, here and in the other per-iteration helpers: numba's
+    # reference-count pruning then drops the counting on the array arguments.
+    if fa == fb:
+        for j in range(start[fa], start[fa + 1]):
+            v = srt[j]
+            if v < a:
+                below += 1
+            elif v <= b:
+                d = v - shift
+                m += 1
+                s1 += d
+                s2 += d * d
+    else:
+        for j in range(start[fa], start[fa + 1]):
+            v = srt[j]
+            if v < a:
+                below += 1
+            else:
+                d = v - shift
+                m += 1
+                s1 += d
+                s2 += d * d
+        for j in range(start[fb], start[fb + 1]):
+            v = srt[j]
+            if v <= b:
+                d = v - shift
+                m += 1
+                s1 += d
+                s2 += d * d
+        m += start[fb] - start[fa + 1]
+        s1 += ps1[fb] - ps1[fa + 1]
+        s2 += ps2[fb] - ps2[fa + 1]
+    return below, m, s1, s2
+
+
+@njit(cache=True, nogil=True)
+def _count_outside(srt, start, n, hist, a, b):
+    """Number of values below ``a`` plus number above ``b``.
+
+    Parameters
+    ----------
+    srt, start : ndarray
+        A filled histogram of ``n`` values.
+    n : int
+    hist : tuple
+        ``(lo, inv_w, nb, shift)``.
+    a, b : float
+
+    Returns
+    -------
+    int
+    """
+    lo, inv_w, nb, _ = hist
+    fa = _bin_of(a, lo, inv_w, nb)
+    fb = _bin_of(b, lo, inv_w, nb)
+    out = start[fa] + (n - start[fb + 1])
+    for j in range(start[fa], start[fa + 1]):
+        if srt[j] < a:
+            out += 1
+    for j in range(start[fb], start[fb + 1]):
+        if srt[j] > b:
+            out += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _order_stat(srt, start, n_bins_total, r):
+    """The r-th smallest value (0-based): find its bin, select inside it.
+
+    Parameters
+    ----------
+    srt, start : ndarray
+        A filled histogram; ``srt`` is reordered within one bin.
+    n_bins_total : int
+        ``nb + 2``.
+    r : int
+
+    Returns
+    -------
+    float
+    """
+    lo_b = 0
+    hi_b = n_bins_total - 1
+    while lo_b < hi_b:  # last bin whose start <= r
+        mid = (lo_b + hi_b + 1) >> 1
+        if start[mid] <= r:
+            lo_b = mid
+        else:
+            hi_b = mid - 1
+    while start[lo_b + 1] <= r:  # skip empty bins sharing the same start
+        lo_b += 1
+    _select(srt, start[lo_b], start[lo_b + 1] - 1, r)
+    return srt[r]
+
+
+@njit(cache=True, nogil=True)
+def _rank_median(srt, start, n_bins_total, below, m):
+    """Median of the ``m`` values of ranks ``below..below + m - 1``.
+
+    Parameters
+    ----------
+    srt, start : ndarray
+    n_bins_total : int
+    below, m : int
+
+    Returns
+    -------
+    float
+        NaN when ``m <= 0``.
+    """
+    level = np.nan
+    if m > 0:
+        r = below + (m >> 1)
+        if m & 1:
+            level = _order_stat(srt, start, n_bins_total, r)
+        else:
+            v1 = _order_stat(srt, start, n_bins_total, r - 1)
+            v2 = _order_stat(srt, start, n_bins_total, r)
+            level = _mid(v1, v2)
+    return level

@@ -1,0 +1,203 @@
+"""The level of every group of every line: gather, then estimate, in parallel."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .binned import _binned_clipped_median, binned_scratch
+from .gather import _plane_rows, gather_block
+
+
+@njit(parallel=True, cache=True)
+def line_levels(data, flags, background, geometry, clip, full, work, out):
+    """Clipped-median level of every group of every line of every plane.
+
+    Parameters
+    ----------
+    data, flags, background : ndarray
+        As in the package docstring.
+    geometry : tuple
+        ``(along_rows, band_edges, odd_even, group_start)``: lines along
+        rows (bool) or columns; the readout bands and, when ``odd_even``,
+        the parities that split a line into groups; each group's offset in
+        the per-line scratch.
+    clip : tuple
+        ``(sigma_lower, sigma_upper, plane_scale, maxiters)``:
+        ``plane_scale[p] > 0`` is a fixed clipping scale for plane p,
+        otherwise the standard deviation of the values kept is used;
+        ``maxiters < 0`` iterates until nothing changes.
+    full : tuple
+        ``(group_needed, full_every)``: with more than one group, the
+        full-line level is computed for every ``full_every``-th line and
+        for lines where a group g has fewer than ``group_needed[g]`` usable
+        pixels (NaN elsewhere).
+    work : tuple of int
+        ``(block, n_chunks)``: work is split into ``n_chunks`` contiguous
+        runs of blocks of ``block`` lines, one set of scratch per run.
+    out : tuple of ndarray
+        ``(levels, counts, full_levels, full_counts)``, written:
+        ``levels[p, line, g]`` and ``counts[p, line, g]`` (usable pixels),
+        and with more than one group ``full_levels[p, line]`` and
+        ``full_counts[p, line]`` over the whole line (else shape (0, 0)).
+
+    Returns
+    -------
+    None
+    """
+    along_rows, band_edges, odd_even, group_start = geometry
+    levels, counts, full_levels, full_counts = out
+    n_planes, ny, nx = data.shape
+    n_lines, length = (ny, nx) if along_rows else (nx, ny)
+    n_groups = (band_edges.shape[0] - 1) * (2 if odd_even else 1)
+    block, n_chunks = work
+    blocks_per_plane = (n_lines + block - 1) // block
+    n_items = n_planes * blocks_per_plane
+    for chunk in prange(n_chunks):
+        item_start = chunk * n_items // n_chunks
+        item_stop = (chunk + 1) * n_items // n_chunks
+        if item_stop <= item_start:
+            continue
+        # The helpers get thread-local arrays only: each call updates the
+        # reference counts of its array arguments, and counts shared by the
+        # threads would bounce one cache line between the cores.
+        starts = group_start.copy()
+        local_geometry = (along_rows, band_edges.copy(), odd_even, starts)
+        local_full = (full[0].copy(), full[1])
+        cnt = np.zeros((block, n_groups), dtype=np.int64)
+        gathered = (np.empty((block, length)), cnt)
+        lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
+        scratch = (np.empty(length), binned_scratch(length))
+        for item in range(item_start, item_stop):
+            p = item // blocks_per_plane
+            first = (item % blocks_per_plane) * block
+            nl = min(block, n_lines - first)
+            plane = _plane_rows(data, flags, background, p)
+            gather_block(plane, first, nl, local_geometry, gathered)
+            plane_clip = (clip[0], clip[1], clip[2][p], clip[3])
+            _block_levels(
+                gathered, (first, nl), starts, plane_clip, local_full, (lv, flv, fct), scratch
+            )
+            for j in range(nl):
+                for g in range(n_groups):
+                    levels[p, first + j, g] = lv[j, g]
+                    counts[p, first + j, g] = cnt[j, g]
+                if n_groups > 1:
+                    full_levels[p, first + j] = flv[j]
+                    full_counts[p, first + j] = fct[j]
+
+
+@njit(cache=True, nogil=True)
+def _block_levels(gathered, where, group_start, clip, full, found, scratch):
+    """Levels of the lines of one gathered block.
+
+    Parameters
+    ----------
+    gathered : tuple of ndarray
+        ``(seg, cnt)`` from :func:`.gather.gather_block`.
+    where : tuple of int
+        ``(first, nl)``: first line and number of lines.
+    group_start : ndarray of int64
+        Each group's segment start in ``seg``.
+    clip : tuple
+        ``(sigma_lower, sigma_upper, fixed_scale, maxiters)`` for this plane.
+    full : tuple
+        As for :func:`line_levels`.
+    found : tuple of ndarray
+        ``(levels, full_levels, full_counts)`` of shapes (block, n_groups),
+        (block,), (block,), written for the block's lines; the full ones
+        only with more than one group (full level NaN where not needed).
+    scratch : tuple
+        ``(work, binned)``: a line-long buffer and the estimator's scratch.
+
+    Returns
+    -------
+    None
+    """
+    seg, cnt = gathered
+    first, nl = where
+    levels, full_levels, full_counts = found
+    binned = scratch[1]  # unpacked once: each tuple access costs reference counting
+    n_groups = cnt.shape[1]
+    for j in range(nl):
+        if n_groups > 1:
+            full_counts[j] = _total(cnt[j])
+            full_levels[j] = np.nan
+            if _wants_full_level(cnt[j], full, first + j):
+                full_levels[j] = _full_line_level(seg[j], cnt[j], group_start, clip, scratch)
+        for g in range(n_groups):
+            levels[j, g] = _binned_clipped_median(seg[j, group_start[g] :], cnt[j, g], clip, binned)
+
+
+@njit(cache=True, nogil=True)
+def _total(cnt):
+    """Sum of the group counts of one line.
+
+    Parameters
+    ----------
+    cnt : ndarray of int64
+
+    Returns
+    -------
+    int
+    """
+    total = 0
+    for g in range(cnt.shape[0]):
+        total += cnt[g]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _wants_full_level(cnt, full, line):
+    """Whether a line's full level is needed.
+
+    Parameters
+    ----------
+    cnt : ndarray of int64
+        Usable pixels per group of the line.
+    full : tuple
+        ``(group_needed, full_every)``, see :func:`line_levels`.
+    line : int
+
+    Returns
+    -------
+    bool
+        True on every ``full_every``-th line (the sample of each band's
+        offset) and where a group falls back to the full level.
+    """
+    group_needed, full_every = full
+    if line % full_every == 0:
+        return True
+    for g in range(cnt.shape[0]):
+        if cnt[g] < group_needed[g]:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _full_line_level(vals, cnt, group_start, clip, scratch):
+    """Level of a whole line from the usable values of all its groups.
+
+    Parameters
+    ----------
+    vals : ndarray of float64
+        The line's gathered segments.
+    cnt, group_start : ndarray of int64
+        Usable values per group and each group's segment start.
+    clip : tuple
+        As for :func:`_block_levels`.
+    scratch : tuple
+        ``(work, binned)``; ``work`` receives the values.
+
+    Returns
+    -------
+    float
+    """
+    work, binned = scratch
+    total = 0
+    for g in range(cnt.shape[0]):
+        s0 = group_start[g]
+        for t in range(cnt[g]):
+            work[total] = vals[s0 + t]
+            total += 1
+    return _binned_clipped_median(work, total, clip, binned)

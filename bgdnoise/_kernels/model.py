@@ -1,0 +1,75 @@
+"""Applying the stripe model: subtract each group's level along its line."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .flags import PRESERVE
+
+
+@njit(parallel=True, cache=True)
+def subtract_levels(
+    data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model
+):
+    """``out = data - line_model`` broadcast along lines; optionally the model.
+
+    Parameters
+    ----------
+    data : ndarray
+        (P, Ny, Nx) float32 or float64.
+    flags : ndarray of uint8
+        As in the package docstring; pixels flagged ``PRESERVE`` are copied
+        unchanged (model 0).
+    along_rows : bool
+        Lines along rows (else columns).
+    band_edges : ndarray of int64
+        Readout band edges along the line.
+    odd_even : bool
+        Groups split by the parity of the position along the line.
+    line_model : ndarray of float64
+        (P, n_lines, n_groups): the value to subtract from group g of a line.
+    out : ndarray
+        Like ``data``, written; may be ``data`` itself.
+    model : ndarray
+        Like ``data``; receives the subtracted value when ``write_model``.
+    write_model : bool
+
+    Returns
+    -------
+    None
+    """
+    n_planes, ny, nx = data.shape
+    n_bands = band_edges.shape[0] - 1
+    n_par = 2 if odd_even else 1
+    has_flags = flags.shape[1] > 0
+    for row in prange(n_planes * ny):
+        p = row // ny
+        y = row % ny
+        q = np.int64(p)
+        drow = data[q, y]
+        orow = out[q, y]
+        fplane = flags[min(q, flags.shape[0] - 1)]
+        # Each pixel is read before it is written: ``out`` may be ``data``.
+        if along_rows:
+            lm = line_model[q, y]
+            for b in range(n_bands):
+                for x in range(band_edges[b], band_edges[b + 1]):
+                    level = lm[b * n_par + ((x & 1) if odd_even else 0)]
+                    if has_flags and fplane[y, x] & PRESERVE:
+                        level = 0.0  # reference pixels keep their values
+                    orow[x] = drow[x] - level
+                    if write_model:
+                        model[q, y, x] = level
+        else:
+            b = 0
+            while y >= band_edges[b + 1]:
+                b += 1
+            lm = line_model[q, :, b * n_par + ((y & 1) if odd_even else 0)]
+            for x in range(nx):
+                level = lm[x]
+                if has_flags and fplane[y, x] & PRESERVE:
+                    level = 0.0
+                orow[x] = drow[x] - level
+                if write_model:
+                    model[q, y, x] = level

@@ -1,0 +1,172 @@
+"""Selection in place on a float64 buffer: order statistics and exact medians."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _mid(a, b):
+    """``0.5 * (a + b)`` without overflow.
+
+    Parameters
+    ----------
+    a, b : float
+        Finite values.
+
+    Returns
+    -------
+    float
+        Their mean; halved first when the sum would overflow.
+    """
+    s = a + b
+    if s - s == 0.0:
+        return 0.5 * s
+    return 0.5 * a + 0.5 * b
+
+
+@njit(cache=True, nogil=True)
+def _select(buf, left, right, k):
+    """Place the k-th smallest of ``buf[left:right + 1]`` at index ``k``.
+
+    Hoare partitioning with a median-of-three pivot.
+
+    Parameters
+    ----------
+    buf : ndarray of float64
+        Reordered in place.
+    left, right : int
+        First and last index of the range (inclusive).
+    k : int
+        Target index, ``left <= k <= right``.
+
+    Returns
+    -------
+    None
+        On return ``buf[left:k] <= buf[k] <= buf[k + 1:right + 1]``.
+    """
+    while left < right:
+        mid = (left + right) >> 1
+        # Median of three, moved to ``mid``, protects against sorted input.
+        if buf[mid] < buf[left]:
+            buf[mid], buf[left] = buf[left], buf[mid]
+        if buf[right] < buf[left]:
+            buf[right], buf[left] = buf[left], buf[right]
+        if buf[right] < buf[mid]:
+            buf[right], buf[mid] = buf[mid], buf[right]
+        pivot = buf[mid]
+        i = left
+        j = right
+        while i <= j:
+            while buf[i] < pivot:
+                i += 1
+            while pivot < buf[j]:
+                j -= 1
+            if i <= j:
+                buf[i], buf[j] = buf[j], buf[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            right = j
+        elif k >= i:
+            left = i
+        else:
+            return
+
+
+@njit(cache=True, nogil=True)
+def _max_of(buf, start, stop):
+    """Largest value of ``buf[start:stop]`` (a non-empty range).
+
+    Parameters
+    ----------
+    buf : ndarray of float64
+    start, stop : int
+
+    Returns
+    -------
+    float
+    """
+    best = buf[start]
+    for i in range(start + 1, stop):
+        if buf[i] > best:
+            best = buf[i]
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _min_of(buf, start, stop):
+    """Smallest value of ``buf[start:stop]`` (a non-empty range).
+
+    Parameters
+    ----------
+    buf : ndarray of float64
+    start, stop : int
+
+    Returns
+    -------
+    float
+    """
+    best = buf[start]
+    for i in range(start + 1, stop):
+        if buf[i] < best:
+            best = buf[i]
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _window_median(buf, lo, hi, pivot):
+    """Exact median of ``buf[lo:hi]``, selecting on one side of a pivot.
+
+    After a clipping pass the middle usually lies in about half the window,
+    so only the side of the old pivot that holds it is searched.
+
+    Parameters
+    ----------
+    buf : ndarray of float64
+        Reordered in place within ``[lo, hi)``.
+    lo, hi : int
+        The window.
+    pivot : int
+        An index inside the window already in its sorted place (everything
+        left of it is <= it, everything right >= it), or -1.
+
+    Returns
+    -------
+    median : float
+        NaN for an empty window; the mean of the two middle values for an
+        even count.
+    new_pivot : int
+        An index now in its sorted place (-1 for an empty window).
+    """
+    m = hi - lo
+    if m <= 0:
+        return np.nan, -1
+    if pivot < lo or pivot >= hi:
+        pivot = -1
+    if m & 1:
+        k = lo + (m >> 1)
+        if pivot < 0:
+            _select(buf, lo, hi - 1, k)
+        elif k < pivot:
+            _select(buf, lo, pivot - 1, k)
+        elif k > pivot:
+            _select(buf, pivot + 1, hi - 1, k)
+        return buf[k], k
+    k2 = lo + (m >> 1)
+    k1 = k2 - 1
+    if pivot < 0:
+        _select(buf, lo, hi - 1, k2)
+        return _mid(_max_of(buf, lo, k2), buf[k2]), k2
+    if pivot == k2:
+        return _mid(_max_of(buf, lo, k2), buf[k2]), k2
+    if pivot == k1:
+        return _mid(buf[k1], _min_of(buf, k2, hi)), k1
+    if k2 < pivot:
+        # Select the lower middle; the upper one is the smallest of the few
+        # values between it and the old pivot.
+        _select(buf, lo, pivot - 1, k1)
+        return _mid(buf[k1], _min_of(buf, k2, pivot)), k1
+    _select(buf, pivot + 1, hi - 1, k2)
+    return _mid(_max_of(buf, pivot + 1, k2), buf[k2]), k2
