@@ -8,8 +8,9 @@ offsets; the frames of a ramp carry it and the least-squares slope of the
 ramp leaves what a rate shows. White (read and shot) noise, DQ with
 reference and bad pixels, and scenes from an empty sky to a crowded field,
 a large galaxy and spectral traces. The truth (scene, white noise, stripes)
-comes back beside the data; :func:`write_product` writes a ``_rate`` or
-``_rateints`` file, on a real header if given one. See ``docs/simulate.rst``.
+comes back beside the data, and :func:`score` measures a correction against
+it; :func:`write_product` writes a ``_rate`` or ``_rateints`` file, on a
+real header if given one. See ``docs/simulate.rst``.
 """
 
 from .measure import (
@@ -24,13 +25,16 @@ from .products import to_hdulist, write_product
 from .rate import SimulatedRate, reference_pixels, simulate_rate
 from .readout import NoiseModel, Readout, readout_for
 from .scenes import SCENES, Scene, make_scene, sersic_profile
+from .score import Score, band_edges, score
 
 __all__ = [
     "SCENES",
     "NoiseModel",
     "Readout",
     "Scene",
+    "Score",
     "SimulatedRate",
+    "band_edges",
     "band_means",
     "common_mode_fraction",
     "line_spectrum",
@@ -39,6 +43,7 @@ __all__ = [
     "pink_stream",
     "readout_for",
     "reference_pixels",
+    "score",
     "sersic_profile",
     "simulate_rate",
     "spectral_slope",
