@@ -63,13 +63,25 @@ def _argument_type(declared: Option):
     return named
 
 
+def _choice_type(declared: Option):
+    """Argument type of a choice: ``none`` is None where None is allowed."""
+
+    def choice(text: str):
+        return "none" if declared.optional and text.lower() == "none" else text
+
+    return choice
+
+
 def _add_option(parser: argparse.ArgumentParser, declared: Option) -> None:
     """One command-line argument from an option's declaration."""
     flags = {"dest": declared.name, "default": declared.default, "help": declared.help}
     if declared.kind == "bool":
         parser.add_argument(declared.cli_flag, action=argparse.BooleanOptionalAction, **flags)
     elif declared.kind == "choice":
-        parser.add_argument(declared.cli_flag, choices=declared.choices, **flags)
+        choices = declared.choices + (("none",) if declared.optional else ())
+        parser.add_argument(
+            declared.cli_flag, choices=choices, type=_choice_type(declared), **flags
+        )
     elif declared.kind == "path":
         parser.add_argument(declared.cli_flag, type=Path, metavar="FILE", **flags)
     else:

@@ -84,6 +84,8 @@ class Option:
         """Return ``value`` checked and normalised, or raise TypeError/ValueError."""
         if value is None and (self.optional or self.default is None):
             return None
+        if self.kind == "choice" and self.optional and str(value).lower() == "none":
+            return None  # as typed on a command line or in a Step's configuration
         return _VALIDATORS[self.kind](self, value)
 
 
@@ -110,7 +112,7 @@ def _number(option: Option, value: Any, integer: bool) -> float | int:
 
 def _choice(option: Option, value: Any) -> str:
     if value not in option.choices:
-        allowed = ", ".join(repr(c) for c in option.choices)
+        allowed = ", ".join(repr(c) for c in option.choices + ((None,) if option.optional else ()))
         raise ValueError(f"{option.name} must be one of {allowed}, got {value!r}.")
     return value
 
@@ -172,6 +174,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_fraction", 0.2, "float",
            "a band with fewer usable pixels than this fraction falls back to the line level",
            minimum=0.0, maximum=1.0),
+    Option("mask_sources", True, "bool",
+           "find sources (every scale) and keep them out of the statistics"),
+    Option("background_method", "model", "choice",
+           "background: 'model' a smooth surface fitted with the line levels, 'median' "
+           "the plane's median, None none", choices=("median", "model"), optional=True),
+    Option("background_box_size", 64, "int",
+           "node spacing of the 'model' background, in pixels", minimum=8),
     Option("dq_flags", DEFAULT_DQ_FLAGS, "bits",
            "DQ bits that keep a pixel out of the statistics"),
     Option("mask", None, "path", "FITS file or array: nonzero/True = keep out of the statistics",
@@ -180,6 +189,10 @@ OPTIONS: tuple[Option, ...] = (
            scope="file"),
     Option("save_model", False, "bool", "also write the subtracted stripes as _bdgModel.fits",
            scope="file", in_step=False),
+    Option("save_mask", False, "bool", "also write the source mask as _bdgMask.fits",
+           scope="file"),
+    Option("save_background", False, "bool",
+           "also write the fitted background as _bdgBkg.fits", scope="file"),
 )  # fmt: skip
 _BY_NAME = {o.name: o for o in OPTIONS}
 _ALIASES = {alias: o.name for o in OPTIONS for alias in o.aliases.values()}
@@ -259,7 +272,7 @@ def step_spec() -> str:
     lines = []
     for o in (o for o in OPTIONS if o.in_step):
         if o.kind == "choice":
-            values = ", ".join(repr(c) for c in o.choices)
+            values = ", ".join(repr(c) for c in o.choices + ((None,) if o.optional else ()))
             kind = f"option({values}, default={o.default!r})"
         else:
             kind = f"{_SPEC_TYPES[o.kind]}(default={o.default!r})"

@@ -24,6 +24,7 @@ from ._prepare import Prepared, check_out, prepare
 from .dqflags import REFERENCE_PIXEL
 from .options import CorrectionOptions
 from .report import CorrectionReport
+from .scene import model_scene, with_scene
 
 __all__ = ["Measured", "Resolved", "apply", "correct_planes", "measure", "resolve"]
 
@@ -365,7 +366,9 @@ def correct_planes(
     if out is not None:
         check_out(out, data, prepared.work.shape, prepared.out_dtype)
     lap("prepare")
-    measured = measure(prepared, options)
+    scene = model_scene(prepared, options)
+    lap("scene")
+    measured = measure(with_scene(prepared, scene), options)
     lap("measure")
     resolved = resolve(prepared, measured, options)
     lap("resolve")

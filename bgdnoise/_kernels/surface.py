@@ -1,0 +1,305 @@
+"""A smooth background surface fitted jointly with free line levels.
+
+The surface is bilinear on a grid of nodes ``h`` pixels apart (node ``(j, i)``
+at line ``j h``, position ``i h`` along the line; node index ``j * n_x + i``).
+Every (line, band) has a free level; eliminating it (its least-squares value
+is the band mean of data minus surface) leaves normal equations in the nodes
+alone, built from per-line sums in one pass over the pixels. Penalties on
+second differences keep the surface smooth, and soft pins at sky nodes fix
+what the data cannot: a function of the line alone (a stripe). The system is
+banded (node rows couple to their neighbours only) and solved by a banded
+Cholesky factorisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, nogil=True)
+def _cell(t, n_nodes):
+    """Node below ``t`` (in node units) and the weight of the one above."""
+    j = int(t)
+    if j > n_nodes - 2:
+        j = n_nodes - 2
+    return j, t - j
+
+
+@njit(parallel=True, cache=True)
+def line_sums(plane, usable, along_rows, band_edges, grid, sums):
+    """Per line: the sums the normal equations need.
+
+    Parameters
+    ----------
+    plane : ndarray of float64
+        ``(ny, nx)`` data.
+    usable : ndarray of uint8
+        ``(ny, nx)``, non-zero where a pixel enters the fit.
+    along_rows : bool
+        Lines are rows (else columns).
+    band_edges : ndarray of int64
+        Band limits along the line.
+    grid : tuple
+        ``(h, n_x)``: node spacing and nodes along the line.
+    sums : tuple of ndarray
+        Written, per line: ``diag (n_lines, n_x)`` and ``off (n_lines, n_x)``
+        (sums of w_i w_i and w_i w_{i+1}), per band ``weight (n_lines,
+        n_bands, n_x)`` and ``data (n_lines, n_bands, n_x)`` (sums of w_i
+        and w_i d), ``count`` and ``total (n_lines, n_bands)``.
+
+    Returns
+    -------
+    None
+    """
+    h, n_x = grid
+    diag, off, weight, data, count, total = sums
+    n_lines = plane.shape[0] if along_rows else plane.shape[1]
+    n_bands = band_edges.shape[0] - 1
+    for line in prange(n_lines):
+        for i in range(n_x):
+            diag[line, i] = 0.0
+            off[line, i] = 0.0
+        for k in range(n_bands):
+            for i in range(n_x):
+                weight[line, k, i] = 0.0
+                data[line, k, i] = 0.0
+            n = 0.0
+            s = 0.0
+            for pos in range(band_edges[k], band_edges[k + 1]):
+                if along_rows:
+                    use, v = usable[line, pos], plane[line, pos]
+                else:
+                    use, v = usable[pos, line], plane[pos, line]
+                if use == 0:
+                    continue
+                i, g = _cell(pos / h, n_x)
+                w0 = 1.0 - g
+                diag[line, i] += w0 * w0
+                diag[line, i + 1] += g * g
+                off[line, i] += w0 * g
+                weight[line, k, i] += w0
+                weight[line, k, i + 1] += g
+                data[line, k, i] += w0 * v
+                data[line, k, i + 1] += g * v
+                n += 1.0
+                s += v
+            count[line, k] = n
+            total[line, k] = s
+
+
+@njit(cache=True, nogil=True)
+def _add(matrix, m1, m2, value):
+    """Add ``value`` to the symmetric banded ``matrix`` at ``(m1, m2)``, upper half."""
+    if m2 >= m1:
+        matrix[m2 - m1, m1] += value
+
+
+@njit(cache=True)
+def normal_equations(sums, grid, band_nodes, matrix, rhs):
+    """Assemble the banded normal matrix and right-hand side over the nodes.
+
+    Parameters
+    ----------
+    sums : tuple of ndarray
+        From :func:`line_sums`.
+    grid : tuple
+        ``(h, n_y, n_x)``.
+    band_nodes : ndarray of int64
+        ``(n_bands, 2)``: first and past-last node column each band touches.
+    matrix : ndarray of float64
+        ``(bandwidth + 1, n_nodes)``, zeroed by the caller: ``matrix[d, m]``
+        holds element ``(m, m + d)``.
+    rhs : ndarray of float64
+        ``(n_nodes,)``, zeroed by the caller.
+
+    Returns
+    -------
+    None
+    """
+    diag, off, weight, data, count, total = sums
+    h, n_y, n_x = grid
+    n_lines, n_bands = count.shape
+    for line in range(n_lines):
+        j, f = _cell(line / h, n_y)
+        wy = (1.0 - f, f)
+        for a in range(2):
+            ra = (j + a) * n_x
+            for b in range(2):
+                rb = (j + b) * n_x
+                w = wy[a] * wy[b]
+                for i in range(n_x):
+                    _add(matrix, ra + i, rb + i, w * diag[line, i])
+                    if i + 1 < n_x:
+                        _add(matrix, ra + i, rb + i + 1, w * off[line, i])
+                        _add(matrix, ra + i + 1, rb + i, w * off[line, i])
+                # The band's free level removes the band mean (rank one).
+                for k in range(n_bands):
+                    if count[line, k] == 0.0:
+                        continue
+                    inv = w / count[line, k]
+                    for i in range(band_nodes[k, 0], band_nodes[k, 1]):
+                        wi = weight[line, k, i] * inv
+                        if wi == 0.0:
+                            continue
+                        for i2 in range(band_nodes[k, 0], band_nodes[k, 1]):
+                            _add(matrix, ra + i, rb + i2, -wi * weight[line, k, i2])
+            for k in range(n_bands):
+                if count[line, k] == 0.0:
+                    continue
+                mean = total[line, k] / count[line, k]
+                for i in range(band_nodes[k, 0], band_nodes[k, 1]):
+                    rhs[ra + i] += wy[a] * (data[line, k, i] - weight[line, k, i] * mean)
+
+
+@njit(cache=True)
+def add_penalties(matrix, grid, smooth, pins):
+    """Second-difference penalties along both grid axes and the pins.
+
+    Parameters
+    ----------
+    matrix : ndarray of float64
+        Banded normal matrix, updated.
+    grid : tuple
+        ``(n_y, n_x)``.
+    smooth : float
+        Weight of each squared second difference.
+    pins : ndarray of float64
+        ``(n_nodes,)`` weight pulling each node to zero (plus a tiny ridge).
+
+    Returns
+    -------
+    None
+    """
+    n_y, n_x = grid
+    coefficients = (1.0, -2.0, 1.0)
+    for m in range(n_y * n_x):
+        matrix[0, m] += pins[m]
+    for j in range(n_y):
+        for i in range(n_x):
+            m = j * n_x + i
+            if 0 < j < n_y - 1:
+                for p in range(3):
+                    for q in range(3):
+                        value = smooth * coefficients[p] * coefficients[q]
+                        _add(matrix, m + (p - 1) * n_x, m + (q - 1) * n_x, value)
+            if 0 < i < n_x - 1:
+                for p in range(3):
+                    for q in range(3):
+                        value = smooth * coefficients[p] * coefficients[q]
+                        _add(matrix, m + p - 1, m + q - 1, value)
+
+
+@njit(cache=True)
+def banded_solve(matrix, rhs):
+    """Solve a symmetric positive definite banded system by Cholesky.
+
+    Parameters
+    ----------
+    matrix : ndarray of float64
+        ``(bandwidth + 1, n)``, upper band (``matrix[d, m]`` is ``(m, m + d)``);
+        overwritten by the factor.
+    rhs : ndarray of float64
+        ``(n,)``.
+
+    Returns
+    -------
+    ndarray of float64
+        The solution.
+    """
+    bw = matrix.shape[0] - 1
+    n = matrix.shape[1]
+    factor = matrix  # factor[d, m] is L[m + d, m]
+    for m in range(n):
+        s = factor[0, m]
+        for k in range(max(0, m - bw), m):
+            s -= factor[m - k, k] * factor[m - k, k]
+        d = np.sqrt(s) if s > 0.0 else 1e-150
+        factor[0, m] = d
+        for i in range(m + 1, min(n, m + bw + 1)):
+            s2 = factor[i - m, m]
+            for k in range(max(0, i - bw), m):
+                s2 -= factor[i - k, k] * factor[m - k, k]
+            factor[i - m, m] = s2 / d
+    x = rhs.copy()
+    for i in range(n):
+        s = x[i]
+        for k in range(max(0, i - bw), i):
+            s -= factor[i - k, k] * x[k]
+        x[i] = s / factor[0, i]
+    for i in range(n - 1, -1, -1):
+        s = x[i]
+        for k in range(i + 1, min(n, i + bw + 1)):
+            s -= factor[k - i, i] * x[k]
+        x[i] = s / factor[0, i]
+    return x
+
+
+@njit(parallel=True, cache=True)
+def evaluate(nodes, along_rows, h, out):
+    """The bilinear surface at every pixel.
+
+    Parameters
+    ----------
+    nodes : ndarray of float64
+        ``(n_y, n_x)`` node values (lines, positions along the line).
+    along_rows : bool
+        Lines are rows of ``out`` (else columns).
+    h : float
+        Node spacing.
+    out : ndarray of float32 or float64
+        ``(ny, nx)``, written.
+
+    Returns
+    -------
+    None
+    """
+    n_y, n_x = nodes.shape
+    ny, nx = out.shape
+    for y in prange(ny):
+        line_y, pos_y = (y, 0) if along_rows else (0, y)
+        for x in range(nx):
+            line = line_y if along_rows else x
+            pos = x if along_rows else pos_y
+            j, f = _cell(line / h, n_y)
+            i, g = _cell(pos / h, n_x)
+            low = (1.0 - g) * nodes[j, i] + g * nodes[j, i + 1]
+            high = (1.0 - g) * nodes[j + 1, i] + g * nodes[j + 1, i + 1]
+            out[y, x] = (1.0 - f) * low + f * high
+
+
+@njit(cache=True)
+def cell_fractions(usable, along_rows, h, n_y, n_x, out):
+    """Fraction of the pixels nearest each node that are not usable.
+
+    Parameters
+    ----------
+    usable : ndarray of uint8
+        ``(ny, nx)``.
+    along_rows : bool
+        Lines are rows.
+    h : float
+        Node spacing.
+    n_y, n_x : int
+        Nodes across and along the lines.
+    out : ndarray of float64
+        ``(n_y, n_x)``, written (1 for a node with no pixel).
+
+    Returns
+    -------
+    None
+    """
+    total = np.zeros((n_y, n_x))
+    bad = np.zeros((n_y, n_x))
+    ny, nx = usable.shape
+    for y in range(ny):
+        for x in range(nx):
+            line, pos = (y, x) if along_rows else (x, y)
+            j = min(n_y - 1, int(line / h + 0.5))
+            i = min(n_x - 1, int(pos / h + 0.5))
+            total[j, i] += 1.0
+            if usable[y, x] == 0:
+                bad[j, i] += 1.0
+    for j in range(n_y):
+        for i in range(n_x):
+            out[j, i] = bad[j, i] / total[j, i] if total[j, i] > 0 else 1.0

@@ -1,0 +1,131 @@
+"""The scene stages: a source mask and a background, between prepare and measure.
+
+``model_scene`` looks at one plane (the plane itself, or for a cube of
+integrations of one scene the median over them, so the scene is found once
+and shared): the source mask at every scale (:mod:`bgdnoise.sources`), then,
+with ``background_method="model"``, the smooth background fitted with the
+line levels (:mod:`bgdnoise.background`) and the compact sources found again
+on what it leaves. ``with_scene`` hands both to the measuring stage as
+flags and background. See docs/algorithm.rst.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import _kernels
+from ._kernels import mask as _mask_kernels
+from ._prepare import Prepared
+from .background import fit_surface
+from .options import CorrectionOptions
+from .sources import PIXEL_SCALES, detect, extended_mask, residual_of, with_mask
+
+__all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
+
+_GROW = 2
+
+
+@dataclass
+class SceneModel:
+    """What the scene stages found, shared by every plane.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray or None
+        bool ``(ny, nx)``: sources kept out of the statistics.
+    background : numpy.ndarray or None
+        float64 ``(ny, nx)``: the smooth background relative to the sky.
+    method : str or None
+        The background method used.
+    """
+
+    mask: np.ndarray | None
+    background: np.ndarray | None
+    method: str | None
+
+
+def reference_plane(prepared: Prepared) -> Prepared:
+    """One plane standing for the scene: the plane, or the median of a cube's planes.
+
+    Pixels excluded in a plane do not enter its median; a pixel excluded in
+    every plane stays excluded.
+    """
+    planes, flags = prepared.planes, prepared.flags
+    if planes.shape[0] == 1:
+        plane, plane_flags = planes[0], flags
+    else:
+        values = planes.astype(np.float64)
+        if flags.shape[1]:
+            values[np.broadcast_to((flags & _kernels.EXCLUDE) != 0, values.shape)] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+            plane = np.nanmedian(values, axis=0)
+        plane_flags = np.where(np.isnan(plane), _kernels.EXCLUDE, 0).astype(np.uint8)[None]
+        if flags.shape[1]:
+            plane_flags |= flags[:1] & _kernels.PRESERVE
+    plane = np.ascontiguousarray(plane)
+    background = prepared.background[:1]
+    return replace(
+        prepared, work=plane, planes=plane[None], flags=plane_flags, background=background,
+        dq=None if prepared.dq is None else prepared.dq[:1],
+    )  # fmt: skip
+
+
+def _sigma(prepared: Prepared, options: CorrectionOptions) -> float:
+    from .stages import plane_dispersion
+
+    return float(plane_dispersion(prepared, replace(options, scale="global"))[0])
+
+
+def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
+    """The source mask and background of the scene ``prepared`` holds."""
+    method = options.background_method
+    if not options.mask_sources and method != "model":
+        return SceneModel(None, None, method)
+    plane = reference_plane(prepared)
+    ny, nx = plane.planes.shape[1:]
+    extended = np.zeros((ny, nx), np.uint8)
+    if options.mask_sources:
+        extended = extended_mask(plane, options)
+    if method != "model":
+        return SceneModel(extended.astype(bool), None, method)
+    # The compact sources again, on what the extended mask's destriping left.
+    residual, usable = residual_of(plane, options, extended)
+    compact = np.zeros((ny, nx), np.uint8)
+    if options.mask_sources:
+        compact = detect(residual, usable, compact, PIXEL_SCALES, _GROW)
+    values = plane.planes[0].astype(np.float64)
+    if plane.background.shape[1]:
+        values -= plane.background[0]
+    _, base_usable = _usable(plane, values)
+    fit_usable = base_usable & (compact == 0).view(np.uint8)
+    surface = fit_surface(
+        values, fit_usable, plane.layout, spacing=options.background_box_size,
+        sigma=_sigma(plane, options), extended=extended,
+    )  # fmt: skip
+    mask = compact.astype(bool) if options.mask_sources else None
+    return SceneModel(mask, surface, method)
+
+
+def _usable(plane: Prepared, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(values with unusable pixels zeroed, usable uint8)`` of one plane."""
+    ny, nx = values.shape
+    flags = plane.flags[0] if plane.flags.shape[1] else np.zeros((0, 0), np.uint8)
+    usable, out = np.empty((ny, nx), np.uint8), np.empty((ny, nx))
+    _mask_kernels.residual_plane(values, flags, np.zeros((0, 0)), 0.0, usable, out)
+    return out, usable
+
+
+def with_scene(prepared: Prepared, scene: SceneModel) -> Prepared:
+    """``prepared`` with the scene's mask in its flags and background added to its own."""
+    if scene.mask is not None:
+        prepared = with_mask(prepared, scene.mask.view(np.uint8))
+    if scene.background is not None:
+        background = scene.background[None].astype(prepared.planes.dtype)
+        if prepared.background.shape[1]:
+            background = background + prepared.background
+        prepared = replace(prepared, background=np.ascontiguousarray(background))
+    return prepared
