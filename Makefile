@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench coverage clean
+.PHONY: demo test lint bench quality coverage clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: lint
 bench: $(TEST_STAMP)
 	$(PY) -m pytest benchmarks --benchmark-enable -m "" --benchmark-json=benchmarks/results.json
 	$(PY) benchmarks/make_table.py benchmarks/results.json
+	$(PY) benchmarks/make_quality_table.py
+
+# The correction-quality comparison alone (also run by bench): table and figures.
+quality: $(TEST_STAMP)
+	$(PY) benchmarks/make_quality_table.py
 
 # The whole suite under coverage: first the kernel tests as plain Python
 # (NUMBA_DISABLE_JIT=1, so coverage sees inside the kernels), then every test

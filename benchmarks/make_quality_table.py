@@ -1,0 +1,373 @@
+"""Run the correction-quality comparison and write its table and figures.
+
+Usage::
+
+    python benchmarks/make_quality_table.py            # all cases x methods (a few minutes)
+    python benchmarks/make_quality_table.py --check    # README/docs tables == the JSON?
+    python benchmarks/make_quality_table.py --render   # rewrite the tables from the JSON
+    python benchmarks/make_quality_table.py --small    # thresholds of tests/test_quality.py
+
+The full run simulates every case of ``quality.CASES`` (seeded), runs every
+method of ``quality.METHODS`` on it, writes ``benchmarks/quality_results.json``,
+the scene x method table between the ``quality-table`` markers of README.md
+and docs/quality.rst, and one figure per case into
+``docs/_static/quality_<case>.png`` (with matplotlib, the ``plot`` extra;
+skipped with a message without it). Nothing of it is edited by hand.
+
+``--small`` runs ``quality.SMALL_CASES`` with bgdnoise and astropy and writes
+``tests/data/quality_small.json``: what was measured and the thresholds
+``tests/test_quality.py`` holds bgdnoise to, ``max(1.15 x, + 0.02)`` of the
+measured line and band residual and |bias| (room for floating-point
+differences between machines, not for a worse correction). Regenerate it
+whenever the correction improves, so that the test guards the new level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import quality
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "quality_results.json"
+SMALL = ROOT / "tests" / "data" / "quality_small.json"
+README = ROOT / "README.md"
+DOCS = ROOT / "docs" / "quality.rst"
+STATIC = ROOT / "docs" / "_static"
+MD_START, MD_END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
+RST_START, RST_END = ".. quality-table:start", ".. quality-table:end"
+COMMAND = "python benchmarks/make_quality_table.py"
+#: Thresholds of the small comparison: max(FACTOR x measured, measured + PLUS).
+FACTOR, PLUS = 1.15, 0.02
+PACKAGES = ("bgdnoise", "numpy", "numba", "astropy", "jwst", "stdatamodels", "photutils")
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    """CPU, cores, threads and package versions of this run."""
+    import numba
+
+    try:
+        import cpuinfo
+
+        cpu = cpuinfo.get_cpu_info().get("brand_raw", platform.processor())
+    except ImportError:  # pragma: no cover - py-cpuinfo comes with pytest-benchmark
+        cpu = platform.processor() or "unknown CPU"
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = "not installed"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "numba_threads": numba.get_num_threads(),
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
+def measure(cases, methods, *, repeats=3, budget=2.0, figures=None, log=print) -> dict:
+    """Run ``methods`` (names) on every case; figures into ``figures`` (a directory) if given."""
+    scores = {}
+    for case in cases:
+        sim, outcomes = quality.run_case(case, methods, repeats=repeats, budget=budget)
+        scores[case.key] = {name: o.score.as_dict() for name, o in outcomes.items()}
+        log(f"{case.key}: " + "; ".join(_short(name, o.score) for name, o in outcomes.items()))
+        if figures is not None:
+            path = draw_figure(case, sim, outcomes, Path(figures) / f"quality_{case.key}.png")
+            log(f"  figure: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return {
+        "command": COMMAND,
+        "date": datetime.date.today().isoformat(),
+        "machine": machine_info(),
+        "repeats": repeats,
+        "cases": [case.describe() for case in cases],
+        "methods": {name: quality.METHODS[name].description for name in methods},
+        "scores": scores,
+    }
+
+
+def _short(name, s) -> str:
+    seconds = "" if s.seconds is None else f", {_seconds(s.seconds)}"
+    return f"{name} {_number(s.line)}/{_number(s.band)}/{_number(s.bias, True)}{seconds}"
+
+
+# --- the tables ------------------------------------------------------------------------------
+
+
+def _number(value, signed=False) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    sign = "+" if signed and value >= 0 else ""
+    return f"{value:{sign}.0f}" if abs(value) >= 10 else f"{value:{sign}.2f}"
+
+
+def _seconds(value) -> str:
+    if value is None:
+        return ""
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value * 1e6:.0f} us"
+
+
+HEADER = ("Scene", "Method", "Line", "Band", "Bias (sigma)", "Time per frame")
+
+
+def rows(results: dict) -> list[tuple[str, ...]]:
+    """The table's rows: one per case and method, in the run's order."""
+    out = []
+    for case in results["cases"]:
+        for name, s in results["scores"][case["key"]].items():
+            out.append(
+                (case["label"], name, _number(s["line"]), _number(s["band"]),
+                 _number(s["bias"], signed=True), _seconds(s["seconds"]))
+            )  # fmt: skip
+    return out
+
+
+def footnote(results: dict) -> str:
+    """Where and how the numbers were measured."""
+    m = results["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    return (
+        f"One run of `{results['command']}` on {results['date']}: {m['cpu']}, {m['cores']} "
+        f"cores, {m['numba_threads']} numba threads, Python {m['python']}; {versions}. "
+        "Seeded simulations (`bgdnoise.sim`), scored with `bgdnoise.sim.score`; time per "
+        f"frame is the median of up to {results['repeats']} calls after a first, untimed one. "
+        "Generated from `benchmarks/quality_results.json`, not edited by hand."
+    )
+
+
+def render_markdown(results: dict) -> str:
+    """The README's table (markdown) with its footnote."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
+    return "\n".join(lines + ["", footnote(results)])
+
+
+def render_rst(results: dict) -> str:
+    """The docs page's table (reStructuredText), footnote and figures."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in (HEADER, *rows(results)):
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {cell}" if cell else "     -" for cell in row[1:]]
+    lines += ["", footnote(results).replace("`", "``"), ""]
+    lines += ["Figures", "-------", ""]
+    lines += [
+        "Each figure shows, on one colour scale, the injected stripes and what each method "
+        "left, ``corrected - scene - white`` (each minus its median; the first integration of "
+        "a cube; block-averaged for display).",
+        "",
+    ]
+    for case in results["cases"]:
+        lines += [
+            f".. figure:: _static/quality_{case['key']}.png",
+            f"   :alt: {case['label']}: injected stripes and each method's residual",
+            "",
+            f"   {case['label']}.",
+            "",
+        ]
+    return "\n".join(lines).rstrip("\n")
+
+
+def update(text: str, block: str, start: str, end: str) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``block``."""
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n\n{block}\n\n{end}{tail}"
+
+
+def _targets(results: dict) -> list[tuple[Path, str]]:
+    return [
+        (README, update(README.read_text(), render_markdown(results), MD_START, MD_END)),
+        (DOCS, update(DOCS.read_text(), render_rst(results), RST_START, RST_END)),
+    ]
+
+
+def stale(results: dict) -> list[Path]:
+    """The files whose table differs from what ``results`` gives."""
+    return [path for path, new in _targets(results) if path.read_text() != new]
+
+
+def write_tables(results: dict) -> None:
+    """Write the tables into README.md and docs/quality.rst."""
+    for path, new in _targets(results):
+        path.write_text(new)
+
+
+# --- the figures -----------------------------------------------------------------------------
+
+
+def _blocks(image: np.ndarray, factors: tuple[int, int]) -> np.ndarray:
+    """NaN-aware block means (trailing rows/columns that do not fill a block dropped)."""
+    fy, fx = factors
+    ny, nx = image.shape[0] // fy * fy, image.shape[1] // fx * fx
+    view = image[:ny, :nx].reshape(ny // fy, fy, nx // fx, fx)
+    finite = np.isfinite(view)
+    count = finite.sum(axis=(1, 3))
+    total = np.where(finite, view, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def draw_figure(case, sim, outcomes, path: Path) -> Path:
+    """The injected stripes and each method's residual, one colour scale, to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = (lambda a: a[0]) if sim.data.ndim == 3 else (lambda a: a)
+    use = sim.good & ~sim.reference
+    truth = sim.scene + first(sim.white).astype(np.float64)
+
+    def residual(array):
+        error = np.where(use, first(array).astype(np.float64) - truth, np.nan)
+        return error - np.nanmedian(error)
+
+    panels = [("injected stripes", residual(sim.data))]
+    for name, o in outcomes.items():
+        s = o.score
+        title = f"{name}\nline {_number(s.line)}, band {_number(s.band)}, "
+        panels.append((title + f"bias {_number(s.bias, True)} sigma", residual(o.corrected)))
+    ny, nx = truth.shape
+    wide = nx >= 4 * ny
+    # About as many values as the panel has pixels on the page (72 dpi).
+    target = (96, 640) if wide else (224, 224)
+    factors = (max(1, ny // target[0]), max(1, nx // target[1]))
+    shown = [(title, _blocks(image, factors)) for title, image in panels]
+    limit = float(np.nanpercentile(np.abs(shown[0][1]), 99.5))
+    layout = (len(shown), 1) if wide else (2, math.ceil(len(shown) / 2))
+    size = (10, 1.7 * len(shown)) if wide else (3.3 * layout[1], 3.7 * layout[0])
+    cmap = plt.get_cmap("RdBu_r", 21)  # discrete levels: small files, still readable
+    fig, axes = plt.subplots(*layout, figsize=size, constrained_layout=True, squeeze=False)
+    for ax in axes.flat[len(shown) :]:
+        ax.set_visible(False)
+    for ax, (title, image) in zip(axes.flat, shown, strict=False):
+        im = ax.imshow(image, origin="lower", cmap=cmap, vmin=-limit, vmax=limit,
+                       aspect="auto" if wide else "equal", interpolation="nearest")  # fmt: skip
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes, shrink=0.8, label="DN/s")
+    fig.suptitle(f"{case.label} (lines along {sim.axis})", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=72)
+    plt.close(fig)
+    _save_indexed(buffer, path)
+    return path
+
+
+def _save_indexed(buffer, path: Path, colours: int = 64) -> None:
+    """The PNG in ``buffer`` as a palette PNG of ``colours`` colours (a few times smaller)."""
+    from PIL import Image
+
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        indexed = image.convert("RGB").quantize(
+            colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+        indexed.save(path, optimize=True)
+
+
+# --- the small comparison of make test --------------------------------------------------------
+
+
+def threshold(value: float) -> float:
+    """What the test allows for a measured ``value`` (>= 0): max(1.15 x, + 0.02)."""
+    return max(FACTOR * value, value + PLUS)
+
+
+def measure_small(log=print) -> dict:
+    """Run the small comparison; the thresholds of ``tests/test_quality.py``."""
+    methods = quality.SMALL_METHODS
+    results = measure(quality.SMALL_CASES, methods, repeats=0, log=log)
+    limits = {}
+    for key, by_method in results["scores"].items():
+        s = by_method["bgdnoise"]
+        limits[key] = {
+            "line": threshold(s["line"]),
+            "band": threshold(s["band"]),
+            "abs_bias": threshold(abs(s["bias"])),
+        }
+    return {
+        "command": f"{COMMAND} --small",
+        "rule": f"threshold = max({FACTOR} x measured, measured + {PLUS}) for bgdnoise's line "
+        "and band residual and |bias|; regenerate (never edit) when the correction improves",
+        "date": results["date"],
+        "packages": results["machine"]["packages"],
+        "cases": results["cases"],
+        "methods": results["methods"],
+        "scores": results["scores"],
+        "thresholds": limits,
+    }
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _dump(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 if a table is stale")
+    mode.add_argument("--render", action="store_true", help="rewrite the tables from the JSON")
+    mode.add_argument("--small", action="store_true", help=f"write {SMALL.relative_to(ROOT)}")
+    parser.add_argument("--no-figures", action="store_true", help="do not redraw the figures")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per method (3)")
+    args = parser.parse_args(argv)
+
+    if args.small:
+        _dump(measure_small(), SMALL)
+        print(f"wrote {SMALL.relative_to(ROOT)}")
+        return 0
+    if args.check or args.render:
+        results = json.loads(RESULTS.read_text())
+        if args.check:
+            old = stale(results)
+            for path in old:
+                print(f"{path.relative_to(ROOT)}: quality table is stale: run {COMMAND} --render")
+            return 1 if old else 0
+        write_tables(results)
+        return 0
+
+    figures = None
+    if not args.no_figures:
+        try:
+            import matplotlib  # noqa: F401
+
+            figures = STATIC
+        except ImportError:
+            print("matplotlib is not installed (pip install -e '.[plot]'): figures not redrawn")
+    results = measure(quality.CASES, list(quality.METHODS), repeats=args.repeats, figures=figures)
+    _dump(results, RESULTS)
+    write_tables(results)
+    print(f"wrote {RESULTS.relative_to(ROOT)}, README.md and docs/quality.rst")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
