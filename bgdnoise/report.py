@@ -40,6 +40,17 @@ class CorrectionReport:
         int64: of those, lines corrected from their reference pixels.
     seconds : dict
         Wall time of each stage.
+    stripe_excess_before, stripe_excess_after : numpy.ndarray
+        float64: RMS over lines of the line mean on unmasked sky (around its
+        median), divided by what white noise alone gives there; 1.0 is no
+        striping left. NaN where it could not be measured.
+    background_method : str or None
+        The background method used.
+    source_mask : numpy.ndarray or None
+        bool plane: the sources found (shared by the planes), when searched.
+    background : numpy.ndarray or None
+        float64 plane: the fitted background relative to the sky, with
+        ``background_method="model"``.
     """
 
     plane_level: np.ndarray
@@ -49,6 +60,11 @@ class CorrectionReport:
     empty_lines: np.ndarray
     reference_lines: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+    stripe_excess_before: np.ndarray | None = None
+    stripe_excess_after: np.ndarray | None = None
+    background_method: str | None = None
+    source_mask: np.ndarray | None = None
+    background: np.ndarray | None = None
 
     @property
     def n_planes(self) -> int:

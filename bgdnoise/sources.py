@@ -22,9 +22,10 @@ from ._prepare import Prepared, prepare
 
 __all__ = ["DETECTION_SCALES", "PIXEL_SCALES", "detect", "source_mask"]
 
-#: (box half-width, threshold in robust sigmas of the box-mean map): pixel,
-#: 3x3, 9x9, 33x33 and 65x65 boxes.
-DETECTION_SCALES = ((0, 4.0), (1, 3.0), (4, 3.0), (16, 3.0), (32, 3.0))
+#: (cell size, box half-width in cells, threshold in robust sigmas of the
+#: map): single pixels, 3x3 boxes, and boxes of 12, 40 and 80 pixels on
+#: coarser cells (a detection there is a region, dilated anyway).
+DETECTION_SCALES = ((1, 0, 4.0), (1, 1, 3.0), (4, 1, 3.0), (8, 2, 3.0), (16, 2, 3.0))
 #: The compact scales alone: what is left once a background follows the rest.
 PIXEL_SCALES = DETECTION_SCALES[:2]
 # Dilation of every detection (pixels), and rounds of mask-then-destripe.
@@ -34,15 +35,45 @@ _ROUNDS = 3
 _SPREAD_STEP = 7
 
 
-def _spread(mean: np.ndarray, count: np.ndarray, min_count: float) -> tuple[float, float]:
-    """Median and robust standard deviation (1.4826 MAD) of a box-mean map."""
-    sample_mean = mean[::_SPREAD_STEP, ::_SPREAD_STEP]
-    ok = (count[::_SPREAD_STEP, ::_SPREAD_STEP] >= min_count) & np.isfinite(sample_mean)
-    sample = sample_mean[ok]
+def _spread(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 MAD) of finite values (a sample)."""
+    step = _SPREAD_STEP if values.ndim == 2 and values.size > 16 * _SPREAD_STEP**2 else 1
+    sample = values[::step, ::step] if values.ndim == 2 else values
+    sample = sample[np.isfinite(sample)]
     if sample.size < 16:
         return 0.0, np.inf
     centre = float(np.median(sample))
     return centre, 1.4826 * float(np.median(np.abs(sample - centre)))
+
+
+def _cell_sums(residual, weights, block: int, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts on cells of ``block`` pixels, built from finer cells when cached."""
+    if block in cache:
+        return cache[block]
+    half = block // 2
+    if half in cache and half > 1:
+        sums, counts = cache[half]
+        my, mx = sums.shape
+        pad = ((0, my % 2), (0, mx % 2))
+        sums, counts = np.pad(sums, pad), np.pad(counts, pad)
+        shape = (sums.shape[0] // 2, 2, sums.shape[1] // 2, 2)
+        cache[block] = sums.reshape(shape).sum(axis=(1, 3)), counts.reshape(shape).sum(axis=(1, 3))
+        return cache[block]
+    ny, nx = residual.shape
+    shape = (-(-ny // block), -(-nx // block))
+    sums, counts = np.empty(shape), np.empty(shape)
+    _mask_kernels.block_sums(residual, weights, block, sums, counts)
+    cache[block] = sums, counts
+    return sums, counts
+
+
+def _scale_map(residual, weights, block: int, half: int, cache: dict) -> np.ndarray:
+    """Box-mean map of one scale, on cells of ``block`` pixels."""
+    sums, counts = _cell_sums(residual, weights, block, cache)
+    mean = np.empty(sums.shape)
+    min_count = 0.2 * ((2 * half + 1) * block) ** 2
+    _mask_kernels.box_means(sums, counts, half, min_count, mean)
+    return mean
 
 
 def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales, grow: int):
@@ -51,26 +82,38 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     Parameters
     ----------
     residual : numpy.ndarray
-        float64 ``(ny, nx)``: the image minus stripes, sky and background.
+        float64 ``(ny, nx)``: the image minus stripes and sky (0 where
+        not usable).
     usable : numpy.ndarray
         uint8: pixels with a value.
     masked : numpy.ndarray
-        uint8: pixels already masked; boxes larger than 3x3 leave them out,
-        so a bright source does not spread to the box size.
-    scales : sequence of (int, float)
-        Box half-widths and thresholds, as :data:`DETECTION_SCALES`.
+        uint8: pixels already masked; boxes larger than a 2x2 cell leave them
+        out, so a bright source does not spread to the box size.
+    scales : sequence of (int, int, float)
+        Cell sizes, box half-widths and thresholds, as :data:`DETECTION_SCALES`.
     grow : int
         Dilation radius.
     """
     ny, nx = residual.shape
     marks = np.zeros((ny, nx), np.uint8)
-    mean, count = np.empty((ny, nx)), np.empty((ny, nx))
     unmasked = usable & (masked == 0).view(np.uint8)
-    for half, n_sigma in scales:
-        size = (2 * half + 1) ** 2
-        _mask_kernels.box_means(residual, usable if half <= 1 else unmasked, half, mean, count)
-        centre, spread = _spread(mean, count, 0.5 * size)
-        _mask_kernels.mark_above(mean, count, centre + n_sigma * spread, 0.2 * size, marks)
+    cells: dict = {}  # cell sums of the unmasked residual, per cell size
+    for block, half, n_sigma in scales:
+        if block == 1 and half == 0:
+            step = _SPREAD_STEP
+            sample = residual[::step, ::step][usable[::step, ::step] != 0]
+            centre, spread = _spread(sample)
+            _mask_kernels.mark_pixels(residual, usable, centre + n_sigma * spread, marks)
+            continue
+        if block == 1 and half == 1:
+            sample = np.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
+            _mask_kernels.box3_sample(residual, usable, _SPREAD_STEP, sample)
+            centre, spread = _spread(sample.ravel())
+            _mask_kernels.mark_box3(residual, usable, centre + n_sigma * spread, 2, marks)
+            continue
+        mean = _scale_map(residual, unmasked, block, half, cells)
+        centre, spread = _spread(mean)
+        _mask_kernels.mark_above(mean, centre + n_sigma * spread, block, marks)
     if grow <= 0:
         return marks
     grown = np.empty_like(marks)
@@ -106,8 +149,8 @@ def residual_of(
 
 
 def _sky_level(residual: np.ndarray, usable: np.ndarray) -> float:
-    """Median of the usable residual (every other pixel along both axes)."""
-    values = residual[::2, ::2][usable[::2, ::2] != 0]
+    """Median of the usable residual (every 4th pixel along both axes)."""
+    values = residual[::4, ::4][usable[::4, ::4] != 0]
     return float(np.median(values)) if values.size else 0.0
 
 

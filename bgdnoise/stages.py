@@ -12,6 +12,7 @@ See docs/architecture.rst.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 from . import _kernels
 from ._prepare import Prepared, check_out, prepare
 from .dqflags import REFERENCE_PIXEL
+from .excess import stripe_excess
 from .options import CorrectionOptions
 from .report import CorrectionReport
 from .scene import model_scene, with_scene
@@ -329,8 +331,11 @@ def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=Fals
     return result, (model if return_model else None)
 
 
-def make_report(prepared, measured, resolved, seconds) -> CorrectionReport:
-    """The report of a correction, from what its stages produced."""
+def make_report(prepared, measured, resolved, seconds, extra=None) -> CorrectionReport:
+    """The report of a correction, from what its stages produced.
+
+    ``extra`` holds the report fields of the scene and excess stages.
+    """
     layout = prepared.layout
     usable = measured.counts.sum(axis=(1, 2))
     total = layout.n_lines * layout.length
@@ -342,7 +347,15 @@ def make_report(prepared, measured, resolved, seconds) -> CorrectionReport:
         empty_lines=resolved.empty_lines,
         reference_lines=resolved.reference_lines,
         seconds=seconds,
+        **(extra or {}),
     )
+
+
+def _white_sigma(prepared: Prepared, measured: Measured, options: CorrectionOptions):
+    """Each plane's white-noise dispersion: the clip's, or measured for the report."""
+    if np.isfinite(measured.scale).all():
+        return measured.scale
+    return plane_dispersion(prepared, dataclasses.replace(options, scale="global"))
 
 
 def correct_planes(
@@ -367,13 +380,26 @@ def correct_planes(
         check_out(out, data, prepared.work.shape, prepared.out_dtype)
     lap("prepare")
     scene = model_scene(prepared, options)
+    prepared = with_scene(prepared, scene)
     lap("scene")
-    measured = measure(with_scene(prepared, scene), options)
+    measured = measure(prepared, options)
     lap("measure")
     resolved = resolve(prepared, measured, options)
     lap("resolve")
+    sigma = _white_sigma(prepared, measured, options)
+    before = stripe_excess(prepared.planes, prepared, resolved.plane_level, sigma)
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")
+    planes_after = result.reshape((-1,) + result.shape[-2:])
+    # The pedestal stays with keep_level; otherwise the sky is at zero.
+    sky_after = resolved.plane_level if options.keep_level else np.zeros(result.shape[:1])
+    after = stripe_excess(planes_after, prepared, sky_after, sigma)
+    lap("excess")
     clock.pop("last")
     clock.pop("start")
-    return result, model, make_report(prepared, measured, resolved, clock)
+    extra = {
+        "stripe_excess_before": before, "stripe_excess_after": after,
+        "background_method": scene.method, "source_mask": scene.mask,
+        "background": scene.background,
+    }  # fmt: skip
+    return result, model, make_report(prepared, measured, resolved, clock, extra)

@@ -67,6 +67,8 @@ def _usable_value(value, fplane, bplane, y, x, has_flags, has_bg):
 def gather_block(plane, first, nl, geometry, gathered):
     """Usable values of lines ``first..first + nl - 1``, by group.
 
+    Within each group the values keep their order along the line.
+
     Parameters
     ----------
     plane : tuple of ndarray
@@ -82,44 +84,47 @@ def gather_block(plane, first, nl, geometry, gathered):
     -------
     None
     """
-    if geometry[0]:
-        _gather_rows(plane, first, nl, geometry, gathered)
-    else:
-        _gather_columns(plane, first, nl, geometry, gathered)
+    along_rows, band_edges, odd_even, group_start = geometry
+    seg, cnt = gathered
+    for g in range(cnt.shape[1]):
+        span = _group_span(band_edges, odd_even, g)
+        if along_rows:
+            for j in range(nl):
+                cnt[j, g] = _gather_row(plane, first + j, span, seg[j, group_start[g] :])
+        else:
+            _gather_columns(plane, (first, nl), (g, group_start[g], span), gathered)
 
 
 @njit(cache=True, nogil=True)
-def _gather_rows(plane, first, nl, geometry, gathered):
-    """:func:`gather_block` for lines along rows.
+def _group_span(band_edges, odd_even, g):
+    """Positions along a line of group ``g``: ``range(start, stop, step)``.
+
+    Group ``g`` is band ``g // 2`` and the positions of parity ``g % 2``
+    when ``odd_even``, else band ``g``.
 
     Parameters
     ----------
-    plane, first, nl, geometry, gathered
-        As for :func:`gather_block`.
+    band_edges : ndarray of int64
+    odd_even : bool
+    g : int
 
     Returns
     -------
-    None
+    tuple of int
+        ``(start, stop, step)``.
     """
-    _, band_edges, odd_even, group_start = geometry
-    seg, cnt = gathered
-    n_par = 2 if odd_even else 1
-    for j in range(nl):
-        y = first + j
-        for b in range(band_edges.shape[0] - 1):
-            x0 = band_edges[b]
-            x1 = band_edges[b + 1]
-            for par in range(n_par):
-                g = b * n_par + par
-                xs = x0
-                if odd_even and (x0 & 1) != par:
-                    xs += 1
-                cnt[j, g] = _gather(plane, y, xs, x1, n_par, seg[j, group_start[g] :])
+    if not odd_even:
+        return band_edges[g], band_edges[g + 1], 1
+    b = g >> 1
+    start = band_edges[b]
+    if (start & 1) != (g & 1):
+        start += 1
+    return start, band_edges[b + 1], 2
 
 
 @njit(cache=True, nogil=True)
-def _gather(plane, y, x0, x1, step, dst):
-    """Copy the usable values of row ``y`` at ``x0:x1:step`` to the front of ``dst``.
+def _gather_row(plane, y, span, dst):
+    """Copy the usable values of row ``y`` at ``range(*span)`` to the front of ``dst``.
 
     Branch-free compaction: every value is written, the cursor advances only
     for usable ones.
@@ -127,7 +132,9 @@ def _gather(plane, y, x0, x1, step, dst):
     Parameters
     ----------
     plane : tuple of ndarray
-    y, x0, x1, step : int
+    y : int
+    span : tuple of int
+        ``(start, stop, step)`` along the row.
     dst : ndarray of float64
 
     Returns
@@ -140,7 +147,7 @@ def _gather(plane, y, x0, x1, step, dst):
     has_bg = bplane.shape[0] > 0
     drow = dplane[y]
     c = 0
-    for x in range(x0, x1, step):
+    for x in range(span[0], span[1], span[2]):
         # _usable_value written out: a call in this loop, even one inlined
         # later, keeps numba's optimizer from unrolling it.
         v = np.float64(drow[x])
@@ -156,35 +163,39 @@ def _gather(plane, y, x0, x1, step, dst):
 
 
 @njit(cache=True, nogil=True)
-def _gather_columns(plane, first, nl, geometry, gathered):
-    """:func:`gather_block` for lines along columns.
+def _gather_columns(plane, block, group, gathered):
+    """:func:`gather_block` of one group for lines along columns.
 
     Walks rows, ``nl`` columns at a time, so reads stay contiguous.
 
     Parameters
     ----------
-    plane, first, nl, geometry, gathered
-        As for :func:`gather_block`.
+    plane : tuple of ndarray
+    block : tuple of int
+        ``(first, nl)``: first column and number of columns.
+    group : tuple
+        ``(g, base, span)``: the group, its segment start and its rows
+        ``range(*span)``.
+    gathered : tuple of ndarray
+        As for :func:`gather_block`; column g of ``cnt`` is set.
 
     Returns
     -------
     None
     """
-    _, band_edges, odd_even, group_start = geometry
-    seg, cnt = gathered
     dplane, fplane, bplane = plane
+    first, nl = block
+    g, base, span = group
+    seg, cnt = gathered
     has_flags = fplane.shape[0] > 0
     has_bg = bplane.shape[0] > 0
-    n_par = 2 if odd_even else 1
-    cnt[:, :] = 0
-    for b in range(band_edges.shape[0] - 1):
-        for y in range(band_edges[b], band_edges[b + 1]):
-            g = b * n_par + ((y & 1) if odd_even else 0)
-            base = group_start[g]
-            drow = dplane[y]
-            for j in range(nl):
-                x = first + j
-                v, ok = _usable_value(drow[x], fplane, bplane, y, x, has_flags, has_bg)
-                c = cnt[j, g]
-                seg[j, base + c] = v
-                cnt[j, g] = c + ok
+    for j in range(nl):
+        cnt[j, g] = 0
+    for y in range(span[0], span[1], span[2]):
+        drow = dplane[y]
+        for j in range(nl):
+            x = first + j
+            v, ok = _usable_value(drow[x], fplane, bplane, y, x, has_flags, has_bg)
+            c = cnt[j, g]
+            seg[j, base + c] = v
+            cnt[j, g] = c + ok

@@ -12,84 +12,225 @@ _CHUNK = 64
 
 
 @njit(parallel=True, cache=True)
-def box_means(values, usable, half, mean, count):
-    """Mean of the usable values in the ``(2 half + 1)**2`` box around every pixel.
+def block_sums(values, usable, block, sums, counts):
+    """Sums and counts of the usable values in ``block`` x ``block`` cells.
 
     Parameters
     ----------
     values : ndarray of float64
         ``(ny, nx)``; read only where ``usable``.
     usable : ndarray of uint8
-        ``(ny, nx)``, non-zero where a value enters the means.
-    half : int
-        Half-width of the box; boxes are cut at the plane's edges.
-    mean, count : ndarray of float64
-        ``(ny, nx)``, written: the mean (NaN where the box has no usable
-        value) and the number of usable values.
+        ``(ny, nx)``, non-zero where a value counts.
+    block : int
+        Cell size; cells at the far edges may be partial.
+    sums, counts : ndarray of float64
+        ``(ceil(ny / block), ceil(nx / block))``, written.
 
     Returns
     -------
     None
     """
     ny, nx = values.shape
-    row_sum = np.empty((ny, nx))
-    row_cnt = np.empty((ny, nx))
-    # Along the rows: running sums over each row's window.
-    for chunk in prange((ny + _CHUNK - 1) // _CHUNK):
-        prefix_sum = np.empty(nx + 1)
-        prefix_cnt = np.empty(nx + 1)
-        for y in range(chunk * _CHUNK, min(ny, (chunk + 1) * _CHUNK)):
-            prefix_sum[0] = 0.0
-            prefix_cnt[0] = 0.0
+    my, mx = sums.shape
+    for cy in prange(my):
+        for cx in range(mx):
+            sums[cy, cx] = 0.0
+            counts[cy, cx] = 0.0
+        for y in range(cy * block, min(ny, (cy + 1) * block)):
             for x in range(nx):
-                use = usable[y, x] != 0
-                prefix_sum[x + 1] = prefix_sum[x] + (values[y, x] if use else 0.0)
-                prefix_cnt[x + 1] = prefix_cnt[x] + (1.0 if use else 0.0)
-            for x in range(nx):
-                lo, hi = max(0, x - half), min(nx, x + half + 1)
-                row_sum[y, x] = prefix_sum[hi] - prefix_sum[lo]
-                row_cnt[y, x] = prefix_cnt[hi] - prefix_cnt[lo]
-    # Down the columns, a block of columns at a time so reads follow rows.
-    for chunk in prange((nx + _CHUNK - 1) // _CHUNK):
-        x0, x1 = chunk * _CHUNK, min(nx, (chunk + 1) * _CHUNK)
-        prefix_sum = np.empty((ny + 1, x1 - x0))
-        prefix_cnt = np.empty((ny + 1, x1 - x0))
-        prefix_sum[0, :] = 0.0
-        prefix_cnt[0, :] = 0.0
-        for y in range(ny):
-            for x in range(x0, x1):
-                prefix_sum[y + 1, x - x0] = prefix_sum[y, x - x0] + row_sum[y, x]
-                prefix_cnt[y + 1, x - x0] = prefix_cnt[y, x - x0] + row_cnt[y, x]
-        for y in range(ny):
-            lo, hi = max(0, y - half), min(ny, y + half + 1)
-            for x in range(x0, x1):
-                n = prefix_cnt[hi, x - x0] - prefix_cnt[lo, x - x0]
-                count[y, x] = n
-                s = prefix_sum[hi, x - x0] - prefix_sum[lo, x - x0]
-                mean[y, x] = s / n if n > 0.5 else np.nan
+                if usable[y, x] != 0:
+                    sums[cy, x // block] += values[y, x]
+                    counts[cy, x // block] += 1.0
 
 
 @njit(parallel=True, cache=True)
-def mark_above(mean, count, threshold, min_count, out):
-    """``out |= (mean > threshold) & (count >= min_count)``.
+def box_means(sums, counts, half, min_count, mean):
+    """Mean over the ``(2 half + 1)**2`` box of cells around every cell.
 
     Parameters
     ----------
-    mean, count : ndarray of float64
-        ``(ny, nx)`` from :func:`box_means`.
-    threshold, min_count : float
-        Level above which a pixel is marked; fewest usable values a box needs.
-    out : ndarray of uint8
-        ``(ny, nx)``, set to 1 where marked (never cleared).
+    sums, counts : ndarray of float64
+        ``(ny, nx)`` per-cell sums and counts (a pixel is a cell of one).
+    half : int
+        Half-width of the box in cells; boxes are cut at the edges.
+    min_count : float
+        Fewest values a box needs; NaN below.
+    mean : ndarray of float64
+        ``(ny, nx)``, written.
 
     Returns
     -------
     None
     """
-    ny, nx = mean.shape
+    ny, nx = sums.shape
+    row_sum = np.empty((ny, nx))
+    row_cnt = np.empty((ny, nx))
+    # Along the rows: a running window.
+    for y in prange(ny):
+        s, c = 0.0, 0.0
+        for x in range(min(half, nx)):
+            s += sums[y, x]
+            c += counts[y, x]
+        for x in range(nx):
+            if x + half < nx:
+                s += sums[y, x + half]
+                c += counts[y, x + half]
+            if x - half - 1 >= 0:
+                s -= sums[y, x - half - 1]
+                c -= counts[y, x - half - 1]
+            row_sum[y, x] = s
+            row_cnt[y, x] = c
+    # Down the columns, a block of columns at a time so reads follow rows.
+    for chunk in prange((nx + _CHUNK - 1) // _CHUNK):
+        x0, x1 = chunk * _CHUNK, min(nx, (chunk + 1) * _CHUNK)
+        acc_s = np.zeros(x1 - x0)
+        acc_c = np.zeros(x1 - x0)
+        for y in range(min(half, ny)):
+            for x in range(x0, x1):
+                acc_s[x - x0] += row_sum[y, x]
+                acc_c[x - x0] += row_cnt[y, x]
+        for y in range(ny):
+            add, drop = y + half, y - half - 1
+            for x in range(x0, x1):
+                if add < ny:
+                    acc_s[x - x0] += row_sum[add, x]
+                    acc_c[x - x0] += row_cnt[add, x]
+                if drop >= 0:
+                    acc_s[x - x0] -= row_sum[drop, x]
+                    acc_c[x - x0] -= row_cnt[drop, x]
+                n = acc_c[x - x0]
+                mean[y, x] = acc_s[x - x0] / n if n >= min_count and n > 0.5 else np.nan
+
+
+@njit(parallel=True, cache=True)
+def mark_above(mean, threshold, block, out):
+    """Set ``out`` to 1 on every pixel of a cell whose ``mean`` exceeds ``threshold``.
+
+    Parameters
+    ----------
+    mean : ndarray of float64
+        ``(my, mx)`` cell means (NaN: no verdict).
+    threshold : float
+        Level above which a cell is marked.
+    block : int
+        Cell size in pixels.
+    out : ndarray of uint8
+        ``(ny, nx)`` with ``my = ceil(ny / block)``; set where marked, never
+        cleared (only marked cells are written).
+
+    Returns
+    -------
+    None
+    """
+    ny, nx = out.shape
+    my, mx = mean.shape
+    for cy in prange(my):
+        for cx in range(mx):
+            if mean[cy, cx] > threshold:
+                for y in range(cy * block, min(ny, (cy + 1) * block)):
+                    for x in range(cx * block, min(nx, (cx + 1) * block)):
+                        out[y, x] = 1
+
+
+@njit(parallel=True, cache=True)
+def mark_box3(values, usable, threshold, min_count, out):
+    """``out = 1`` where the mean of the usable values of the 3x3 box exceeds ``threshold``.
+
+    Parameters
+    ----------
+    values : ndarray of float64
+        ``(ny, nx)``.
+    usable : ndarray of uint8
+        ``(ny, nx)``.
+    threshold : float
+    min_count : int
+        Fewest usable values a box needs.
+    out : ndarray of uint8
+        ``(ny, nx)``; set where marked, never cleared.
+
+    Returns
+    -------
+    None
+    """
+    ny, nx = values.shape
+    for chunk in prange((ny + _CHUNK - 1) // _CHUNK):
+        # Sums down each column of the 3 rows, then across 3 columns.
+        column_sum = np.empty(nx)
+        column_cnt = np.empty(nx)
+        for y in range(chunk * _CHUNK, min(ny, (chunk + 1) * _CHUNK)):
+            for x in range(nx):
+                column_sum[x] = 0.0
+                column_cnt[x] = 0.0
+            for yy in range(max(0, y - 1), min(ny, y + 2)):
+                for x in range(nx):
+                    if usable[yy, x] != 0:
+                        column_sum[x] += values[yy, x]
+                        column_cnt[x] += 1.0
+            for x in range(nx):
+                total, n = column_sum[x], column_cnt[x]
+                if x > 0:
+                    total += column_sum[x - 1]
+                    n += column_cnt[x - 1]
+                if x + 1 < nx:
+                    total += column_sum[x + 1]
+                    n += column_cnt[x + 1]
+                if n >= min_count and total > threshold * n:
+                    out[y, x] = 1
+
+
+@njit(parallel=True, cache=True)
+def box3_sample(values, usable, step, out):
+    """3x3 box means on a grid of every ``step``-th pixel (NaN without values).
+
+    Parameters
+    ----------
+    values : ndarray of float64
+    usable : ndarray of uint8
+    step : int
+    out : ndarray of float64
+        ``(ceil(ny / step), ceil(nx / step))``, written.
+
+    Returns
+    -------
+    None
+    """
+    ny, nx = values.shape
+    my, mx = out.shape
+    for cy in prange(my):
+        y = cy * step
+        for cx in range(mx):
+            x = cx * step
+            total, n = 0.0, 0
+            for yy in range(max(0, y - 1), min(ny, y + 2)):
+                for xx in range(max(0, x - 1), min(nx, x + 2)):
+                    if usable[yy, xx] != 0:
+                        total += values[yy, xx]
+                        n += 1
+            out[cy, cx] = total / n if n >= 2 else np.nan
+
+
+@njit(parallel=True, cache=True)
+def mark_pixels(values, usable, threshold, out):
+    """``out = 1`` where a usable value exceeds ``threshold`` (never cleared).
+
+    Parameters
+    ----------
+    values : ndarray of float64
+        ``(ny, nx)``.
+    usable : ndarray of uint8
+        ``(ny, nx)``.
+    threshold : float
+    out : ndarray of uint8
+        ``(ny, nx)``.
+
+    Returns
+    -------
+    None
+    """
+    ny, nx = values.shape
     for y in prange(ny):
         for x in range(nx):
-            if count[y, x] >= min_count and mean[y, x] > threshold:
+            if usable[y, x] != 0 and values[y, x] > threshold:
                 out[y, x] = 1
 
 

@@ -76,13 +76,15 @@ def _select(buf, left, right, k):
 
 
 @njit(cache=True, nogil=True)
-def _max_of(buf, start, stop):
-    """Largest value of ``buf[start:stop]`` (a non-empty range).
+def _extreme_of(buf, start, stop, largest):
+    """Largest (``largest``) or smallest value of ``buf[start:stop]`` (non-empty).
 
     Parameters
     ----------
     buf : ndarray of float64
     start, stop : int
+    largest : bool
+        A constant at every call site, so the branch leaves the loop.
 
     Returns
     -------
@@ -90,28 +92,9 @@ def _max_of(buf, start, stop):
     """
     best = buf[start]
     for i in range(start + 1, stop):
-        if buf[i] > best:
-            best = buf[i]
-    return best
-
-
-@njit(cache=True, nogil=True)
-def _min_of(buf, start, stop):
-    """Smallest value of ``buf[start:stop]`` (a non-empty range).
-
-    Parameters
-    ----------
-    buf : ndarray of float64
-    start, stop : int
-
-    Returns
-    -------
-    float
-    """
-    best = buf[start]
-    for i in range(start + 1, stop):
-        if buf[i] < best:
-            best = buf[i]
+        v = buf[i]
+        if (best < v) if largest else (v < best):
+            best = v
     return best
 
 
@@ -158,15 +141,15 @@ def _window_median(buf, lo, hi, pivot):
     k1 = k2 - 1
     if pivot < 0:
         _select(buf, lo, hi - 1, k2)
-        return _mid(_max_of(buf, lo, k2), buf[k2]), k2
+        pivot = k2
     if pivot == k2:
-        return _mid(_max_of(buf, lo, k2), buf[k2]), k2
+        return _mid(_extreme_of(buf, lo, k2, True), buf[k2]), k2
     if pivot == k1:
-        return _mid(buf[k1], _min_of(buf, k2, hi)), k1
+        return _mid(buf[k1], _extreme_of(buf, k2, hi, False)), k1
     if k2 < pivot:
         # Select the lower middle; the upper one is the smallest of the few
         # values between it and the old pivot.
         _select(buf, lo, pivot - 1, k1)
-        return _mid(buf[k1], _min_of(buf, k2, pivot)), k1
+        return _mid(buf[k1], _extreme_of(buf, k2, pivot, False)), k1
     _select(buf, pivot + 1, hi - 1, k2)
-    return _mid(_max_of(buf, pivot + 1, k2), buf[k2]), k2
+    return _mid(_extreme_of(buf, pivot + 1, k2, True), buf[k2]), k2
