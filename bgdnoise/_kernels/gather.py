@@ -148,8 +148,7 @@ def _gather_row(plane, y, span, dst):
     drow = dplane[y]
     c = 0
     for x in range(span[0], span[1], span[2]):
-        # _usable_value written out: a call in this loop, even one inlined
-        # later, keeps numba's optimizer from unrolling it.
+        # _usable_value written out: with a call here numba does not unroll this loop.
         v = np.float64(drow[x])
         ok = (v - v == 0.0) & (v != 0.0)
         if has_flags:
