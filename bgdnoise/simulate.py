@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -281,6 +282,101 @@ def _reference_mask(shape, subarray):
     return ref
 
 
+class _Layout(NamedTuple):
+    """A product's instrument, detector axes, SUBARRAY, outputs and stripe direction."""
+
+    instrument: str
+    fast: int
+    slow: int
+    subarray: str
+    n_outputs: int
+    axis: str
+
+
+def _layout(detector, shape, subarray, n_outputs):
+    """The :class:`_Layout` of a product, defaults filled in."""
+    instrument, fast, slow = DETECTORS[detector]
+    if subarray is None:
+        subarray = "FULL" if shape in ((2048, 2048), (1024, 1032)) else _SUBARRAYS[instrument]
+    if n_outputs is None:
+        n_outputs = 4 if subarray == "FULL" else 1
+    axis = "rows" if abs(fast) == 1 else "columns"
+    if instrument == "MIRI":
+        axis, n_outputs = "columns", 1
+    return _Layout(instrument, fast, slow, subarray, n_outputs, axis)
+
+
+def _pixel_dq(reference, rng):
+    """DQ of a plane: reference pixels, and 0.1% dead pixels (DO_NOT_USE)."""
+    dq = np.where(reference, np.uint32(REFERENCE_PIXEL | DO_NOT_USE), np.uint32(0))
+    dead = rng.random(reference.shape) < 0.001
+    dq[dead] |= DO_NOT_USE
+    return dq, dead
+
+
+def _ramp_model(frame, reference, dq, rng, counts):
+    """A RampModel whose group differences are the frame's planes.
+
+    ``counts`` is ``(nints, ngroups)``. Returns the model and the true rate
+    (sky + sources, 0 at reference pixels) per pixel.
+    """
+    from stdatamodels.jwst import datamodels
+
+    nints, ngroups = counts
+    increments = np.where(reference, frame.data - frame.sky - frame.sources, frame.data)
+    rate_truth = np.where(reference, 0.0, frame.sky + frame.sources)
+    first = rng.normal(0.0, frame.sigma, (nints, 1) + reference.shape)
+    data = np.concatenate([first, first + np.cumsum(increments, axis=1)], axis=1)
+    model = datamodels.RampModel(data=data.astype(np.float32))
+    groupdq = np.zeros(data.shape, np.uint8)
+    # The brightest pixels saturate after the second group.
+    bright = rate_truth > np.quantile(rate_truth, 0.999)
+    groupdq[:, 2:, bright] = SATURATED
+    model.groupdq = groupdq
+    model.pixeldq = dq
+    model.meta.exposure.ngroups = ngroups
+    model.meta.exposure.nints = nints
+    return model, rate_truth
+
+
+def _rate_model(kind, frame, reference, dq, dead):
+    """An ImageModel (``rate``, ``cal``) or CubeModel (``rateints``) of the frame.
+
+    Reference pixels are 0, dead pixels NaN; ``err`` is the frame's sigma.
+    """
+    from stdatamodels.jwst import datamodels
+
+    data = np.where(reference, 0.0, frame.data).astype(np.float32)
+    data[np.broadcast_to(dead, data.shape)] = np.nan
+    if kind == "rateints":
+        model = datamodels.CubeModel(data=data)
+        model.dq = np.broadcast_to(dq, data.shape).copy()
+    else:
+        model = datamodels.ImageModel(data=data)
+        model.dq = dq
+    model.err = np.full(data.shape, frame.sigma, np.float32)
+    if kind == "cal":
+        model.meta.cal_step.flat_field = "COMPLETE"
+    return model
+
+
+def _set_meta(model, detector, layout, exp_type, write_axes):
+    """Instrument, exposure, subarray and observation keywords of a product."""
+    meta = model.meta
+    meta.instrument.name = layout.instrument
+    meta.instrument.detector = detector
+    meta.exposure.type = exp_type or _EXP_TYPES[layout.instrument]
+    meta.exposure.noutputs = layout.n_outputs
+    meta.subarray.name = layout.subarray
+    meta.subarray.xstart, meta.subarray.ystart = 1, 1
+    ny, nx = model.data.shape[-2:]
+    meta.subarray.xsize, meta.subarray.ysize = nx, ny
+    if write_axes:
+        meta.subarray.fastaxis, meta.subarray.slowaxis = layout.fast, layout.slow
+    meta.observation.date = "2026-01-01"
+    meta.observation.time = "00:00:00"
+
+
 def make_product(
     detector: str = "NRCA1",
     kind: str = "rate",
@@ -328,67 +424,23 @@ def make_product(
     -------
     SyntheticProduct
     """
-    from stdatamodels.jwst import datamodels
-
-    instrument, fast, slow = DETECTORS[detector]
     ny, nx = shape
-    if subarray is None:
-        subarray = "FULL" if shape in ((2048, 2048), (1024, 1032)) else _SUBARRAYS[instrument]
-    if n_outputs is None:
-        n_outputs = 4 if subarray == "FULL" else 1
-    axis = "rows" if abs(fast) == 1 else "columns"
-    if instrument == "MIRI":
-        axis, n_outputs = "columns", 1
+    layout = _layout(detector, shape, subarray, n_outputs)
+    n_outputs, axis = layout.n_outputs, layout.axis
     lead = {"rate": (), "cal": (), "rateints": (nints,), "ramp": (nints, ngroups - 1)}[kind]
     frame = make_frame(
         lead + (ny, nx), axis, sigma=sigma, n_outputs=n_outputs,
         output_offset_rms=2 * sigma if n_outputs > 1 else 0.0,
         source_fraction=source_fraction, seed=seed, dtype=np.float64,
     )  # fmt: skip
-    reference = _reference_mask((ny, nx), subarray)
-    dq = np.where(reference, np.uint32(REFERENCE_PIXEL | DO_NOT_USE), np.uint32(0))
+    reference = _reference_mask((ny, nx), layout.subarray)
     rng = np.random.default_rng(seed + 1)
-    dead = rng.random((ny, nx)) < 0.001
-    dq[dead] |= DO_NOT_USE
-    rate_truth = None
+    dq, dead = _pixel_dq(reference, rng)
     if kind == "ramp":
-        increments = np.where(reference, frame.data - frame.sky - frame.sources, frame.data)
-        rate_truth = np.where(reference, 0.0, frame.sky + frame.sources)
-        first = rng.normal(0.0, sigma, (nints, 1, ny, nx))
-        data = np.concatenate([first, first + np.cumsum(increments, axis=1)], axis=1)
-        model = datamodels.RampModel(data=data.astype(np.float32))
-        groupdq = np.zeros(data.shape, np.uint8)
-        # The brightest pixels saturate after the second group.
-        bright = rate_truth > np.quantile(rate_truth, 0.999)
-        groupdq[:, 2:, bright] = SATURATED
-        model.groupdq = groupdq
-        model.pixeldq = dq
-        model.meta.exposure.ngroups = ngroups
-        model.meta.exposure.nints = nints
+        model, rate_truth = _ramp_model(frame, reference, dq, rng, (nints, ngroups))
+        stripes = frame.stripes
     else:
-        data = np.where(reference, 0.0, frame.data).astype(np.float32)
-        data[np.broadcast_to(dead, data.shape)] = np.nan
-        if kind == "rateints":
-            model = datamodels.CubeModel(data=data)
-            model.dq = np.broadcast_to(dq, data.shape).copy()
-            model.err = np.full(data.shape, sigma, np.float32)
-        else:
-            model = datamodels.ImageModel(data=data)
-            model.dq = dq
-            model.err = np.full(data.shape, sigma, np.float32)
-        if kind == "cal":
-            model.meta.cal_step.flat_field = "COMPLETE"
-    meta = model.meta
-    meta.instrument.name = instrument
-    meta.instrument.detector = detector
-    meta.exposure.type = exp_type or _EXP_TYPES[instrument]
-    meta.exposure.noutputs = n_outputs
-    meta.subarray.name = subarray
-    meta.subarray.xstart, meta.subarray.ystart = 1, 1
-    meta.subarray.xsize, meta.subarray.ysize = nx, ny
-    if write_axes:
-        meta.subarray.fastaxis, meta.subarray.slowaxis = fast, slow
-    meta.observation.date = "2026-01-01"
-    meta.observation.time = "00:00:00"
-    stripes = np.where(reference, 0.0, frame.stripes) if kind != "ramp" else frame.stripes
+        model, rate_truth = _rate_model(kind, frame, reference, dq, dead), None
+        stripes = np.where(reference, 0.0, frame.stripes)
+    _set_meta(model, detector, layout, exp_type, write_axes)
     return SyntheticProduct(model, stripes, rate_truth, axis, reference)
