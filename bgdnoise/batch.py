@@ -43,9 +43,15 @@ class Outcome:
 
 
 def correct_one(path: Path, options: dict) -> Outcome:
-    """Correct one file; every error becomes the outcome's one-line message."""
+    """Correct one file; every error becomes the outcome's one-line message.
+
+    With ``options["plot"]`` a PNG is drawn after the correction is written;
+    a plot that fails is a note of the outcome, never a lost correction.
+    """
     from .io import correct_file
 
+    options = dict(options)  # shared by the files of a batch
+    plot = options.pop("plot", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -57,7 +63,30 @@ def correct_one(path: Path, options: dict) -> Outcome:
         for w in caught
         if not issubclass(w.category, DeprecationWarning)
     )
+    if plot and (failure := _plot(result, overwrite=options.get("overwrite", False))):
+        notes += (f"{path.name}: {failure}",)
     return Outcome(path, result.summary(), notes, incomplete=bool(result.empty_planes))
+
+
+def png_path_for(output: str | Path) -> Path:
+    """The PNG of ``--plot``: ``<output stem>.png`` beside the corrected file."""
+    return Path(output).with_suffix(".png")
+
+
+def _plot(result, *, overwrite: bool) -> str | None:
+    """Draw the PNG of a written correction; None, or why there is none."""
+    from .plot import plot_files
+
+    png = png_path_for(result.output)
+    mask = result.report.source_mask if result.report is not None else None
+    try:
+        plot_files(
+            result.input, result.output, png, mask, axis=result.geometry.axis,
+            n_outputs=result.geometry.n_outputs, overwrite=overwrite,
+        )  # fmt: skip
+    except Exception as exc:  # the correction is written: only the picture is lost
+        return f"no plot written ({png.name}): {exc}; the correction was written"
+    return None
 
 
 def choose_executor(executor: str, n_files: int, jobs: int) -> str:

@@ -193,6 +193,8 @@ OPTIONS: tuple[Option, ...] = (
            scope="file"),
     Option("save_background", False, "bool",
            "also write the fitted background as _bdgBkg.fits", scope="file"),
+    Option("plot", False, "bool", "also write a PNG per file: before/after, mask, stripe "
+           "profile, power spectrum (needs matplotlib)", scope="file", in_step=False),
 )  # fmt: skip
 _BY_NAME = {o.name: o for o in OPTIONS}
 _ALIASES = {alias: o.name for o in OPTIONS for alias in o.aliases.values()}
