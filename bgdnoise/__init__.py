@@ -40,6 +40,8 @@ _LAZY = {
     "BgdNoiseStep": "bgdnoise.step",
     "CorrectionReport": "bgdnoise.report",
     "correct_planes": "bgdnoise.stages",
+    "source_mask": "bgdnoise.sources",
+    "plot_correction": "bgdnoise.plot",
 }
 
 
@@ -76,6 +78,8 @@ __all__ = [
     "CorrectionOptions",
     "CorrectionReport",
     "correct_planes",
+    "source_mask",
+    "plot_correction",
     "__version__",
     "correct_array",
     "measure_levels",

@@ -86,20 +86,40 @@ def stripe_model(model, stripes: np.ndarray):
     return out
 
 
-def check_target(path: Path, output, suffix: str, save_model: bool, overwrite: bool):
-    """The output path(s) of ``correct_file``; refuse what would lose a file."""
+#: Suffixes of the files written beside the corrected product.
+EXTRA_SUFFIXES = {"model": "_bdgModel", "mask": "_bdgMask", "background": "_bdgBkg"}
+
+
+def scene_plane_model(model, plane: np.ndarray, what: str):
+    """A source mask or background plane as an ImageModel with the product's metadata."""
+    from stdatamodels.jwst import datamodels
+
+    out = datamodels.ImageModel(data=np.ascontiguousarray(plane, dtype=np.float32))
+    out.update(model)
+    out.extra_fits = {"PRIMARY": {"header": [["BDGPLANE", what, "bgdnoise: what SCI holds"]]}}
+    return out
+
+
+def check_target(path: Path, output, suffix: str, extras: tuple[str, ...], overwrite: bool):
+    """The output paths of ``correct_file``; refuse what would lose a file.
+
+    ``extras`` names the files written beside it (keys of
+    :data:`EXTRA_SUFFIXES`). Returns ``(target, {extra: path})``.
+    """
     target = output_path_for(path, output, suffix)
-    model_target = output_path_for(path, target.parent, "_bdgModel") if save_model else None
+    extra_targets = {
+        what: output_path_for(path, target.parent, EXTRA_SUFFIXES[what]) for what in extras
+    }
     if target.resolve() == path.resolve():
         raise ValueError(f"the output {target} would replace the input; choose another name.")
-    for t in filter(None, (target, model_target)):
+    for t in (target, *extra_targets.values()):
         if t.exists() and not overwrite:
             raise FileExistsError(f"{t} exists; pass overwrite=True (--overwrite) to replace it.")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output directory {target.parent} does not exist.")
     if not os.access(target.parent, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write to {target.parent}; choose another output directory.")
-    return target, model_target
+    return target, extra_targets
 
 
 def precheck_product(path: Path, axis, n_outputs) -> None:

@@ -20,7 +20,7 @@ DEMO_NAME = "jw01234001001_01101_00001_nrca1_rate.fits"
 # What a directory argument stands for: the stage-1 products bgdnoise corrects.
 PRODUCT_PATTERNS = ("*_rate.fits", "*_rateints.fits", "*_cal.fits", "*_calints.fits", "*_ramp.fits")
 # Names of what bgdnoise writes: never inputs of an expanded glob or directory.
-OWN_OUTPUT_ENDINGS = ("_bdgcorr.fits", "_bdgmodel.fits")
+OWN_OUTPUT_ENDINGS = ("_bdgcorr.fits", "_bdgmodel.fits", "_bdgmask.fits", "_bdgbkg.fits")
 
 _EXAMPLES = {
     "correct": """examples:
@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     correct.add_argument(
         "files", nargs="+", metavar="FILE_GLOB_OR_DIR",
         help="files, quoted globs, or directories (their _rate, _rateints, _cal, _calints and "
-        "_ramp products); earlier _bdgCorr/_bdgModel outputs are skipped",
+        "_ramp products); earlier _bdgCorr/_bdgModel/_bdgMask/_bdgBkg outputs are skipped",
     )  # fmt: skip
     correct.add_argument(
         "-o", "--output-dir", type=Path, help="directory for the outputs (created if needed); "

@@ -27,6 +27,7 @@ from ._files import (
     open_product,
     output_path_for,
     precheck_product,
+    scene_plane_model,
     stripe_model,
 )
 from .dqflags import GROUP_BAD
@@ -137,7 +138,9 @@ def correct_model(
     result, stripes = correct(model, geometry, options, return_model)
     result.params = {"axis": geometry.axis, "n_outputs": geometry.n_outputs, **options.changed()}
     result.params.pop("mask", None)
-    set_marker(model, result.params, result.status, len(result.empty_planes))
+    set_marker(
+        model, result.params, result.status, len(result.empty_planes), result.quality_cards()
+    )
     result.seconds = time.perf_counter() - start
     return (result, stripes) if return_model else result
 
@@ -207,6 +210,27 @@ def _correct_ramp(model, geometry, options, return_model):
     return result, stripes
 
 
+def _extra_models(model, result: CorrectionResult, stripes, extras) -> list:
+    """The datamodels written beside the product: ``[(what, model)]``.
+
+    A mask or background that the options did not make is not written (the
+    result's report says so; ``correct_file`` warns).
+    """
+    made = []
+    report = result.report
+    for what in extras:
+        if what == "model":
+            made.append((what, stripe_model(model, stripes)))
+            continue
+        plane = getattr(report, "source_mask" if what == "mask" else "background", None)
+        if plane is None:
+            needs = "mask_sources=True" if what == "mask" else "background_method='model'"
+            warnings.warn(f"no {what} to save: it is made with {needs}.", BgdNoiseWarning, 3)
+            continue
+        made.append((what, scene_plane_model(model, plane, what)))
+    return made
+
+
 def correct_file(
     path: str | Path,
     output: str | Path | None = None,
@@ -215,6 +239,8 @@ def correct_file(
     overwrite: bool = False,
     force: bool = False,
     save_model: bool = False,
+    save_mask: bool = False,
+    save_background: bool = False,
     options: CorrectionOptions | None = None,
     **kwargs: Any,
 ) -> tuple[Path, CorrectionResult]:
@@ -236,6 +262,12 @@ def correct_file(
         Correct data already marked as corrected by bgdnoise or jwst.
     save_model : bool
         Also write the subtracted stripes as ``<stem>_bdgModel.fits``.
+    save_mask : bool
+        Also write the source mask (1 on sources) as ``<stem>_bdgMask.fits``
+        (with ``mask_sources=True``).
+    save_background : bool
+        Also write the fitted background, relative to the sky level, as
+        ``<stem>_bdgBkg.fits`` (with ``background_method="model"``).
     options : CorrectionOptions, optional
         The options as an object; keywords win over it.
     **kwargs
@@ -264,21 +296,26 @@ def correct_file(
     path = Path(path)
     check_fits(path)
     options = CorrectionOptions.from_kwargs(options, **kwargs)
-    target, model_target = check_target(path, output, suffix, save_model, overwrite)
+    extras = tuple(
+        what for what, wanted in
+        (("model", save_model), ("mask", save_mask), ("background", save_background)) if wanted
+    )  # fmt: skip
+    target, extra_targets = check_target(path, output, suffix, extras, overwrite)
     precheck_product(path, options.axis, options.n_outputs)
     with open_product(path) as model:
         out = correct_model(model, force=force, return_model=save_model, options=options)
         result, stripes = out if save_model else (out, None)
+        extra_models = _extra_models(model, result, stripes, extras)
         outputs = [(target, fits_writer(model, target))]
-        stripes_model = stripe_model(model, stripes) if save_model else None
-        if stripes_model is not None:
-            outputs.append((model_target, fits_writer(stripes_model, model_target)))
-            result.model_output = str(model_target)
+        outputs += [(extra_targets[w], fits_writer(m, extra_targets[w])) for w, m in extra_models]
         try:
             write_atomically(outputs, overwrite=overwrite)
         finally:
-            if stripes_model is not None:
-                stripes_model.close()
+            for _, extra in extra_models:
+                extra.close()
+    if "model" in extra_targets:
+        result.model_output = str(extra_targets["model"])
+    result.extra_outputs = {w: str(extra_targets[w]) for w, _ in extra_models}
     result.input, result.output = str(path), str(target)
     result.seconds = time.perf_counter() - start
     return target, result

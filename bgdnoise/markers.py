@@ -80,12 +80,14 @@ def check_markers(model, force: bool) -> None:
 
 
 def set_marker(
-    model, params: dict[str, Any], status: str = "COMPLETE", empty_planes: int | None = None
-) -> None:
+    model, params: dict[str, Any], status: str = "COMPLETE", empty_planes: int | None = None,
+    quality: list[list] | None = None,
+) -> None:  # fmt: skip
     """Record the correction (or its skipping) in HISTORY and ``S_BDGCOR``.
 
     ``empty_planes`` (planes left unchanged for want of usable pixels) goes
-    into ``BDGEMPTY`` when given.
+    into ``BDGEMPTY`` when given; ``quality`` cards (``BDGMASKF``, ``BDGBKG``,
+    ``BDGNFALL``, ``BDGSTRB``, ``BDGSTRA``) replace earlier ones.
     """
     from . import __version__
 
@@ -99,12 +101,15 @@ def set_marker(
     replaced = (
         (MARKER, DONE_KEYWORD) if empty_planes is None else (MARKER, DONE_KEYWORD, EMPTY_KEYWORD)
     )
+    quality = quality or []
+    replaced = replaced + tuple(card[0] for card in quality)
     cards = [c for c in primary_cards(model) if c[0] not in replaced]
     cards.append([MARKER, status, "bgdnoise 1/f stripe correction"])
     if done_before and status != "COMPLETE":  # the data stay corrected
         cards.append([DONE_KEYWORD, True, "data corrected by bgdnoise before"])
     if empty_planes is not None:
         cards.append([EMPTY_KEYWORD, empty_planes, "bgdnoise: planes with no usable pixel"])
+    cards += [list(card) for card in quality]
     # extra_fits nodes are not created by assigning below them.
     extra = getattr(model, "extra_fits", None)
     if extra is None:

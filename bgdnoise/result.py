@@ -42,6 +42,8 @@ class CorrectionResult:
         Wall time of the whole call.
     model_output : str or None
         The stripe model file, with ``save_model=True``.
+    extra_outputs : dict
+        Files written beside the product: ``{"model" | "mask" | "background": path}``.
     params : dict
         Axis, outputs and the options that differ from their defaults.
     report : CorrectionReport or None
@@ -58,6 +60,7 @@ class CorrectionResult:
     n_planes: int = 1
     seconds: float = 0.0
     model_output: str | None = None
+    extra_outputs: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     report: CorrectionReport | None = None
 
@@ -68,6 +71,41 @@ class CorrectionResult:
             None, None, geometry, before, after, int(report.empty_lines.sum()),
             empty_planes=report.empty_planes, n_planes=report.n_planes, report=report,
         )  # fmt: skip
+
+    @property
+    def stripe_excess(self) -> tuple[float, float]:
+        """Mean stripe excess over the planes, before and after (NaN if unknown).
+
+        Line-mean RMS on unmasked sky over what white noise alone gives:
+        1.0 is no striping; after a correction values a little below 1 are
+        usual (each line's level also takes out part of its own noise).
+        """
+        report = self.report
+        if report is None or report.stripe_excess_before is None:
+            return float("nan"), float("nan")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: unknown
+            return (float(np.nanmean(report.stripe_excess_before)),
+                    float(np.nanmean(report.stripe_excess_after)))  # fmt: skip
+
+    def quality_cards(self) -> list[list]:
+        """Header cards saying how the correction went (8-character keywords)."""
+        report = self.report
+        if report is None:
+            return []
+        before, after = self.stripe_excess
+        method = report.background_method or "NONE"
+        cards = [
+            ["BDGMASKF", round(float(np.mean(report.masked_fraction)), 4),
+             "bgdnoise: fraction of pixels kept out of fits"],
+            ["BDGBKG", method.upper(), "bgdnoise: background method"],
+            ["BDGNFALL", int(report.fallback_groups.sum()),
+             "bgdnoise: line bands that fell back to line level"],
+        ]  # fmt: skip
+        for key, value, when in (("BDGSTRB", before, "before"), ("BDGSTRA", after, "after")):
+            if np.isfinite(value):
+                cards.append([key, round(value, 3), f"bgdnoise: stripe excess {when} (1=white)"])
+        return cards
 
     @property
     def status(self) -> str:
@@ -83,10 +121,15 @@ class CorrectionResult:
                 f"plane(s) (no usable pixel: all NaN, zero, masked or DQ-flagged); "
                 f"{self.geometry.axis}, {self.geometry.n_outputs} output(s), {self.seconds:.2f} s"
             )
+        before, after = self.stripe_excess
+        excess = f", stripe excess {before:.3g} -> {after:.3g}" if np.isfinite(after) else ""
+        masked = ""
+        if self.report is not None:
+            masked = f", {100 * float(np.mean(self.report.masked_fraction)):.0f}% masked"
         return (
             f"{name}: {self.geometry.axis}, {self.geometry.n_outputs} output(s), stripe RMS "
-            f"{np.nanmean(self.rms_before):.4g} -> {np.nanmean(self.rms_after):.4g}, "
-            f"{self.seconds:.2f} s"
+            f"{np.nanmean(self.rms_before):.4g} -> {np.nanmean(self.rms_after):.4g}"
+            f"{excess}{masked}, {self.seconds:.2f} s"
         )
 
 

@@ -11,7 +11,6 @@ flags and background. See docs/algorithm.rst.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -26,6 +25,10 @@ from .sources import PIXEL_SCALES, detect, extended_mask, residual_of, with_mask
 __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 
 _GROW = 2
+# Planes with values beyond this are corrected by the plain path alone.
+_LARGEST_VALUE = 1e30
+# Planes of a cube whose median stands for its scene.
+_MEDIAN_PLANES = 9
 
 
 @dataclass
@@ -57,13 +60,14 @@ def reference_plane(prepared: Prepared) -> Prepared:
     if planes.shape[0] == 1:
         plane, plane_flags = planes[0], flags
     else:
-        values = planes.astype(np.float64)
-        if flags.shape[1]:
-            values[np.broadcast_to((flags & _kernels.EXCLUDE) != 0, values.shape)] = np.nan
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
-            plane = np.nanmedian(values, axis=0)
+        # A sample of evenly spread planes: their median averages the stripes
+        # down well enough for finding the scene, at a bounded cost.
+        take = np.unique(np.linspace(0, planes.shape[0] - 1, _MEDIAN_PLANES).round().astype(int))
+        sample_flags = flags if flags.shape[0] == 1 else np.ascontiguousarray(flags[take])
+        plane = np.empty(planes.shape[1:])
+        _mask_kernels.median_over_planes(np.ascontiguousarray(planes[take]), sample_flags, plane)
         plane_flags = np.where(np.isnan(plane), _kernels.EXCLUDE, 0).astype(np.uint8)[None]
+        plane = plane.astype(planes.dtype)
         if flags.shape[1]:
             plane_flags |= flags[:1] & _kernels.PRESERVE
     plane = np.ascontiguousarray(plane)
@@ -86,6 +90,9 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     if not options.mask_sources and method != "model":
         return SceneModel(None, None, method)
     plane = reference_plane(prepared)
+    sigma = _sigma(plane, options)
+    if not _ordinary(plane, sigma):
+        return SceneModel(None, None, None)
     ny, nx = plane.planes.shape[1:]
     extended = np.zeros((ny, nx), np.uint8)
     if options.mask_sources:
@@ -104,10 +111,26 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     fit_usable = base_usable & (compact == 0).view(np.uint8)
     surface = fit_surface(
         values, fit_usable, plane.layout, spacing=options.background_box_size,
-        sigma=_sigma(plane, options), extended=extended,
+        sigma=sigma, extended=extended,
     )  # fmt: skip
     mask = compact.astype(bool) if options.mask_sources else None
     return SceneModel(mask, surface, method)
+
+
+def _ordinary(plane: Prepared, sigma: float) -> bool:
+    """Whether the scene stages can work on this plane.
+
+    They need a white-noise dispersion and values far from the float range:
+    on a plane of values near 1e38 or 1e308 (garbage a user forgot to flag)
+    their sums would overflow, and the plain per-line correction, which
+    handles such values exactly, is used alone.
+    """
+    if not (np.isfinite(sigma) and sigma > 0):
+        return False
+    values = plane.planes[0]
+    with np.errstate(invalid="ignore", over="ignore"):
+        largest = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 0.0
+    return bool(np.isfinite(largest) and largest < _LARGEST_VALUE)
 
 
 def _usable(plane: Prepared, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

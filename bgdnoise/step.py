@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jwst.stpipe import Step
 
+from ._files import EXTRA_SUFFIXES, scene_plane_model
 from .io import correct_model
 from .markers import JWST_MARKER, MARKER, primary_marker, set_marker
 from .options import from_step, step_spec
@@ -140,9 +141,27 @@ class BgdNoiseStep(Step):
             )
             set_marker(model, {"already_corrected_by": who, "force": False}, status="SKIPPED")
             return
-        result = correct_model(model, **self._options())
+        options = self._options()
+        save = {"mask": options.pop("save_mask"), "background": options.pop("save_background")}
+        result = correct_model(model, **options)
         result.input = name
         log.info(result.summary())
+        for what, wanted in save.items():
+            self._save_scene_plane(model, result, what, wanted)
+
+    def _save_scene_plane(self, model, result, what: str, wanted: bool) -> None:
+        """Write the source mask or background beside the product (as jwst's save_mask)."""
+        plane = getattr(result.report, "source_mask" if what == "mask" else "background")
+        if not wanted:
+            return
+        if plane is None:
+            needs = "mask_sources" if what == "mask" else "background_method = 'model'"
+            log.warning("no %s to save: it is made with %s.", what, needs)
+            return
+        extra = scene_plane_model(model, plane, what)
+        suffix = EXTRA_SUFFIXES[what].lstrip("_")
+        self.save_model(extra, suffix=suffix, force=True)
+        extra.close()
 
     def _open_association(self, path):
         """Every image member of every product, once each, in a ModelContainer.

@@ -10,6 +10,7 @@ import pytest
 
 from bgdnoise import REFERENCE_PIXEL, correct_array, measure_levels
 from bgdnoise.simulate import make_frame, stripe_residual_rms
+from testdata import PLAIN
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +44,14 @@ def test_injected_stripes_removed_with_source_mask(which, scale, request):
 
 def test_clipping_alone_handles_unmasked_sources(crowded_rows):
     frame = crowded_rows
-    _, clipped = correct_array(frame.data, "rows", return_model=True)
-    _, plain = correct_array(frame.data, "rows", maxiters=0, return_model=True)
+    _, clipped = correct_array(frame.data, "rows", return_model=True, **PLAIN)
+    _, plain = correct_array(frame.data, "rows", maxiters=0, return_model=True, **PLAIN)
+    _, default = correct_array(frame.data, "rows", return_model=True)
     res_clipped = stripe_residual_rms(clipped, frame.stripes)
     res_plain = stripe_residual_rms(plain, frame.stripes)
     assert res_clipped < 0.8 * res_plain
+    # The defaults (sources found, background fitted) do better still.
+    assert stripe_residual_rms(default, frame.stripes) < 0.9 * res_clipped
     # No source mask: faint wings below the clip bias each line a little.
     assert res_clipped <= 2.0 * _bound(frame, frame.source_mask, "rows")
     # And it removes almost all of the injected stripe power.
@@ -82,10 +86,12 @@ def test_per_output_and_odd_even_offsets_removed(axis):
         source_fraction=0.1,
         seed=3,
     )
-    _, single = correct_array(frame.data, axis, mask=frame.source_mask, return_model=True)
+    # The true source mask, on the plain path: the groups themselves are tested.
+    _, single = correct_array(frame.data, axis, mask=frame.source_mask, return_model=True, **PLAIN)
     _, full = correct_array(
-        frame.data, axis, mask=frame.source_mask, n_outputs=4, odd_even=True, return_model=True
-    )
+        frame.data, axis, mask=frame.source_mask, n_outputs=4, odd_even=True,
+        return_model=True, **PLAIN,
+    )  # fmt: skip
     res_single = stripe_residual_rms(single, frame.stripes)
     res_full = stripe_residual_rms(full, frame.stripes)
     # Groups of 64 pixels: 1.5 sigma / sqrt(usable pixels per group).
@@ -218,12 +224,14 @@ def test_thread_counts_give_identical_results():
     np.testing.assert_array_equal(one, two)
 
 
-def test_planes_are_independent(rng):
+def test_planes_are_independent_on_the_plain_path(rng):
+    # (With the defaults the planes share one scene: see test_scene.py.)
     frames = make_frame((3, 2, 64, 96), "rows", source_fraction=0.1, seed=10)
-    stacked = correct_array(frames.data, "rows")
+    stacked = correct_array(frames.data, "rows", **PLAIN)
     for i in range(3):
         for j in range(2):
-            np.testing.assert_array_equal(stacked[i, j], correct_array(frames.data[i, j], "rows"))
+            one = correct_array(frames.data[i, j], "rows", **PLAIN)
+            np.testing.assert_array_equal(stacked[i, j], one)
 
 
 @pytest.mark.parametrize(
@@ -349,13 +357,14 @@ def test_returned_model_beyond_float32_is_a_value_error():
 
 
 def test_masked_array_mask_is_honoured(rng):
+    # Mask semantics on the plain path (a source search would add its own).
     data = rng.normal(1.0, 0.1, (2, 32, 64)) + rng.normal(0.0, 0.5, (2, 32, 1))
     bad = rng.random(data.shape) < 0.2
     bad[:, :10] |= rng.random((2, 10, 64)) < 0.7  # most of these lines
     data[bad] = 1e4
     masked = np.ma.masked_array(data, mask=bad)
-    expected = correct_array(data, "rows", mask=bad)
-    got = correct_array(masked, "rows")
+    expected = correct_array(data, "rows", mask=bad, **PLAIN)
+    got = correct_array(masked, "rows", **PLAIN)
     assert type(got) is np.ndarray
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(measure_levels(masked, "rows").counts[..., 0], (~bad).sum(-1))
@@ -363,11 +372,12 @@ def test_masked_array_mask_is_honoured(rng):
     extra = np.zeros(data.shape[-2:], bool)
     extra[:, :7] = True
     np.testing.assert_array_equal(
-        correct_array(masked, "rows", mask=extra), correct_array(data, "rows", mask=bad | extra)
+        correct_array(masked, "rows", mask=extra, **PLAIN),
+        correct_array(data, "rows", mask=bad | extra, **PLAIN),
     )
     # In place into the masked array's own data.
     work = masked.copy()
-    correct_array(work, "rows", out=work.data)
+    correct_array(work, "rows", out=work.data, **PLAIN)
     np.testing.assert_array_equal(work.data, expected)
     # No mask (nomask) is no mask.
     np.testing.assert_array_equal(

@@ -187,8 +187,9 @@ def test_sampled_full_line_levels_only_feed_the_fallback(rng):
     measured = measure_levels(data, "rows", scale="line", n_outputs=4, mask=mask)
     assert np.isfinite(measured.line).all()
     _, model = correct_array(
-        data, "rows", scale="line", n_outputs=4, mask=mask, return_model=True, keep_level=False
-    )
+        data, "rows", scale="line", n_outputs=4, mask=mask, return_model=True, keep_level=False,
+        mask_sources=False, background_method=None,
+    )  # fmt: skip
     fallback = measured.fallback[:, 0]
     assert fallback[::3].all() and not fallback[1::3].any()
     # Exact where the band keeps its own level.

@@ -14,3 +14,8 @@ def messy_lines(rng, shape, *, nan_fraction=0.05, outlier_fraction=0.05, ties=Fa
     data[rng.random(shape) < 0.01] = np.inf
     data[rng.random(shape) < 0.01] = 0.0
     return data
+
+
+#: The plain per-line correction (no source search, no background model):
+#: what tests of the line estimator itself use.
+PLAIN = {"mask_sources": False, "background_method": None}

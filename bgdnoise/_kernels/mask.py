@@ -312,3 +312,48 @@ def residual_plane(values, flags, background, level, usable, out):
             ok = np.isfinite(v) and not (has_flags and (flags[y, x] & EXCLUDE))
             usable[y, x] = 1 if ok else 0
             out[y, x] = v if ok else 0.0
+
+
+@njit(parallel=True, cache=True)
+def median_over_planes(planes, flags, out):
+    """Per pixel, the median over the planes of the values not excluded.
+
+    Parameters
+    ----------
+    planes : ndarray of float32 or float64
+        ``(P, ny, nx)``, P small (a sample of a cube's planes).
+    flags : ndarray of uint8
+        ``(Pf, ny, nx)``, Pf in {1, P}, or ``(1, 0, 0)``; EXCLUDE keeps a
+        value out.
+    out : ndarray of float64
+        ``(ny, nx)``, written (NaN where no plane has a value).
+
+    Returns
+    -------
+    None
+    """
+    n_planes, ny, nx = planes.shape
+    has_flags = flags.shape[1] > 0
+    for y in prange(ny):
+        values = np.empty(n_planes)
+        for x in range(nx):
+            n = 0
+            for p in range(n_planes):
+                if has_flags and flags[min(p, flags.shape[0] - 1), y, x] & EXCLUDE:
+                    continue
+                v = np.float64(planes[p, y, x])
+                if not np.isfinite(v):
+                    continue
+                # Insertion into the sorted prefix: a handful of values.
+                k = n
+                while k > 0 and values[k - 1] > v:
+                    values[k] = values[k - 1]
+                    k -= 1
+                values[k] = v
+                n += 1
+            if n == 0:
+                out[y, x] = np.nan
+            elif n % 2 == 1:
+                out[y, x] = values[n // 2]
+            else:
+                out[y, x] = 0.5 * (values[n // 2 - 1] + values[n // 2])
