@@ -3,9 +3,9 @@
 The refactor of the correction into stages must not change a bit of what it
 returns. Since the scene stages (source mask, background model) became the
 defaults, the cases run the plain path (``mask_sources=False,
-background_method=None``), which must stay exactly what it was. ``python tests/pinned_cases.py`` rewrites the JSON from the code as
-it is: run it only when a change of results is intended, and say so in the
-commit.
+background_method=None``), which must stay exactly what it was.
+``python tests/pinned_cases.py`` rewrites the JSON from the code as it is:
+run it only when a change of results is intended, and say so in the commit.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ import warnings
 import numba
 import numpy as np
 import pytest
+from testdata import PLAIN
 
 from bgdnoise import REFERENCE_PIXEL, correct_array, measure_levels
 from bgdnoise.simulate import make_frame, stripe_residual_rms
-from testdata import PLAIN
 
 
 @pytest.fixture(scope="module")
