@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _kernels
 from ._kernels import mask as _mask_kernels
-from ._prepare import Prepared, prepare
+from ._prepare import Prepared, make_layout, prepare
 
 __all__ = ["DETECTION_SCALES", "PIXEL_SCALES", "detect", "source_mask"]
 
@@ -31,6 +31,8 @@ PIXEL_SCALES = DETECTION_SCALES[:2]
 # Dilation of every detection (pixels), and rounds of mask-then-destripe.
 _GROW = 2
 _ROUNDS = 3
+# Pixels per bin along the lines in the search for extended sources.
+_BIN = 4
 # Every n-th pixel of a map along each axis estimates its spread.
 _SPREAD_STEP = 7
 
@@ -164,17 +166,51 @@ def with_mask(prepared: Prepared, mask: np.ndarray) -> Prepared:
     return replace(prepared, flags=flags)
 
 
+def _binned(prepared: Prepared, options, factor: int) -> Prepared:
+    """One plane binned by ``factor`` along its lines: the stripes stay whole."""
+    plane = prepared.planes[0]
+    along_rows = prepared.layout.along_rows
+    ny, nx = plane.shape
+    shape = (ny, nx // factor) if along_rows else (ny // factor, nx)
+    out, out_flags = np.empty(shape, plane.dtype), np.empty(shape, np.uint8)
+    flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
+    _mask_kernels.bin_along_lines(plane, flags, along_rows, factor, out, out_flags)
+    # Even and odd positions mix in a bin of even size: one level per band.
+    layout = make_layout(shape, prepared.axis, replace(options, odd_even=False))
+    return replace(
+        prepared, work=out, planes=out[None], flags=out_flags[None],
+        background=np.zeros((1, 0, 0), plane.dtype), dq=None, layout=layout,
+    )  # fmt: skip
+
+
+def _bin_factor(prepared: Prepared) -> int:
+    """Pixels per bin along the lines for the extended search (1: none)."""
+    length, n_bands = prepared.layout.length, prepared.layout.band_edges.size - 1
+    factor = _BIN
+    while factor > 1 and (length % factor or length // factor // n_bands < 32):
+        factor //= 2
+    return factor
+
+
 def extended_mask(prepared: Prepared, options, rounds: int = _ROUNDS) -> np.ndarray:
     """Sources at every scale, found on a plane destriped without them.
 
-    ``prepared`` holds one plane. Returns uint8 ``(ny, nx)``.
+    ``prepared`` holds one plane. The search runs on the plane binned by
+    :data:`_BIN` pixels along its lines (the stripes are constant along a
+    line, so they survive the binning; a quarter of the work), and the mask
+    is spread back to every pixel. Returns uint8 ``(ny, nx)``.
     """
-    ny, nx = prepared.planes.shape[1:]
+    factor = _bin_factor(prepared)
+    binned = _binned(prepared, options, factor) if factor > 1 else prepared
+    bin_options = replace(options, odd_even=False) if factor > 1 else options
+    ny, nx = binned.planes.shape[1:]
     mask = np.zeros((ny, nx), np.uint8)
     for _ in range(rounds):
-        residual, usable = residual_of(prepared, options, mask)
+        residual, usable = residual_of(binned, bin_options, mask)
         mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
-    return mask
+    if factor > 1:
+        mask = np.repeat(mask, factor, axis=1 if prepared.layout.along_rows else 0)
+    return np.ascontiguousarray(mask)
 
 
 def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs) -> np.ndarray:

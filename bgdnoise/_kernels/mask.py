@@ -1,4 +1,9 @@
-"""Source-mask arithmetic on one plane: box means, thresholds, dilation."""
+"""Source-mask arithmetic on one plane: box means, thresholds, dilation.
+
+Kernels over whole planes run in parallel; those over the small maps of
+cells (box means, marking) run serially: a parallel region costs more to
+start than such a map costs to compute.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ def block_sums(values, usable, block, sums, counts):
                     counts[cy, x // block] += 1.0
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True)
 def box_means(sums, counts, half, min_count, mean):
     """Mean over the ``(2 half + 1)**2`` box of cells around every cell.
 
@@ -66,7 +71,7 @@ def box_means(sums, counts, half, min_count, mean):
     row_sum = np.empty((ny, nx))
     row_cnt = np.empty((ny, nx))
     # Along the rows: a running window.
-    for y in prange(ny):
+    for y in range(ny):
         s, c = 0.0, 0.0
         for x in range(min(half, nx)):
             s += sums[y, x]
@@ -81,7 +86,7 @@ def box_means(sums, counts, half, min_count, mean):
             row_sum[y, x] = s
             row_cnt[y, x] = c
     # Down the columns, a block of columns at a time so reads follow rows.
-    for chunk in prange((nx + _CHUNK - 1) // _CHUNK):
+    for chunk in range((nx + _CHUNK - 1) // _CHUNK):
         x0, x1 = chunk * _CHUNK, min(nx, (chunk + 1) * _CHUNK)
         acc_s = np.zeros(x1 - x0)
         acc_c = np.zeros(x1 - x0)
@@ -102,7 +107,7 @@ def box_means(sums, counts, half, min_count, mean):
                 mean[y, x] = acc_s[x - x0] / n if n >= min_count and n > 0.5 else np.nan
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True)
 def mark_above(mean, threshold, block, out):
     """Set ``out`` to 1 on every pixel of a cell whose ``mean`` exceeds ``threshold``.
 
@@ -124,7 +129,7 @@ def mark_above(mean, threshold, block, out):
     """
     ny, nx = out.shape
     my, mx = mean.shape
-    for cy in prange(my):
+    for cy in range(my):
         for cx in range(mx):
             if mean[cy, cx] > threshold:
                 for y in range(cy * block, min(ny, (cy + 1) * block)):
@@ -178,7 +183,7 @@ def mark_box3(values, usable, threshold, min_count, out):
                     out[y, x] = 1
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True)
 def box3_sample(values, usable, step, out):
     """3x3 box means on a grid of every ``step``-th pixel (NaN without values).
 
@@ -196,7 +201,7 @@ def box3_sample(values, usable, step, out):
     """
     ny, nx = values.shape
     my, mx = out.shape
-    for cy in prange(my):
+    for cy in range(my):
         y = cy * step
         for cx in range(mx):
             x = cx * step
@@ -357,3 +362,47 @@ def median_over_planes(planes, flags, out):
                 out[y, x] = values[n // 2]
             else:
                 out[y, x] = 0.5 * (values[n // 2 - 1] + values[n // 2])
+
+
+@njit(parallel=True, cache=True)
+def bin_along_lines(plane, flags, along_rows, factor, out, out_flags):
+    """Mean of each run of ``factor`` pixels along the lines (stripes stay whole).
+
+    Parameters
+    ----------
+    plane : ndarray of float32 or float64
+        ``(ny, nx)``.
+    flags : ndarray of uint8
+        ``(ny, nx)`` or ``(0, 0)``; EXCLUDE keeps a pixel out.
+    along_rows : bool
+        Lines are rows (bins along x) or columns (bins along y).
+    factor : int
+        Pixels per bin; the line length is a multiple of it.
+    out : ndarray
+        ``(ny, nx // factor)`` or ``(ny // factor, nx)``, plane's dtype, written.
+    out_flags : ndarray of uint8
+        Shaped like ``out``: EXCLUDE where a bin has no usable value.
+
+    Returns
+    -------
+    None
+    """
+    my, mx = out.shape
+    has_flags = flags.shape[0] > 0
+    for row in prange(my):
+        y = np.int64(row)  # a prange index may be unsigned: keep the arithmetic signed
+        for x in range(mx):
+            total, n = 0.0, 0
+            for k in range(factor):
+                yy, xx = y, x
+                if along_rows:
+                    xx = x * factor + k
+                else:
+                    yy = y * factor + k
+                v = np.float64(plane[yy, xx])
+                if (has_flags and flags[yy, xx] & EXCLUDE) or not np.isfinite(v):
+                    continue
+                total += v
+                n += 1
+            out[y, x] = total / n if n > 0 else np.nan
+            out_flags[y, x] = 0 if n > 0 else EXCLUDE
