@@ -33,6 +33,9 @@ _SKY_MAX_MASKED = 0.5
 # (or the emptiest tenth when there are too few).
 _FIRST_PIN_MASKED = 0.05
 _PIN_ROUNDS = 2
+# The fewest nodes (fraction) that may be pinned first; a fit where half as
+# many stay at the sky level has nothing to anchor it and is not used.
+_MIN_SKY_NODES = 0.1
 
 
 def node_grid(n_lines: int, length: int, spacing: int) -> tuple[int, int]:
@@ -71,7 +74,7 @@ def _solve(plane, usable, layout: Layout, spacing: int, pins: np.ndarray) -> np.
 def fit_surface(
     plane: np.ndarray, usable: np.ndarray, layout: Layout, *, spacing: int, sigma: float,
     extended: np.ndarray,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray | None:  # fmt: skip
     """Fit the smooth background of one plane, pinned to the sky.
 
     Parameters
@@ -93,8 +96,9 @@ def fit_surface(
 
     Returns
     -------
-    numpy.ndarray
-        float64 ``(ny, nx)``: the background relative to the sky level.
+    numpy.ndarray or None
+        float64 ``(ny, nx)``: the background relative to the sky level; None
+        when too few nodes stay at the sky level to anchor the surface.
     """
     n_y, n_x = node_grid(layout.n_lines, layout.length, spacing)
     masked_ext = np.empty((n_y, n_x))
@@ -103,16 +107,16 @@ def fit_surface(
     masked = np.empty((n_y, n_x))
     _surface.cell_fractions(usable, layout.along_rows, float(spacing), n_y, n_x, masked)
     sky = masked_ext <= _FIRST_PIN_MASKED
-    if sky.mean() < 0.1:
-        sky = masked_ext <= np.quantile(masked_ext, 0.1)
+    if sky.mean() < _MIN_SKY_NODES:
+        sky = masked_ext <= np.quantile(masked_ext, _MIN_SKY_NODES)
     node_noise = 1.25 * sigma / spacing if np.isfinite(sigma) and sigma > 0 else 0.0
     nodes, base = np.zeros((n_y, n_x)), 0.0
     for _ in range(_PIN_ROUNDS):
         nodes = _solve(plane, usable, layout, spacing, np.where(sky, _PIN, 0.0))
         base = float(np.median(nodes[sky]))
         sky = ((nodes - base) < _SKY_SIGMAS * node_noise) & (masked < _SKY_MAX_MASKED)
-        if not sky.any():
-            break
+        if sky.mean() < 0.5 * _MIN_SKY_NODES:
+            return None
     out = np.empty(plane.shape)
     _surface.evaluate(nodes - base, layout.along_rows, float(spacing), out)
     return out

@@ -71,12 +71,13 @@ def _load_mask(mask, plane_shape):
     return mask != 0
 
 
-def _warn_about(model, geometry, mask) -> None:
+def _warn_about(model, geometry, options: CorrectionOptions) -> None:
     """Warnings that depend on the product, not on the numbers."""
-    if geometry.is_spectroscopic and mask is None:
+    if geometry.is_spectroscopic and options.mask is None and not options.mask_sources:
         warnings.warn(
-            f"exposure type {geometry.exp_type} has spectral traces in the lines: a per-line "
-            "level removes continuum unless the traces are masked; pass mask= (--mask FILE).",
+            f"exposure type {geometry.exp_type} has spectral traces in the lines: with "
+            "mask_sources=False a per-line level removes continuum unless the traces are "
+            "masked; pass mask= (--mask FILE) or leave mask_sources on.",
             BgdNoiseWarning,
             3,
         )
@@ -133,7 +134,7 @@ def correct_model(
     options = CorrectionOptions.from_kwargs(options, **kwargs)
     check_markers(model, force)
     geometry = readout_geometry(model, axis=options.axis, n_outputs=options.n_outputs)
-    _warn_about(model, geometry, options.mask)
+    _warn_about(model, geometry, options)
     correct = _correct_ramp if name == "RampModel" else _correct_image
     result, stripes = correct(model, geometry, options, return_model)
     result.params = {"axis": geometry.axis, "n_outputs": geometry.n_outputs, **options.changed()}

@@ -113,6 +113,8 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         values, fit_usable, plane.layout, spacing=options.background_box_size,
         sigma=sigma, extended=extended,
     )  # fmt: skip
+    if surface is None:  # nothing to anchor a surface to: the mask alone
+        return SceneModel(extended.astype(bool) if options.mask_sources else None, None, None)
     mask = compact.astype(bool) if options.mask_sources else None
     return SceneModel(mask, surface, method)
 
