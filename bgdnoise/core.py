@@ -158,13 +158,18 @@ def correct_array(
     Every line (row or column) of every 2D plane gets a level: the
     iteratively sigma-clipped median of its usable pixels, per readout band
     and column parity if asked. The levels (minus the plane's median level
-    when ``keep_level``) are subtracted along the lines.
+    when ``keep_level``) are subtracted along the lines. By default the
+    sources are found first (``mask_sources``) and a smooth background is
+    fitted with the levels (``background_method="model"``), once for a cube
+    of planes of one scene (docs/algorithm.rst); with ``mask_sources=False,
+    background_method=None`` each plane is corrected on its own by the plain
+    per-line levels.
 
     Parameters
     ----------
     data : numpy.ndarray
         2D ``(ny, nx)``, 3D ``(nints, ny, nx)`` or 4D
-        ``(nints, ngroups, ny, nx)``; each 2D plane is corrected on its own.
+        ``(nints, ngroups, ny, nx)``; each 2D plane gets its own levels.
         float32 and float64 of either byte order, or integers (as float32);
         any finite, infinite, NaN or denormal value. The masked pixels of a
         ``numpy.ma.MaskedArray`` are kept out of the statistics as with
@@ -204,7 +209,11 @@ def correct_array(
         per band), ``keep_level`` (True: keep the sky pedestal),
         ``min_fraction`` (0.2: a band with fewer usable pixels takes the
         line level plus its typical offset), ``dq_flags``
-        (DO_NOT_USE | NON_SCIENCE | REFERENCE_PIXEL | MSA_FAILED_OPEN).
+        (DO_NOT_USE | NON_SCIENCE | REFERENCE_PIXEL | MSA_FAILED_OPEN),
+        ``mask_sources`` (True: find sources at every scale and keep them
+        out of the statistics), ``background_method`` (``"model"``: a smooth
+        background fitted with the levels; ``"median"``; None),
+        ``background_box_size`` (64: node spacing of the model background).
 
     Returns
     -------
