@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .flags import EXCLUDE
+from .threads import run_ranges
 
 
-@njit(parallel=True, cache=True)
 def sky_line_means(data, flags, background, along_rows, window, means, counts):
     """Mean of every line's usable values inside a window around the sky.
 
@@ -32,12 +32,23 @@ def sky_line_means(data, flags, background, along_rows, window, means, counts):
     -------
     None
     """
-    centre, half_width = window
     n_planes, ny, nx = data.shape
+    n_lines = ny if along_rows else nx
+    run_ranges(
+        _sky_line_means_range, n_planes * n_lines, data, flags, background, along_rows,
+        window, means, counts,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _sky_line_means_range(start, stop, data, flags, background, along_rows, window, means, counts):
+    """Items (plane, line) ``[start, stop)`` of :func:`sky_line_means`."""
+    centre, half_width = window
+    ny, nx = data.shape[1], data.shape[2]
     n_lines = ny if along_rows else nx
     has_flags = flags.shape[1] > 0
     has_bg = background.shape[1] > 0
-    for item in prange(n_planes * n_lines):
+    for item in range(start, stop):
         p, line = item // n_lines, item % n_lines
         pf = min(p, flags.shape[0] - 1)
         pb = min(p, background.shape[0] - 1)

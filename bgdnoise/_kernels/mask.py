@@ -1,22 +1,23 @@
 """Source-mask arithmetic on one plane: box means, thresholds, dilation.
 
-Kernels over whole planes run in parallel; those over the small maps of
-cells (box means, marking) run serially: a parallel region costs more to
-start than such a map costs to compute.
+Kernels over whole planes are plain nogil loops over a range of rows, run in
+threads by :func:`.threads.run_ranges` (they compile in a fraction of the
+time of ``parallel=True`` ones); those over the small maps of cells (box
+means, marking) run serially.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .flags import EXCLUDE
+from .threads import run_ranges
 
 # Rows (or columns) per parallel work item: scratch is allocated once per item.
 _CHUNK = 64
 
 
-@njit(parallel=True, cache=True)
 def block_sums(values, usable, block, sums, counts):
     """Sums and counts of the usable values in ``block`` x ``block`` cells.
 
@@ -35,9 +36,15 @@ def block_sums(values, usable, block, sums, counts):
     -------
     None
     """
+    run_ranges(_block_sums_range, sums.shape[0], values, usable, block, sums, counts)
+
+
+@njit(cache=True, nogil=True)
+def _block_sums_range(start, stop, values, usable, block, sums, counts):
+    """Items ``[start, stop)`` of :func:`block_sums`."""
     ny, nx = values.shape
-    my, mx = sums.shape
-    for cy in prange(my):
+    mx = sums.shape[1]
+    for cy in range(start, stop):
         for cx in range(mx):
             sums[cy, cx] = 0.0
             counts[cy, cx] = 0.0
@@ -137,7 +144,6 @@ def mark_above(mean, threshold, block, out):
                         out[y, x] = 1
 
 
-@njit(parallel=True, cache=True)
 def mark_box3(values, usable, threshold, min_count, out):
     """``out = 1`` where the mean of the usable values of the 3x3 box exceeds ``threshold``.
 
@@ -157,30 +163,35 @@ def mark_box3(values, usable, threshold, min_count, out):
     -------
     None
     """
+    run_ranges(_mark_box3_range, values.shape[0], values, usable, threshold, min_count, out)
+
+
+@njit(cache=True, nogil=True)
+def _mark_box3_range(start, stop, values, usable, threshold, min_count, out):
+    """Items ``[start, stop)`` of :func:`mark_box3`."""
     ny, nx = values.shape
-    for chunk in prange((ny + _CHUNK - 1) // _CHUNK):
-        # Sums down each column of the 3 rows, then across 3 columns.
-        column_sum = np.empty(nx)
-        column_cnt = np.empty(nx)
-        for y in range(chunk * _CHUNK, min(ny, (chunk + 1) * _CHUNK)):
+    # Sums down each column of the 3 rows, then across 3 columns.
+    column_sum = np.empty(nx)
+    column_cnt = np.empty(nx)
+    for y in range(start, stop):
+        for x in range(nx):
+            column_sum[x] = 0.0
+            column_cnt[x] = 0.0
+        for yy in range(max(0, y - 1), min(ny, y + 2)):
             for x in range(nx):
-                column_sum[x] = 0.0
-                column_cnt[x] = 0.0
-            for yy in range(max(0, y - 1), min(ny, y + 2)):
-                for x in range(nx):
-                    if usable[yy, x] != 0:
-                        column_sum[x] += values[yy, x]
-                        column_cnt[x] += 1.0
-            for x in range(nx):
-                total, n = column_sum[x], column_cnt[x]
-                if x > 0:
-                    total += column_sum[x - 1]
-                    n += column_cnt[x - 1]
-                if x + 1 < nx:
-                    total += column_sum[x + 1]
-                    n += column_cnt[x + 1]
-                if n >= min_count and total > threshold * n:
-                    out[y, x] = 1
+                if usable[yy, x] != 0:
+                    column_sum[x] += values[yy, x]
+                    column_cnt[x] += 1.0
+        for x in range(nx):
+            total, n = column_sum[x], column_cnt[x]
+            if x > 0:
+                total += column_sum[x - 1]
+                n += column_cnt[x - 1]
+            if x + 1 < nx:
+                total += column_sum[x + 1]
+                n += column_cnt[x + 1]
+            if n >= min_count and total > threshold * n:
+                out[y, x] = 1
 
 
 @njit(cache=True, nogil=True)
@@ -214,7 +225,6 @@ def box3_sample(values, usable, step, out):
             out[cy, cx] = total / n if n >= 2 else np.nan
 
 
-@njit(parallel=True, cache=True)
 def mark_pixels(values, usable, threshold, out):
     """``out = 1`` where a usable value exceeds ``threshold`` (never cleared).
 
@@ -232,14 +242,19 @@ def mark_pixels(values, usable, threshold, out):
     -------
     None
     """
-    ny, nx = values.shape
-    for y in prange(ny):
+    run_ranges(_mark_pixels_range, values.shape[0], values, usable, threshold, out)
+
+
+@njit(cache=True, nogil=True)
+def _mark_pixels_range(start, stop, values, usable, threshold, out):
+    """Items ``[start, stop)`` of :func:`mark_pixels`."""
+    nx = values.shape[1]
+    for y in range(start, stop):
         for x in range(nx):
             if usable[y, x] != 0 and values[y, x] > threshold:
                 out[y, x] = 1
 
 
-@njit(parallel=True, cache=True)
 def dilate(marks, radius, out):
     """Square dilation: ``out`` is 1 within ``radius`` pixels (Chebyshev) of a mark.
 
@@ -258,7 +273,15 @@ def dilate(marks, radius, out):
     """
     ny, nx = marks.shape
     along = np.empty((ny, nx), dtype=np.uint8)
-    for y in prange(ny):
+    run_ranges(_dilate_rows, ny, marks, radius, along)
+    run_ranges(_dilate_columns, -(-nx // _CHUNK), along, radius, out, min_items=1)
+
+
+@njit(cache=True, nogil=True)
+def _dilate_rows(start, stop, marks, radius, along):
+    """Rows ``[start, stop)``: 1 within ``radius`` of a mark along the row."""
+    nx = marks.shape[1]
+    for y in range(start, stop):
         last = -(radius + 1) * 4  # position of the latest mark seen
         for x in range(min(radius, nx)):
             if marks[y, x]:
@@ -268,7 +291,13 @@ def dilate(marks, radius, out):
             if ahead < nx and marks[y, ahead]:
                 last = ahead
             along[y, x] = 1 if last >= x - radius else 0
-    for chunk in prange((nx + _CHUNK - 1) // _CHUNK):
+
+
+@njit(cache=True, nogil=True)
+def _dilate_columns(start, stop, along, radius, out):
+    """Blocks of columns ``[start, stop)``: the same down the columns."""
+    ny, nx = along.shape
+    for chunk in range(start, stop):
         x0, x1 = chunk * _CHUNK, min(nx, (chunk + 1) * _CHUNK)
         last = np.full(x1 - x0, -(radius + 1) * 4)
         for y in range(min(radius, ny)):
@@ -283,7 +312,6 @@ def dilate(marks, radius, out):
                 out[y, x] = 1 if last[x - x0] >= y - radius else 0
 
 
-@njit(parallel=True, cache=True)
 def residual_plane(values, flags, background, level, usable, out):
     """``out = values - background - level`` and the pixels usable for detection.
 
@@ -306,10 +334,18 @@ def residual_plane(values, flags, background, level, usable, out):
     -------
     None
     """
-    ny, nx = values.shape
+    run_ranges(
+        _residual_plane_range, values.shape[0], values, flags, background, level, usable, out
+    )
+
+
+@njit(cache=True, nogil=True)
+def _residual_plane_range(start, stop, values, flags, background, level, usable, out):
+    """Items ``[start, stop)`` of :func:`residual_plane`."""
+    nx = values.shape[1]
     has_flags = flags.shape[0] > 0
     has_bg = background.shape[0] > 0
-    for y in prange(ny):
+    for y in range(start, stop):
         for x in range(nx):
             v = np.float64(values[y, x]) - level
             if has_bg:
@@ -319,7 +355,6 @@ def residual_plane(values, flags, background, level, usable, out):
             out[y, x] = v if ok else 0.0
 
 
-@njit(parallel=True, cache=True)
 def median_over_planes(planes, flags, out):
     """Per pixel, the median over the planes of the values not excluded.
 
@@ -337,10 +372,16 @@ def median_over_planes(planes, flags, out):
     -------
     None
     """
-    n_planes, ny, nx = planes.shape
+    run_ranges(_median_over_planes_range, planes.shape[1], planes, flags, out)
+
+
+@njit(cache=True, nogil=True)
+def _median_over_planes_range(start, stop, planes, flags, out):
+    """Items ``[start, stop)`` of :func:`median_over_planes`."""
+    n_planes, nx = planes.shape[0], planes.shape[2]
     has_flags = flags.shape[1] > 0
-    for y in prange(ny):
-        values = np.empty(n_planes)
+    values = np.empty(n_planes)
+    for y in range(start, stop):
         for x in range(nx):
             n = 0
             for p in range(n_planes):
@@ -364,7 +405,6 @@ def median_over_planes(planes, flags, out):
                 out[y, x] = 0.5 * (values[n // 2 - 1] + values[n // 2])
 
 
-@njit(parallel=True, cache=True)
 def bin_along_lines(plane, flags, along_rows, factor, out, out_flags):
     """Mean of each run of ``factor`` pixels along the lines (stripes stay whole).
 
@@ -387,10 +427,17 @@ def bin_along_lines(plane, flags, along_rows, factor, out, out_flags):
     -------
     None
     """
-    my, mx = out.shape
+    run_ranges(
+        _bin_along_lines_range, out.shape[0], plane, flags, along_rows, factor, out, out_flags
+    )
+
+
+@njit(cache=True, nogil=True)
+def _bin_along_lines_range(start, stop, plane, flags, along_rows, factor, out, out_flags):
+    """Items ``[start, stop)`` of :func:`bin_along_lines`."""
+    mx = out.shape[1]
     has_flags = flags.shape[0] > 0
-    for row in prange(my):
-        y = np.int64(row)  # a prange index may be unsigned: keep the arithmetic signed
+    for y in range(start, stop):
         for x in range(mx):
             total, n = 0.0, 0
             for k in range(factor):

@@ -14,7 +14,9 @@ Cholesky factorisation.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .threads import run_ranges
 
 
 @njit(cache=True, nogil=True)
@@ -26,7 +28,6 @@ def _cell(t, n_nodes):
     return j, t - j
 
 
-@njit(parallel=True, cache=True)
 def line_sums(plane, usable, along_rows, band_edges, grid, sums):
     """Per line: the sums the normal equations need.
 
@@ -52,11 +53,17 @@ def line_sums(plane, usable, along_rows, band_edges, grid, sums):
     -------
     None
     """
+    n_lines = plane.shape[0] if along_rows else plane.shape[1]
+    run_ranges(_line_sums_range, n_lines, plane, usable, along_rows, band_edges, grid, sums)
+
+
+@njit(cache=True, nogil=True)
+def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, sums):
+    """Lines ``[start, stop)`` of :func:`line_sums`."""
     h, n_x = grid
     diag, off, weight, data, count, total = sums
-    n_lines = plane.shape[0] if along_rows else plane.shape[1]
     n_bands = band_edges.shape[0] - 1
-    for line in prange(n_lines):
+    for line in range(start, stop):
         for i in range(n_x):
             diag[line, i] = 0.0
             off[line, i] = 0.0
@@ -235,7 +242,6 @@ def banded_solve(matrix, rhs):
     return x
 
 
-@njit(parallel=True, cache=True)
 def evaluate(nodes, along_rows, h, out):
     """The bilinear surface at every pixel.
 
@@ -254,9 +260,15 @@ def evaluate(nodes, along_rows, h, out):
     -------
     None
     """
+    run_ranges(_evaluate_range, out.shape[0], nodes, along_rows, h, out)
+
+
+@njit(cache=True, nogil=True)
+def _evaluate_range(start, stop, nodes, along_rows, h, out):
+    """Rows ``[start, stop)`` of :func:`evaluate`."""
     n_y, n_x = nodes.shape
-    ny, nx = out.shape
-    for y in prange(ny):
+    nx = out.shape[1]
+    for y in range(start, stop):
         line_y, pos_y = (y, 0) if along_rows else (0, y)
         for x in range(nx):
             line = line_y if along_rows else x
