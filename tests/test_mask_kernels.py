@@ -1,0 +1,431 @@
+"""The source-mask kernels (``_kernels.mask``) and ``sky_line_means`` against numpy.
+
+Every reference here is a plain numpy (or brute-force loop) version of what
+the kernel's docstring says, written without the kernel's running sums,
+chunking or insertion sorts, on odd shapes where blocks, chunks and boxes do
+not divide the plane.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from bgdnoise._kernels import EXCLUDE, linemeans
+from bgdnoise._kernels import mask as mk
+
+SHAPES = [(37, 53), (1, 7), (130, 67), (5, 200)]  # 130 > one 64-row chunk, 200 > 3 chunks
+
+
+def no_flags():
+    return np.zeros((0, 0), np.uint8)
+
+
+def random_usable(rng, shape, fraction=0.8):
+    return (rng.random(shape) < fraction).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------
+# Brute-force references
+# --------------------------------------------------------------------------
+def ref_block_sums(values, usable, block):
+    ny, nx = values.shape
+    my, mx = -(-ny // block), -(-nx // block)
+    use = usable != 0
+    padded_v = np.zeros((my * block, mx * block))
+    padded_c = np.zeros((my * block, mx * block))
+    padded_v[:ny, :nx] = np.where(use, values, 0.0)
+    padded_c[:ny, :nx] = use
+    shape = (my, block, mx, block)
+    return padded_v.reshape(shape).sum(axis=(1, 3)), padded_c.reshape(shape).sum(axis=(1, 3))
+
+
+def ref_box_means(sums, counts, half, min_count):
+    """Box sums from a 2D cumulative sum; boxes cut at the edges."""
+    ny, nx = sums.shape
+
+    def box(a):
+        c = np.zeros((ny + 1, nx + 1))
+        c[1:, 1:] = a.cumsum(0).cumsum(1)
+        y0 = np.clip(np.arange(ny) - half, 0, ny)[:, None]
+        y1 = np.clip(np.arange(ny) + half + 1, 0, ny)[:, None]
+        x0 = np.clip(np.arange(nx) - half, 0, nx)[None, :]
+        x1 = np.clip(np.arange(nx) + half + 1, 0, nx)[None, :]
+        return c[y1, x1] - c[y0, x1] - c[y1, x0] + c[y0, x0]
+
+    s, n = box(sums), box(counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n >= min_count) & (n > 0.5), s / n, np.nan), n
+
+
+def ref_box_means_loop(sums, counts, half, min_count):
+    """The same by explicit slicing (tiny maps only)."""
+    ny, nx = sums.shape
+    out = np.full((ny, nx), np.nan)
+    for y in range(ny):
+        for x in range(nx):
+            win = np.s_[max(0, y - half) : y + half + 1, max(0, x - half) : x + half + 1]
+            n = counts[win].sum()
+            if n >= min_count and n > 0.5:
+                out[y, x] = sums[win].sum() / n
+    return out
+
+
+def ref_box3(values, usable):
+    """Sum and count of the usable values of every 3x3 box (cut at the edges)."""
+    ny, nx = values.shape
+    v = np.zeros((ny + 2, nx + 2))
+    c = np.zeros((ny + 2, nx + 2))
+    v[1:-1, 1:-1] = np.where(usable != 0, values, 0.0)
+    c[1:-1, 1:-1] = usable != 0
+    total = sum(v[dy : dy + ny, dx : dx + nx] for dy in range(3) for dx in range(3))
+    n = sum(c[dy : dy + ny, dx : dx + nx] for dy in range(3) for dx in range(3))
+    return total, n
+
+
+def ref_dilate(marks, radius):
+    """Brute force: paint a (2 radius + 1) square around every mark."""
+    ny, nx = marks.shape
+    out = np.zeros((ny, nx), np.uint8)
+    for y, x in zip(*np.nonzero(marks), strict=True):
+        out[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = 1
+    return out
+
+
+def nan_excluded(planes, flags):
+    """Planes as float64 with excluded and non-finite values set to NaN."""
+    values = np.asarray(planes, np.float64).copy()
+    if flags.shape[-1]:
+        values[np.broadcast_to(flags & EXCLUDE != 0, values.shape)] = np.nan
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def quiet_nanmedian(values, axis):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        return np.nanmedian(values, axis=axis)
+
+
+def quiet_nanmean(values, axis):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+# --------------------------------------------------------------------------
+# block_sums, box_means
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("block", [1, 2, 4, 5, 16, 300])
+def test_block_sums(shape, block, rng):
+    values = rng.normal(0.0, 1.0, shape)
+    usable = random_usable(rng, shape)
+    values[usable == 0] = np.nan  # never read where not usable
+    my, mx = -(-shape[0] // block), -(-shape[1] // block)
+    sums, counts = np.full((my, mx), 99.0), np.full((my, mx), 99.0)  # written, not added to
+    mk.block_sums(values, usable, block, sums, counts)
+    ref_s, ref_c = ref_block_sums(values, usable, block)
+    np.testing.assert_array_equal(counts, ref_c)
+    np.testing.assert_allclose(sums, ref_s, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (3, 90), (70, 2), (130, 67)])
+@pytest.mark.parametrize("half", [0, 1, 2, 3, 40])  # 40: boxes larger than the map
+def test_box_means_match_cumsum(shape, half, rng):
+    counts = rng.integers(0, 17, shape).astype(np.float64)  # cells of up to 16 pixels
+    counts[rng.random(shape) < 0.2] = 0.0  # empty cells
+    sums = rng.normal(0.0, 4.0, shape) * counts + 1e3 * counts  # a large offset: cancellation
+    min_count = 0.2 * ((2 * half + 1) * 4) ** 2 if half < 40 else 10.0
+    mean = np.full(shape, -7.0)
+    mk.box_means(sums, counts, half, min_count, mean)
+    ref, n = ref_box_means(sums, counts, half, min_count)
+    np.testing.assert_allclose(mean, ref, rtol=1e-10, atol=1e-10, equal_nan=True)
+    # NaN exactly where too few values: a verdict everywhere else.
+    np.testing.assert_array_equal(np.isnan(mean), (n < min_count) | (n <= 0.5))
+
+
+def test_box_means_small_maps_match_a_loop(rng):
+    for trial in range(30):
+        shape = tuple(rng.integers(1, 9, 2))
+        half = int(rng.integers(0, 4))
+        counts = rng.integers(0, 3, shape).astype(np.float64)
+        sums = rng.normal(0.0, 1.0, shape) * counts
+        min_count = float(rng.integers(0, 6))
+        mean = np.empty(shape)
+        mk.box_means(sums, counts, half, min_count, mean)
+        ref = ref_box_means_loop(sums, counts, half, min_count)
+        np.testing.assert_allclose(mean, ref, rtol=1e-12, atol=1e-12, equal_nan=True,
+                                   err_msg=f"trial {trial}")  # fmt: skip
+
+
+def test_box_means_of_single_pixels_is_the_box_mean_of_the_image(rng):
+    # Cells of one pixel: the box mean is the mean of the usable pixels in the box.
+    values = rng.normal(0.0, 1.0, (37, 53))
+    usable = random_usable(rng, values.shape, 0.7)
+    sums, counts = np.empty(values.shape), np.empty(values.shape)
+    mk.block_sums(values, usable, 1, sums, counts)
+    mean = np.empty(values.shape)
+    mk.box_means(sums, counts, 2, 1.0, mean)
+    masked = np.where(usable != 0, values, np.nan)
+    for y, x in [(0, 0), (36, 52), (18, 1), (5, 40)]:
+        box = masked[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3]
+        assert mean[y, x] == pytest.approx(np.nanmean(box), rel=1e-12)
+
+
+# --------------------------------------------------------------------------
+# Thresholds: mark_above, mark_box3, box3_sample, mark_pixels
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("block", [1, 3, 8, 64])
+def test_mark_above(shape, block, rng):
+    my, mx = -(-shape[0] // block), -(-shape[1] // block)
+    mean = rng.normal(0.0, 1.0, (my, mx))
+    mean[rng.random((my, mx)) < 0.2] = np.nan  # no verdict: never marked
+    out = (rng.random(shape) < 0.05).astype(np.uint8)  # earlier marks stay
+    before = out.copy()
+    mk.mark_above(mean, 0.5, block, out)
+    cell = np.kron(np.nan_to_num(mean, nan=-np.inf) > 0.5, np.ones((block, block), bool))
+    expected = (cell[: shape[0], : shape[1]] | (before != 0)).astype(np.uint8)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("min_count", [0, 2, 5, 9])
+def test_mark_box3(shape, min_count, rng):
+    values = rng.normal(0.0, 1.0, shape)
+    usable = random_usable(rng, shape, 0.7)
+    values[usable == 0] = 1e9  # must never count
+    out = (rng.random(shape) < 0.05).astype(np.uint8)
+    before = out.copy()
+    mk.mark_box3(values, usable, 0.4, min_count, out)
+    total, n = ref_box3(values, usable)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        above = (n >= min_count) & (n > 0) & (total / n > 0.4)
+    np.testing.assert_array_equal(out, (above | (before != 0)).astype(np.uint8))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("step", [1, 2, 7, 500])
+def test_box3_sample(shape, step, rng):
+    values = rng.normal(0.0, 1.0, shape)
+    usable = random_usable(rng, shape, 0.6)
+    values[usable == 0] = np.nan
+    out = np.empty((-(-shape[0] // step), -(-shape[1] // step)))
+    mk.box3_sample(values, usable, step, out)
+    total, n = ref_box3(values, usable)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = np.where(n >= 2, total / n, np.nan)[::step, ::step]  # at least 2 values
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-14, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_mark_pixels(shape, rng):
+    values = rng.normal(0.0, 1.0, shape)
+    values[rng.random(shape) < 0.05] = np.nan
+    values[rng.random(shape) < 0.02] = np.inf
+    usable = random_usable(rng, shape)
+    out = (rng.random(shape) < 0.05).astype(np.uint8)
+    before = out.copy()
+    mk.mark_pixels(values, usable, 0.8, out)
+    with np.errstate(invalid="ignore"):
+        above = (usable != 0) & (values > 0.8)
+    np.testing.assert_array_equal(out, (above | (before != 0)).astype(np.uint8))
+
+
+# --------------------------------------------------------------------------
+# dilate
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [*SHAPES, (64, 64), (129, 1)])
+@pytest.mark.parametrize("radius", [0, 1, 3, 10])
+@pytest.mark.parametrize("density", [0.002, 0.05])
+def test_dilate_matches_brute_force(shape, radius, density, rng):
+    marks = (rng.random(shape) < density).astype(np.uint8)
+    marks[0, 0] = 1  # corners and edges
+    marks[-1, -1] = 1
+    out = np.full(shape, 7, np.uint8)  # written everywhere
+    mk.dilate(marks, radius, out)
+    np.testing.assert_array_equal(out, ref_dilate(marks, radius))
+
+
+def test_dilate_nothing_and_everything():
+    out = np.empty((37, 53), np.uint8)
+    mk.dilate(np.zeros((37, 53), np.uint8), 3, out)
+    assert not out.any()
+    single = np.zeros((37, 53), np.uint8)
+    single[18, 26] = 1
+    mk.dilate(single, 100, out)  # a radius larger than the plane
+    assert out.all()
+
+
+# --------------------------------------------------------------------------
+# residual_plane
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_flags", [False, True])
+@pytest.mark.parametrize("with_background", [False, True])
+def test_residual_plane(dtype, with_flags, with_background, rng):
+    shape = (37, 53)
+    values = rng.normal(3.0, 1.0, shape).astype(dtype)
+    values[rng.random(shape) < 0.05] = np.nan
+    values[rng.random(shape) < 0.02] = -np.inf
+    flags = (rng.random(shape) < 0.1).astype(np.uint8) * EXCLUDE
+    flags |= (rng.random(shape) < 0.1).astype(np.uint8) * 2  # PRESERVE alone: still usable
+    background = rng.normal(0.0, 0.5, shape)
+    background[rng.random(shape) < 0.02] = np.nan  # a NaN background makes the pixel unusable
+    usable, out = np.empty(shape, np.uint8), np.empty(shape)
+    flags_in = flags if with_flags else no_flags()
+    background_in = background if with_background else np.zeros((0, 0))
+    mk.residual_plane(values, flags_in, background_in, 1.25, usable, out)
+    expected = values.astype(np.float64) - 1.25
+    if with_background:
+        expected = expected - background
+    ok = np.isfinite(expected)
+    if with_flags:
+        ok &= (flags & EXCLUDE) == 0
+    np.testing.assert_array_equal(usable, ok.astype(np.uint8))
+    np.testing.assert_array_equal(out, np.where(ok, expected, 0.0))
+
+
+# --------------------------------------------------------------------------
+# median_over_planes
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("n_planes", [1, 2, 3, 9])
+@pytest.mark.parametrize("flag_planes", ["none", "one", "all"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_over_planes(n_planes, flag_planes, dtype, rng):
+    shape = (37, 53)
+    planes = rng.normal(0.0, 1.0, (n_planes, *shape)).astype(dtype)
+    planes[:, :, :5] = np.round(planes[:, :, :5])  # ties
+    planes[rng.random(planes.shape) < 0.1] = np.nan
+    planes[rng.random(planes.shape) < 0.03] = np.inf
+    pf = {"none": 0, "one": 1, "all": n_planes}[flag_planes]
+    if pf:
+        flags = (rng.random((pf, *shape)) < 0.3).astype(np.uint8) * EXCLUDE
+        flags[:, 3, :] = EXCLUDE  # a row excluded in every plane: NaN
+    else:
+        flags = np.zeros((1, 0, 0), np.uint8)
+    out = np.empty(shape)
+    mk.median_over_planes(planes, flags, out)
+    ref = quiet_nanmedian(nan_excluded(planes, flags), axis=0)
+    np.testing.assert_allclose(out, ref, rtol=1e-15, atol=0, equal_nan=True)
+    if pf:
+        assert np.isnan(out[3]).all()
+
+
+def test_median_over_planes_all_excluded_is_nan():
+    planes = np.ones((3, 4, 5))
+    planes[:, 0, 0] = np.nan  # no finite value
+    flags = np.zeros((3, 4, 5), np.uint8)
+    flags[:, 1, 1] = EXCLUDE  # every value excluded
+    flags[:2, 2, 2] = EXCLUDE  # one value left: it is the median
+    planes[2, 2, 2] = 42.0
+    out = np.empty((4, 5))
+    mk.median_over_planes(planes, flags, out)
+    assert np.isnan(out[0, 0]) and np.isnan(out[1, 1])
+    assert out[2, 2] == 42.0
+    assert np.isnan(out).sum() == 2
+
+
+# --------------------------------------------------------------------------
+# bin_along_lines
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("along_rows", [True, False])
+@pytest.mark.parametrize("factor", [1, 2, 4, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_flags", [False, True])
+def test_bin_along_lines(along_rows, factor, dtype, with_flags, rng):
+    n_lines, length = 37, 13 * factor  # 13 bins per line
+    shape = (n_lines, length) if along_rows else (length, n_lines)
+    plane = rng.normal(5.0, 1.0, shape).astype(dtype)
+    plane[rng.random(shape) < 0.2] = np.nan
+    plane[rng.random(shape) < 0.02] = np.inf
+    flags = (rng.random(shape) < 0.3).astype(np.uint8) * EXCLUDE
+    if along_rows:
+        plane[4, :factor] = np.nan  # an empty bin
+    else:
+        plane[:factor, 4] = np.nan
+    out_shape = (n_lines, length // factor) if along_rows else (length // factor, n_lines)
+    out, out_flags = np.empty(out_shape, dtype), np.empty(out_shape, np.uint8)
+    mk.bin_along_lines(plane, flags if with_flags else no_flags(), along_rows, factor,
+                       out, out_flags)  # fmt: skip
+    values = nan_excluded(plane, flags if with_flags else no_flags())
+    lines = values if along_rows else values.T
+    ref = quiet_nanmean(lines.reshape(n_lines, length // factor, factor), axis=2)
+    ref = ref if along_rows else ref.T
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(out, ref.astype(dtype), rtol=tol, atol=tol, equal_nan=True)
+    np.testing.assert_array_equal(out_flags, np.where(np.isnan(ref), EXCLUDE, 0))
+    assert out_flags[(4, 0) if along_rows else (0, 4)] == EXCLUDE
+
+
+def test_binning_keeps_a_stripe_whole(rng):
+    # A level per line survives binning along the lines exactly.
+    stripes = rng.normal(0.0, 1.0, 37)
+    plane = np.repeat(stripes[:, None], 64, axis=1)
+    out, out_flags = np.empty((37, 16)), np.empty((37, 16), np.uint8)
+    mk.bin_along_lines(plane, no_flags(), True, 4, out, out_flags)
+    np.testing.assert_allclose(out, np.repeat(stripes[:, None], 16, axis=1), rtol=1e-14)
+    out_c, flags_c = np.empty((16, 37)), np.empty((16, 37), np.uint8)
+    mk.bin_along_lines(np.ascontiguousarray(plane.T), no_flags(), False, 4, out_c, flags_c)
+    np.testing.assert_allclose(out_c, out.T, rtol=1e-14)
+    assert not out_flags.any() and not flags_c.any()
+
+
+# --------------------------------------------------------------------------
+# sky_line_means
+# --------------------------------------------------------------------------
+def ref_sky_line_means(data, flags, background, along_rows, centre, half_width):
+    n_planes = data.shape[0]
+    values = np.asarray(data, np.float64).copy()
+    if background.shape[-1]:
+        values = values - np.broadcast_to(background, values.shape)
+    if flags.shape[-1]:
+        values[np.broadcast_to(flags & EXCLUDE != 0, values.shape)] = np.nan
+    n_lines = data.shape[1] if along_rows else data.shape[2]
+    means, counts = np.full((n_planes, n_lines), np.nan), np.zeros((n_planes, n_lines), int)
+    for p in range(n_planes):
+        for line in range(n_lines):
+            v = values[p, line, :] if along_rows else values[p, :, line]
+            with np.errstate(invalid="ignore"):
+                v = v[(v >= centre[p] - half_width[p]) & (v <= centre[p] + half_width[p])]
+            counts[p, line] = v.size
+            if v.size:
+                means[p, line] = v.mean()
+    return means, counts
+
+
+@pytest.mark.parametrize("along_rows", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_flags", [0, 1, 3])
+@pytest.mark.parametrize("n_background", [0, 1, 3])
+def test_sky_line_means(along_rows, dtype, n_flags, n_background, rng):
+    shape = (3, 37, 53)
+    data = rng.normal(10.0, 1.0, shape)
+    data[rng.random(shape) < 0.02] += 50.0  # outside the window: left out
+    data[rng.random(shape) < 0.05] = np.nan
+    data[rng.random(shape) < 0.01] = np.inf
+    data = data.astype(dtype)
+    flags = np.zeros((1, 0, 0), np.uint8)
+    if n_flags:
+        flags = (rng.random((n_flags, *shape[1:])) < 0.2).astype(np.uint8) * EXCLUDE
+        if along_rows:
+            flags[:, 5, :] = EXCLUDE  # a line with no values
+        else:
+            flags[:, :, 5] = EXCLUDE
+    background = np.zeros((1, 0, 0), dtype)
+    if n_background:
+        background = rng.normal(0.0, 0.3, (n_background, *shape[1:])).astype(dtype)
+    centre = np.array([10.0, 9.5, 11.0])
+    half_width = np.array([3.0, 2.0, 100.0])  # the last one takes the +50 outliers too
+    n_lines = shape[1] if along_rows else shape[2]
+    means, counts = np.empty((3, n_lines)), np.empty((3, n_lines), np.int64)
+    linemeans.sky_line_means(data, flags, background, along_rows, (centre, half_width),
+                             means, counts)  # fmt: skip
+    ref_means, ref_counts = ref_sky_line_means(
+        data, flags, background, along_rows, centre, half_width
+    )
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_allclose(means, ref_means, rtol=1e-12, equal_nan=True)
+    if n_flags:
+        assert (counts[:, 5] == 0).all() and np.isnan(means[:, 5]).all()

@@ -1,0 +1,312 @@
+"""The source mask (``bgdnoise.source_mask``, ``sources.detect``) and the stripe excess.
+
+Scenes come from :mod:`bgdnoise.sim`, which returns the truth beside the
+data: ``sim.scene - sim.sky`` is the light of the sources, ``sim.sigma`` the
+white noise of a sky pixel, ``sim.sky_mask`` the pixels where the sources are
+below 0.02 sigma.
+"""
+
+import numpy as np
+import pytest
+
+import bgdnoise
+from bgdnoise._prepare import prepare
+from bgdnoise.excess import stripe_excess
+from bgdnoise.options import CorrectionOptions
+from bgdnoise.sim import simulate_rate
+from bgdnoise.sources import DETECTION_SCALES, PIXEL_SCALES, detect
+
+SHAPE = (512, 1024)
+
+
+def mask_of(sim):
+    return bgdnoise.source_mask(sim.data, sim.axis, dq=sim.dq, n_outputs=sim.n_outputs)
+
+
+def bright(sim, n_sigma=3.0):
+    """Good pixels whose source light is above ``n_sigma`` white-noise sigmas."""
+    return ((sim.scene - sim.sky) / sim.sigma > n_sigma) & sim.good
+
+
+# --------------------------------------------------------------------------
+# source_mask on simulated frames
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(("scene", "seed"), [("sparse", 3), ("galaxy", 5)])
+def test_mask_covers_the_sources(scene, seed):
+    # Pixels with source light above 3 sigma are what would bias a line
+    # level; measured 98-99.7% masked over seeds (the rest: faint pixels at
+    # the edge of a detection). 90% leaves room for a seed's bad luck.
+    sim = simulate_rate(scene, shape=SHAPE, seed=seed)
+    mask = mask_of(sim)
+    assert mask.shape == SHAPE and mask.dtype == bool
+    assert bright(sim).sum() > 1000  # the scene has sources to find
+    assert mask[bright(sim)].mean() > 0.90
+    # The scene's whole source mask (light above 1 sigma): most of it too.
+    assert mask[sim.source_mask].mean() > 0.85
+
+
+@pytest.mark.parametrize(("scene", "seed"), [("sparse", 3), ("galaxy", 5)])
+def test_mask_does_not_swallow_the_sky(scene, seed):
+    # Sky pixels (source light < 0.02 sigma; 60% and 20% of these frames):
+    # today 22-29% (sparse) and 5-19% (galaxy) of them are masked over seeds,
+    # mostly bright stars grown to the 80-px boxes (see the xfail below).
+    # 40%: a mask spreading over the frame fails.
+    sim = simulate_rate(scene, shape=SHAPE, seed=seed)
+    mask = mask_of(sim)
+    assert sim.sky_mask.mean() > 0.1
+    assert mask[sim.sky_mask].mean() < 0.40
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sources.detect: the box scales do not leave out what the pixel scales of the "
+    "same call marked, so every bright star grows to the 80-px box in round 1 (kept by "
+    "extended_mask's mask |= ...): 29% (sparse) and 19% (galaxy) of the sky is masked",
+)
+@pytest.mark.parametrize(("scene", "seed"), [("sparse", 3), ("galaxy", 5)])
+def test_mask_leaves_the_sky_free(scene, seed):
+    # Sky pixels are masked only by dilation next to sources and by
+    # white-noise false alarms (3-7.5%, see below). With the compact marks
+    # left out of the large boxes (as docs/algorithm.rst says: "a bright star
+    # does not grow to the box size") this measured 4.1% (sparse) and 1.9%
+    # (galaxy), the sources' coverage unchanged; 10% is the limit.
+    sim = simulate_rate(scene, shape=SHAPE, seed=seed)
+    mask = mask_of(sim)
+    assert mask[bright(sim)].mean() > 0.90
+    assert mask[sim.sky_mask].mean() < 0.10
+
+
+def test_white_noise_is_mostly_unmasked(rng):
+    # Pure white noise, no stripes: only false alarms. 3x3 boxes at 3 robust
+    # sigmas exceed by chance on 0.13% of pixels; dilated by 2 (5x5) on a
+    # plane binned by 4 along the lines and accumulated over 3 rounds they
+    # cover 3-7.5% (measured over seeds). 12% would mean thresholds too low.
+    data = rng.normal(0.3, 0.5, SHAPE)
+    mask = bgdnoise.source_mask(data, "rows", n_outputs=4)
+    assert mask.mean() < 0.12
+
+
+def test_empty_scene_is_mostly_unmasked():
+    # Scene "empty": white noise + 1/f stripes, no source. The rough
+    # destriping takes the stripes; what is left is masked like white noise
+    # (3.6-9% over seeds).
+    sim = simulate_rate("empty", shape=SHAPE, seed=2)
+    mask = mask_of(sim)
+    assert mask[sim.good].mean() < 0.12
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="source_mask returns extended_mask(...) as is: DQ-flagged pixels inside or "
+    "next to a detection (dilation, 4-px bins) are True, though its docstring says they "
+    "are not part of the returned mask",
+)
+def test_dq_flagged_pixels_are_not_part_of_the_mask(rng):
+    # source_mask's docstring: flagged pixels "are not part of the returned mask".
+    data = rng.normal(0.0, 1.0, (256, 256))
+    data[100:120, 100:120] += 20.0  # a bright square source
+    dq = np.zeros(data.shape, np.uint32)
+    dq[110, 110] = 1  # DO_NOT_USE inside the source
+    dq[50, 50] = 1  # and on empty sky
+    mask = bgdnoise.source_mask(data, "rows", dq=dq)
+    assert mask[100:120, 100:109].all()  # the source is found
+    assert not mask[50, 50]
+    assert not mask[110, 110]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sources.detect: a bright star's own pixels enter the 12-80 px boxes of the "
+    "same call (unmasked is computed once from the previous rounds' mask), so the star "
+    "is masked over ~100x100 px; the annulus 20-45 px from it is 100% masked",
+)
+def test_a_bright_star_does_not_grow_to_the_box_size(rng):
+    # docs/algorithm.rst: "Boxes larger than 3x3 leave pixels already masked
+    # out, so a bright star does not grow to the box size." A star of peak
+    # 1000 sigma and Gaussian sigma 1 px has no light beyond ~6 px; 20-45 px
+    # from it only false alarms should be masked (0-3.4% here, as on noise).
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    r = np.hypot(yy - 256, xx - 500)
+    data = rng.normal(0.0, 1.0, SHAPE) + 1000.0 * np.exp(-(r**2) / 2.0)
+    mask = bgdnoise.source_mask(data, "rows", n_outputs=4)
+    assert mask[r < 3].all()
+    assert mask[(r > 20) & (r < 45)].mean() < 0.25
+
+
+def test_mask_of_a_cube_is_one_plane(rng):
+    # A cube of one scene: one mask, from the median over its planes.
+    yy, xx = np.mgrid[:256, :256]
+    disk = np.hypot(yy - 128, xx - 100) < 10
+    cube = rng.normal(0.0, 1.0, (3, 256, 256)) + 20.0 * disk
+    mask = bgdnoise.source_mask(cube, "columns")
+    assert mask.shape == (256, 256)
+    assert mask[disk].all()
+
+
+# --------------------------------------------------------------------------
+# detect on a hand-made residual
+# --------------------------------------------------------------------------
+NY, NX = 320, 384
+STAR = (60, 60)
+DISK_CENTRE, DISK_RADIUS = (200, 240), 40
+DISK_LEVEL = 0.25  # sigma per pixel: invisible alone, 10 sigma in a 40-px box
+
+
+def handmade(rng):
+    """White noise (sigma 1), and noise + one 50-sigma pixel + a faint 40-px-radius disk."""
+    noise = rng.normal(0.0, 1.0, (NY, NX))
+    yy, xx = np.mgrid[:NY, :NX]
+    features = np.zeros((NY, NX))
+    features[STAR] = 50.0
+    r = np.hypot(yy - DISK_CENTRE[0], xx - DISK_CENTRE[1])
+    features[r < DISK_RADIUS] += DISK_LEVEL
+    # Distance to the nearest feature (0 inside the disk).
+    dist = np.minimum(np.hypot(yy - STAR[0], xx - STAR[1]), np.maximum(r - DISK_RADIUS, 0.0))
+    return noise, noise + features, r, dist
+
+
+def run_detect(residual, scales, grow=2, masked=None):
+    usable = np.ones(residual.shape, np.uint8)
+    masked = np.zeros(residual.shape, np.uint8) if masked is None else masked
+    return detect(residual, usable, masked, scales, grow)
+
+
+def test_detect_finds_a_bright_pixel_and_a_faint_broad_disk(rng):
+    noise, residual, r, dist = handmade(rng)
+    marks = run_detect(residual, DETECTION_SCALES)
+    assert marks.dtype == np.uint8
+    # The bright pixel and its dilation (2 px).
+    assert marks[STAR[0] - 2 : STAR[0] + 3, STAR[1] - 2 : STAR[1] + 3].all()
+    # The disk: all of it (boxes of 40 px see it at ~10 sigma).
+    assert marks[r < DISK_RADIUS].mean() > 0.95
+    # Nothing far away beyond what the noise alone gives: more than 48 px
+    # (the reach of an 80-px box) from both, the features add no marks.
+    far = dist > 48
+    alone = run_detect(noise, DETECTION_SCALES)
+    assert marks[far].mean() <= alone[far].mean() + 0.005
+    assert marks[far].mean() < 0.06  # false alarms of 3-sigma 3x3 boxes: 2-4.5%
+
+
+def test_the_disk_is_invisible_per_pixel_and_seen_by_the_boxes(rng):
+    _, residual, r, _ = handmade(rng)
+    disk = r < DISK_RADIUS
+    compact = run_detect(residual, PIXEL_SCALES, grow=0)
+    # Per pixel and per 3x3 box the disk is 0.25 and 0.75 box sigma: about
+    # 1% of its pixels pass the 3x3 threshold by chance, the star does.
+    assert compact[STAR] == 1
+    assert compact[disk].mean() < 0.05
+    # One 40-px box scale (8-px cells, 5x5 cells) alone finds it.
+    boxes = run_detect(residual, [(8, 2, 3.0)], grow=0)
+    assert boxes[r < DISK_RADIUS - 10].all()
+    assert boxes[r > DISK_RADIUS + 48].mean() < 0.01
+
+
+def test_detect_boxes_leave_masked_pixels_out(rng):
+    # A bright square already masked (an earlier round): the large boxes do
+    # not see it, so they mark nothing around it.
+    residual = rng.normal(0.0, 1.0, (NY, NX))
+    residual[150:170, 180:200] += 30.0
+    square = np.zeros((NY, NX), np.uint8)
+    square[150:170, 180:200] = 1
+    box_scales = DETECTION_SCALES[2:]
+    yy, xx = np.mgrid[:NY, :NX]
+    ring = (np.maximum(np.abs(yy - 159.5) - 10, np.abs(xx - 189.5) - 10) > 4) & (
+        np.maximum(np.abs(yy - 159.5), np.abs(xx - 189.5)) < 50
+    )
+    seen = run_detect(residual, box_scales, grow=0)
+    assert seen[ring].mean() > 0.2  # unmasked, the square spreads to the boxes
+    left_out = run_detect(residual, box_scales, grow=0, masked=square)
+    assert left_out[ring].mean() < 0.02
+
+
+def test_detect_grow_zero_and_unusable_pixels(rng):
+    residual = rng.normal(0.0, 1.0, (NY, NX))
+    residual[100, 100] = 80.0
+    usable = np.ones((NY, NX), np.uint8)
+    usable[100, 100] = 0  # not usable: never a detection by itself
+    marks = detect(residual, usable, np.zeros((NY, NX), np.uint8), PIXEL_SCALES[:1], 0)
+    assert marks[100, 100] == 0
+    usable[100, 100] = 1
+    marks = detect(residual, usable, np.zeros((NY, NX), np.uint8), PIXEL_SCALES[:1], 0)
+    assert marks[100, 100] == 1 and marks[99:102, 99:102].sum() == 1  # not dilated
+
+
+# --------------------------------------------------------------------------
+# stripe_excess
+# --------------------------------------------------------------------------
+def excess_of(data, axis, sky, sigma, background=None, **kwargs):
+    options = CorrectionOptions.from_kwargs(n_outputs=1, **kwargs)
+    prepared = prepare(data, axis, options, background=background)
+    planes = prepared.planes
+    return stripe_excess(planes, prepared, np.atleast_1d(sky).astype(float),
+                         np.atleast_1d(sigma).astype(float))  # fmt: skip
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+def test_excess_of_white_noise_is_one(axis, rng):
+    # 512 lines: the RMS of 512 line means scatters by 1/sqrt(2*512) = 3%.
+    sigma = 2.0
+    data = rng.normal(10.0, sigma, SHAPE if axis == "rows" else SHAPE[::-1])
+    excess = excess_of(data, axis, 10.0, sigma)
+    assert excess.shape == (1,)
+    assert abs(excess[0] - 1.0) < 0.10
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize("stripe_rms", [0.05, 0.3])
+def test_excess_of_injected_stripes(axis, stripe_rms, rng):
+    # Line means scatter by the stripes and by the noise floor sigma/sqrt(n)
+    # (2/32 = 0.0625 DN): excess = sqrt(stripes**2 + floor**2) / floor,
+    # 1.3 and 4.9 here.
+    sigma, n_lines, length = 2.0, 512, 1024
+    stripes = rng.normal(0.0, stripe_rms, n_lines)
+    lines = rng.normal(10.0, sigma, (n_lines, length)) + stripes[:, None]
+    data = lines if axis == "rows" else np.ascontiguousarray(lines.T)
+    excess = excess_of(data, axis, 10.0, sigma)[0]
+    floor = sigma / np.sqrt(length)
+    injected = np.sqrt(np.mean((stripes - np.median(stripes)) ** 2))
+    expected = np.sqrt(injected**2 + floor**2) / floor
+    assert excess == pytest.approx(expected, rel=0.10)
+
+
+def test_excess_per_plane_with_sources_masked_and_windowed(rng):
+    # Three planes with different stripes; a bright source on half of every
+    # line either masked (flags) or left in (then its values, 50 sigma
+    # above the sky, fall outside the 5-sigma window).
+    sigma, n_lines, length = 1.0, 256, 512
+    amplitudes = [0.0, 0.1, 0.4]
+    cube = rng.normal(0.0, sigma, (3, n_lines, length))
+    stripes = [rng.normal(0.0, a, n_lines) for a in amplitudes]
+    for p in range(3):
+        cube[p] += stripes[p][:, None]
+    source = np.zeros((n_lines, length), bool)
+    source[:, 300:] = True
+    cube[:, source] += 50.0
+    # Only unmasked pixels count: the floor is sigma / sqrt(300).
+    floor = sigma / np.sqrt(300)
+    expected = [np.sqrt(np.mean((s - np.median(s)) ** 2) + floor**2) / floor for s in stripes]
+    masked = excess_of(cube, "rows", np.zeros(3), np.full(3, sigma), mask=source)
+    windowed = excess_of(cube, "rows", np.zeros(3), np.full(3, sigma))
+    np.testing.assert_allclose(masked, expected, rtol=0.10)
+    np.testing.assert_allclose(windowed, expected, rtol=0.10)
+
+
+def test_excess_subtracts_the_background(rng):
+    # A background that changes from line to line is not a stripe once removed.
+    sigma = 1.0
+    background = np.linspace(0.0, 3.0, 256)[:, None] * np.ones((256, 512))
+    data = background + rng.normal(0.0, sigma, (256, 512))
+    with_bg = excess_of(data, "rows", 0.0, sigma, background=background)[0]
+    without = excess_of(data, "rows", 0.0, sigma)[0]
+    assert abs(with_bg - 1.0) < 0.15
+    assert without > 5.0
+
+
+def test_excess_is_nan_when_not_measurable(rng):
+    data = rng.normal(0.0, 1.0, (3, 64, 128))
+    got = excess_of(data, "rows", np.zeros(3), np.array([1.0, np.nan, 0.0]))
+    assert np.isfinite(got[0]) and np.isnan(got[1]) and np.isnan(got[2])
+    # Fewer than 8 lines with 16 values: NaN.
+    assert np.isnan(excess_of(rng.normal(0.0, 1.0, (7, 128)), "rows", 0.0, 1.0)[0])
+    short = excess_of(rng.normal(0.0, 1.0, (64, 15)), "rows", 0.0, 1.0)
+    assert np.isnan(short[0])
