@@ -24,7 +24,7 @@ __all__ = ["fit_surface"]
 _SMOOTH = 0.01
 # Pins weigh this much per pixel of a cell: enough to fix the null space,
 # too little to overrule the data.
-_PIN = 1e-3
+_PIN = 1e-2
 # A node is sky while its fitted level is within this many node-noise sigmas
 # of the pinned level and at most half of its cell is masked.
 _SKY_SIGMAS = 2.0
@@ -114,6 +114,7 @@ def fit_surface(
     for _ in range(_PIN_ROUNDS):
         nodes = _solve(plane, usable, layout, spacing, np.where(sky, _PIN, 0.0))
         base = float(np.median(nodes[sky]))
+        # One-sided: a node the fit puts below the sky is no source.
         sky = ((nodes - base) < _SKY_SIGMAS * node_noise) & (masked < _SKY_MAX_MASKED)
         if sky.mean() < 0.5 * _MIN_SKY_NODES:
             return None

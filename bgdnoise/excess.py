@@ -40,7 +40,8 @@ def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma
     counts = np.empty((n_planes, n_lines), np.int64)
     centre = np.where(np.isfinite(sky), sky, 0.0)
     ok_sigma = np.isfinite(sigma) & (sigma > 0)
-    half_width = np.where(ok_sigma, _WINDOW_SIGMAS * np.where(ok_sigma, sigma, 1.0), np.inf)
+    with np.errstate(over="ignore"):  # a window beyond the float range is no window
+        half_width = np.where(ok_sigma, _WINDOW_SIGMAS * np.where(ok_sigma, sigma, 1.0), np.inf)
     linemeans.sky_line_means(
         planes, prepared.flags, prepared.background, prepared.layout.along_rows,
         (centre.astype(np.float64), half_width.astype(np.float64)), means, counts,
@@ -50,7 +51,11 @@ def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma
         use = (counts[p] >= _MIN_COUNT) & np.isfinite(means[p])
         if use.sum() < 8 or not ok_sigma[p]:
             continue
-        deviation = means[p, use] - np.median(means[p, use])
-        floor = np.sqrt(np.mean(sigma[p] ** 2 / counts[p, use]))
-        excess[p] = float(np.sqrt(np.mean(deviation**2)) / floor)
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+            deviation = means[p, use] - np.median(means[p, use])
+            # Scaled by sigma: no underflow for tiny values, no overflow for huge.
+            scaled = deviation / sigma[p]
+            floor = np.sqrt(np.mean(1.0 / counts[p, use]))
+            ratio = np.sqrt(np.mean(scaled**2)) / floor
+        excess[p] = float(ratio) if np.isfinite(ratio) else np.nan
     return excess

@@ -25,8 +25,11 @@ from .sources import PIXEL_SCALES, detect, extended_mask, residual_of, with_mask
 __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 
 _GROW = 2
-# Planes with values beyond this are corrected by the plain path alone.
+# Planes with values beyond this, or a noise below that, are corrected by the
+# plain path alone (the sums and squares of the scene stages would overflow or
+# underflow; no detector gives such numbers).
 _LARGEST_VALUE = 1e30
+_SMALLEST_SIGMA = 1e-100
 # Planes of a cube whose median stands for its scene.
 _MEDIAN_PLANES = 9
 
@@ -127,7 +130,7 @@ def _ordinary(plane: Prepared, sigma: float) -> bool:
     their sums would overflow, and the plain per-line correction, which
     handles such values exactly, is used alone.
     """
-    if not (np.isfinite(sigma) and sigma > 0):
+    if not (np.isfinite(sigma) and sigma > _SMALLEST_SIGMA):
         return False
     values = plane.planes[0]
     with np.errstate(invalid="ignore", over="ignore"):

@@ -89,8 +89,11 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     usable : numpy.ndarray
         uint8: pixels with a value.
     masked : numpy.ndarray
-        uint8: pixels already masked; boxes larger than a 2x2 cell leave them
-        out, so a bright source does not spread to the box size.
+        uint8: pixels masked in earlier rounds; the boxes larger than 3x3
+        leave them out. What this call's compact scales mark does enter the
+        boxes: a bright source's mask grows with its brightness, as its PSF
+        or trace wings do (leaving the cores out of the boxes left the wings
+        of bright traces unmasked, and their residuals three times larger).
     scales : sequence of (int, int, float)
         Cell sizes, box half-widths and thresholds, as :data:`DETECTION_SCALES`.
     grow : int
@@ -243,5 +246,8 @@ def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs)
     from .scene import reference_plane
 
     options = CorrectionOptions.from_kwargs(n_outputs=n_outputs, **kwargs)
-    prepared = prepare(data, axis, options, dq=dq)
-    return extended_mask(reference_plane(prepared), options).astype(bool)
+    plane = reference_plane(prepare(data, axis, options, dq=dq))
+    mask = extended_mask(plane, options).astype(bool)
+    if plane.flags.shape[1]:  # flagged pixels are left out anyway, not sources
+        mask &= (plane.flags[0] & _kernels.EXCLUDE) == 0
+    return mask

@@ -10,18 +10,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .gather import _plane_rows, _usable_value
 from .moments import _EXP_LIMIT, _FLOAT_MAX, _scaled
 from .select import _select
+from .threads import run_ranges
 
 # Gaussian sigma from the MAD; and the std of a unit Gaussian truncated at +-3.
 _MAD_TO_SIGMA = 1.482602218505602
 _TRUNC3_STD = 0.9865766634773327
 
 
-@njit(parallel=True, cache=True)
 def plane_dispersion(data, flags, background, along_rows, line_step, out):
     """Per-plane white-noise sigma from differences two pixels apart along lines.
 
@@ -40,7 +40,23 @@ def plane_dispersion(data, flags, background, along_rows, line_step, out):
     -------
     None
     """
-    for p in prange(data.shape[0]):
+    run_ranges(
+        _plane_dispersion_range,
+        data.shape[0],
+        data,
+        flags,
+        background,
+        along_rows,
+        line_step,
+        out,
+        min_items=1,
+    )
+
+
+@njit(cache=True, nogil=True)
+def _plane_dispersion_range(start, stop, data, flags, background, along_rows, line_step, out):
+    """Items ``[start, stop)`` of :func:`plane_dispersion`."""
+    for p in range(start, stop):
         out[p] = _plane_sigma(data, flags, background, p, along_rows, line_step)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .threads import run_ranges
 
 # Bits of the uint8 flags array.
 EXCLUDE = np.uint8(1)  # kept out of every statistic
 PRESERVE = np.uint8(2)  # left uncorrected (reference pixels)
 
 
-@njit(parallel=True, cache=True)
 def build_flags(mask, dq, dq_flags, preserve_bits, out):
     """One pass: ``out = EXCLUDE * (mask | dq & dq_flags) | PRESERVE * (dq & preserve_bits)``.
 
@@ -30,10 +31,25 @@ def build_flags(mask, dq, dq_flags, preserve_bits, out):
     -------
     None
     """
-    n_planes, ny, nx = out.shape
+    run_ranges(
+        _build_flags_range,
+        out.shape[0] * out.shape[1],
+        mask,
+        dq,
+        dq_flags,
+        preserve_bits,
+        out,
+        min_items=16,
+    )
+
+
+@njit(cache=True, nogil=True)
+def _build_flags_range(start, stop, mask, dq, dq_flags, preserve_bits, out):
+    """Items ``[start, stop)`` of :func:`build_flags`."""
+    ny, nx = out.shape[1], out.shape[2]
     has_mask = mask.shape[1] > 0
     has_dq = dq.shape[1] > 0
-    for row in prange(n_planes * ny):
+    for row in range(start, stop):
         p = row // ny
         y = row % ny
         q = np.int64(p)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .binned import _binned_clipped_median, binned_scratch
 from .gather import _plane_rows, gather_block
+from .threads import run_ranges
 
 
-@njit(parallel=True, cache=True)
 def line_levels(data, flags, background, geometry, clip, full, work, out):
     """Clipped-median level of every group of every line of every plane.
 
@@ -45,6 +45,24 @@ def line_levels(data, flags, background, geometry, clip, full, work, out):
     -------
     None
     """
+    run_ranges(
+        _line_levels_range,
+        work[1],
+        data,
+        flags,
+        background,
+        geometry,
+        clip,
+        full,
+        work,
+        out,
+        min_items=1,
+    )
+
+
+@njit(cache=True, nogil=True)
+def _line_levels_range(start, stop, data, flags, background, geometry, clip, full, work, out):
+    """Items ``[start, stop)`` of :func:`line_levels`."""
     along_rows, band_edges, odd_even, group_start = geometry
     levels, counts, full_levels, full_counts = out
     n_planes, ny, nx = data.shape
@@ -53,7 +71,7 @@ def line_levels(data, flags, background, geometry, clip, full, work, out):
     block, n_chunks = work
     blocks_per_plane = (n_lines + block - 1) // block
     n_items = n_planes * blocks_per_plane
-    for chunk in prange(n_chunks):
+    for chunk in range(start, stop):
         item_start = chunk * n_items // n_chunks
         item_stop = (chunk + 1) * n_items // n_chunks
         if item_stop <= item_start:

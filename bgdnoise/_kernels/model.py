@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .flags import PRESERVE
+from .threads import run_ranges
 
 
-@njit(parallel=True, cache=True)
 def subtract_levels(
     data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model
 ):
@@ -39,11 +39,32 @@ def subtract_levels(
     -------
     None
     """
-    n_planes, ny, nx = data.shape
+    run_ranges(
+        _subtract_levels_range,
+        data.shape[0] * data.shape[1],
+        data,
+        flags,
+        along_rows,
+        band_edges,
+        odd_even,
+        line_model,
+        out,
+        model,
+        write_model,
+        min_items=16,
+    )
+
+
+@njit(cache=True, nogil=True)
+def _subtract_levels_range(
+    start, stop, data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model
+):
+    """Items ``[start, stop)`` of :func:`subtract_levels`."""
+    ny, nx = data.shape[1], data.shape[2]
     n_bands = band_edges.shape[0] - 1
     n_par = 2 if odd_even else 1
     has_flags = flags.shape[1] > 0
-    for row in prange(n_planes * ny):
+    for row in range(start, stop):
         p = row // ny
         y = row % ny
         q = np.int64(p)
