@@ -23,7 +23,11 @@ _MIN_COUNT = 16
 
 
 def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma: np.ndarray):
-    """Stripe excess of each plane: ``(P,)`` float64, NaN where not measurable.
+    """Stripe excess of each plane and the RMS it is made of.
+
+    Returns ``(excess, rms)``, each ``(P,)`` float64, NaN where not
+    measurable: ``rms`` is the RMS over lines of the sky's line means around
+    their median, in data units, ``excess`` that over the white-noise floor.
 
     Parameters
     ----------
@@ -47,9 +51,15 @@ def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma
         (centre.astype(np.float64), half_width.astype(np.float64)), means, counts,
     )  # fmt: skip
     excess = np.full(n_planes, np.nan)
+    rms = np.full(n_planes, np.nan)
     for p in range(n_planes):
         use = (counts[p] >= _MIN_COUNT) & np.isfinite(means[p])
-        if use.sum() < 8 or not ok_sigma[p]:
+        if use.sum() < 8:
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread = np.sqrt(np.mean((means[p, use] - np.median(means[p, use])) ** 2))
+        rms[p] = float(spread) if np.isfinite(spread) else np.nan
+        if not ok_sigma[p]:
             continue
         with np.errstate(under="ignore", over="ignore", invalid="ignore"):
             deviation = means[p, use] - np.median(means[p, use])
@@ -58,4 +68,4 @@ def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma
             floor = np.sqrt(np.mean(1.0 / counts[p, use]))
             ratio = np.sqrt(np.mean(scaled**2)) / floor
         excess[p] = float(ratio) if np.isfinite(ratio) else np.nan
-    return excess
+    return excess, rms

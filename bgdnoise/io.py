@@ -39,7 +39,7 @@ from .markers import (
     set_marker,
 )
 from .options import CorrectionOptions
-from .result import CorrectionResult, line_rms
+from .result import CorrectionResult
 from .stages import correct_planes
 
 __all__ = [
@@ -174,14 +174,16 @@ def _correct_planes(data, geometry, dq, mask, options, return_model):
     options = CorrectionOptions.from_kwargs(
         options, axis=geometry.axis, n_outputs=geometry.n_outputs, mask=mask
     )
-    before = line_rms(data, geometry.axis, dq)
-    corrected, stripes, report = correct_planes(
+    _, stripes, report = correct_planes(  # in place: data is corrected
         data, geometry.axis, options, dq=dq, out=data, return_model=return_model
     )
     for message in report.warnings():
         if "no usable pixel" not in message:  # reported as empty planes and lines
             warnings.warn(message, RuntimeWarning, 4)
-    after = line_rms(corrected, geometry.axis, dq)
+    # The stripe RMS before and after comes from the report's own passes.
+    lead = data.shape[:-2]
+    before = report.line_rms_before.reshape(lead)
+    after = report.line_rms_after.reshape(lead)
     return CorrectionResult.from_report(geometry, report, before, after), stripes
 
 

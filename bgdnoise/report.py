@@ -44,6 +44,8 @@ class CorrectionReport:
         float64: RMS over lines of the line mean on unmasked sky (around its
         median), divided by what white noise alone gives there; 1.0 is no
         striping left. NaN where it could not be measured.
+    line_rms_before, line_rms_after : numpy.ndarray
+        float64: the numerator of the stripe excess, in data units.
     background_method : str or None
         The background method used.
     source_mask : numpy.ndarray or None
@@ -62,6 +64,8 @@ class CorrectionReport:
     seconds: dict[str, float] = field(default_factory=dict)
     stripe_excess_before: np.ndarray | None = None
     stripe_excess_after: np.ndarray | None = None
+    line_rms_before: np.ndarray | None = None
+    line_rms_after: np.ndarray | None = None
     background_method: str | None = None
     source_mask: np.ndarray | None = None
     background: np.ndarray | None = None

@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from .core import measure_levels
 from .instruments import ReadoutGeometry
 from .report import CorrectionReport
 
-__all__ = ["CorrectionResult", "line_rms"]
+__all__ = ["CorrectionResult"]
 
 
 @dataclass
@@ -27,9 +26,10 @@ class CorrectionResult:
     geometry : ReadoutGeometry
         Axis and outputs used.
     rms_before, rms_after : numpy.ndarray
-        Per plane: RMS over every 4th line of the plain line median (usable
-        pixels, no clipping) around its plane median, before and after. It
-        includes the white-noise floor, so it does not drop to zero.
+        Per plane (leading shape of the data): RMS over lines of the line
+        mean on unmasked sky (within 5 sigma of it) around its median,
+        before and after, in data units. It includes the white-noise floor,
+        so it does not drop to zero (``stripe_excess`` divides by that).
     empty_lines : int
         Lines with no usable pixel.
     empty_planes : tuple of int
@@ -131,17 +131,3 @@ class CorrectionResult:
             f"{np.nanmean(self.rms_before):.4g} -> {np.nanmean(self.rms_after):.4g}"
             f"{excess}{masked}, {self.seconds:.2f} s"
         )
-
-
-def line_rms(data: np.ndarray, axis: str, dq) -> np.ndarray:
-    """RMS over lines of the plain line medians, per plane (every 4th line)."""
-    # A quarter of the lines estimates an RMS over 512 lines well enough, at
-    # a quarter of the cost of a full measurement.
-    lines = (Ellipsis, slice(None, None, 4), slice(None)) if axis == "rows" else (
-        Ellipsis, slice(None), slice(None, None, 4))  # fmt: skip
-    dq_part = dq[lines] if dq is not None else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        levels = measure_levels(data[lines], axis, dq=dq_part, maxiters=0, scale="line").line
-        centred = levels - np.nanmedian(levels, axis=-1, keepdims=True)
-        return np.sqrt(np.nanmean(centred**2, axis=-1))

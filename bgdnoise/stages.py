@@ -387,18 +387,19 @@ def correct_planes(
     resolved = resolve(prepared, measured, options)
     lap("resolve")
     sigma = _white_sigma(prepared, measured, options)
-    before = stripe_excess(prepared.planes, prepared, resolved.plane_level, sigma)
+    before, rms_before = stripe_excess(prepared.planes, prepared, resolved.plane_level, sigma)
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")
     planes_after = result.reshape((-1,) + result.shape[-2:])
     # The pedestal stays with keep_level; otherwise the sky is at zero.
     sky_after = resolved.plane_level if options.keep_level else np.zeros(result.shape[:1])
-    after = stripe_excess(planes_after, prepared, sky_after, sigma)
+    after, rms_after = stripe_excess(planes_after, prepared, sky_after, sigma)
     lap("excess")
     clock.pop("last")
     clock.pop("start")
     extra = {
         "stripe_excess_before": before, "stripe_excess_after": after,
+        "line_rms_before": rms_before, "line_rms_after": rms_after,
         "background_method": scene.method, "source_mask": scene.mask,
         "background": scene.background,
     }  # fmt: skip

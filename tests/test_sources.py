@@ -221,8 +221,19 @@ def excess_of(data, axis, sky, sigma, background=None, **kwargs):
     options = CorrectionOptions.from_kwargs(n_outputs=1, **kwargs)
     prepared = prepare(data, axis, options, background=background)
     planes = prepared.planes
-    return stripe_excess(planes, prepared, np.atleast_1d(sky).astype(float),
-                         np.atleast_1d(sigma).astype(float))  # fmt: skip
+    sigma = np.atleast_1d(sigma).astype(float)
+    return stripe_excess(planes, prepared, np.atleast_1d(sky).astype(float), sigma)[0]
+
+
+def test_excess_rms_is_its_numerator(rng):
+    # Full lines of 256 usable values: rms = excess * sigma / sqrt(256).
+    data = rng.normal(5.0, 2.0, (300, 256)) + rng.normal(0.0, 0.5, (300, 1))
+    options = CorrectionOptions.from_kwargs(n_outputs=1)
+    prepared = prepare(data, "rows", options)
+    excess, rms = stripe_excess(prepared.planes, prepared, np.array([5.0]), np.array([2.0]))
+    np.testing.assert_allclose(rms, excess * 2.0 / 16.0, rtol=1e-12)
+    # The injected line RMS (0.5) over the floor (2/16), both in quadrature.
+    assert rms[0] == pytest.approx(np.hypot(0.5, 2.0 / 16.0), rel=0.1)
 
 
 @pytest.mark.parametrize("axis", ["rows", "columns"])
