@@ -49,9 +49,9 @@ def _band_nodes(band_edges: np.ndarray, spacing: int, n_x: int) -> np.ndarray:
     return np.stack([first, stop], axis=1).astype(np.int64)
 
 
-def _solve(plane, usable, layout: Layout, spacing: int, pins: np.ndarray) -> np.ndarray:
-    """Node values of the surface for given pin weights: ``(n_y, n_x)``."""
-    n_y, n_x = pins.shape
+def _normal_equations(plane, usable, layout: Layout, spacing: int, grid) -> tuple:
+    """The banded normal matrix and right-hand side of the data (no penalties yet)."""
+    n_y, n_x = grid
     n_lines, n_bands = layout.n_lines, layout.band_edges.size - 1
     sums = (
         np.empty((n_lines, n_x)), np.empty((n_lines, n_x)),
@@ -65,6 +65,14 @@ def _solve(plane, usable, layout: Layout, spacing: int, pins: np.ndarray) -> np.
     matrix = np.zeros((bandwidth + 1, n_y * n_x))
     rhs = np.zeros(n_y * n_x)
     _surface.normal_equations(sums, (float(spacing), n_y, n_x), band_nodes, matrix, rhs)
+    return matrix, rhs
+
+
+def _solve(equations: tuple, spacing: int, pins: np.ndarray) -> np.ndarray:
+    """Node values of the surface for given pin weights: ``(n_y, n_x)``."""
+    n_y, n_x = pins.shape
+    matrix, rhs = equations
+    matrix = matrix.copy()  # the data's part is reused for every set of pins
     cell = float(spacing) ** 2
     ridge = 1e-6 * cell
     _surface.add_penalties(matrix, (n_y, n_x), _SMOOTH * cell, pins.ravel() * cell + ridge)
@@ -111,8 +119,9 @@ def fit_surface(
         sky = masked_ext <= np.quantile(masked_ext, _MIN_SKY_NODES)
     node_noise = 1.25 * sigma / spacing if np.isfinite(sigma) and sigma > 0 else 0.0
     nodes, base = np.zeros((n_y, n_x)), 0.0
+    equations = _normal_equations(plane, usable, layout, spacing, (n_y, n_x))
     for _ in range(_PIN_ROUNDS):
-        nodes = _solve(plane, usable, layout, spacing, np.where(sky, _PIN, 0.0))
+        nodes = _solve(equations, spacing, np.where(sky, _PIN, 0.0))
         base = float(np.median(nodes[sky]))
         # One-sided: a node the fit puts below the sky is no source.
         sky = ((nodes - base) < _SKY_SIGMAS * node_noise) & (masked < _SKY_MAX_MASKED)

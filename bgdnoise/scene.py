@@ -20,7 +20,7 @@ from ._kernels import mask as _mask_kernels
 from ._prepare import Prepared
 from .background import fit_surface
 from .options import CorrectionOptions
-from .sources import PIXEL_SCALES, detect, extended_mask, residual_of, with_mask
+from .sources import PIXEL_SCALES, detect, extended_search, with_mask
 
 __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 
@@ -97,15 +97,13 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     if not _ordinary(plane, sigma):
         return SceneModel(None, None, None)
     ny, nx = plane.planes.shape[1:]
-    extended = np.zeros((ny, nx), np.uint8)
+    extended = compact = np.zeros((ny, nx), np.uint8)
     if options.mask_sources:
-        extended = extended_mask(plane, options)
-    if method != "model":
-        return SceneModel(extended.astype(bool), None, method)
-    # The compact sources again, on what the extended mask's destriping left.
-    residual, usable = residual_of(plane, options, extended)
-    compact = np.zeros((ny, nx), np.uint8)
-    if options.mask_sources:
+        wanted = method == "model"  # the residual the compact sources are sought in
+        extended, residual, usable = extended_search(plane, options, with_residual=wanted)
+        if not wanted:
+            return SceneModel(extended.astype(bool), None, method)
+        # The compact sources again, on what the extended mask's destriping left.
         compact = detect(residual, usable, compact, PIXEL_SCALES, _GROW)
     values = plane.planes[0].astype(np.float64)
     if plane.background.shape[1]:

@@ -142,6 +142,11 @@ def residual_of(
     measured = stages.measure(masked, options)
     resolved = stages.resolve(masked, measured, options)
     corrected, _ = stages.apply(masked, resolved)
+    return _residual(prepared, corrected, mask)
+
+
+def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarray, np.ndarray]:
+    """``(residual, usable)`` of a destriped plane: see :func:`residual_of`."""
     plane = corrected.reshape(prepared.planes.shape)[0]
     ny, nx = plane.shape
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
@@ -198,10 +203,21 @@ def _bin_factor(prepared: Prepared) -> int:
 def extended_mask(prepared: Prepared, options, rounds: int = _ROUNDS) -> np.ndarray:
     """Sources at every scale, found on a plane destriped without them.
 
-    ``prepared`` holds one plane. The search runs on the plane binned by
-    :data:`_BIN` pixels along its lines (the stripes are constant along a
-    line, so they survive the binning; a quarter of the work), and the mask
-    is spread back to every pixel. Returns uint8 ``(ny, nx)``.
+    ``prepared`` holds one plane. Returns uint8 ``(ny, nx)``; see
+    :func:`extended_search`.
+    """
+    return extended_search(prepared, options, rounds, with_residual=False)[0]
+
+
+def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_residual=True):
+    """The extended search: ``(mask, residual, usable)`` of one plane.
+
+    The search runs on the plane binned by :data:`_BIN` pixels along its
+    lines (the stripes are constant along a line, so they survive the
+    binning; a quarter of the work), and the mask is spread back to every
+    pixel. With ``with_residual``, the full plane destriped by the levels of
+    the binned plane without the final mask (what the compact sources are
+    then searched in), as from :func:`residual_of`; else None, None.
     """
     factor = _bin_factor(prepared)
     binned = _binned(prepared, options, factor) if factor > 1 else prepared
@@ -211,9 +227,22 @@ def extended_mask(prepared: Prepared, options, rounds: int = _ROUNDS) -> np.ndar
     for _ in range(rounds):
         residual, usable = residual_of(binned, bin_options, mask)
         mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
+    full_mask = mask
     if factor > 1:
-        mask = np.repeat(mask, factor, axis=1 if prepared.layout.along_rows else 0)
-    return np.ascontiguousarray(mask)
+        full_mask = np.repeat(mask, factor, axis=1 if prepared.layout.along_rows else 0)
+    full_mask = np.ascontiguousarray(full_mask)
+    if not with_residual:
+        return full_mask, None, None
+    if factor == 1:
+        return (full_mask, *residual_of(prepared, options, full_mask))
+    from . import stages  # the stages call this module: import at use
+
+    masked = with_mask(binned, mask)
+    resolved = stages.resolve(masked, stages.measure(masked, bin_options), bin_options)
+    # The binned plane's levels fit the full plane: same lines, same bands.
+    layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
+    corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)
+    return (full_mask, *_residual(prepared, corrected, full_mask))
 
 
 def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs) -> np.ndarray:

@@ -209,7 +209,7 @@ def test_solve_matches_the_dense_fit(axis, rng):
     plane, use, lines, usable = plane_for(rng, n_lines, length, layout.band_edges, axis == "rows")
     n_y, n_x = bgm.node_grid(n_lines, length, h)
     pins = np.where(rng.random((n_y, n_x)) < 0.4, bgm._PIN, 0.0)
-    nodes = bgm._solve(plane, use, layout, h, pins)
+    nodes = bgm._solve(bgm._normal_equations(plane, use, layout, h, (n_y, n_x)), h, pins)
     cell = float(h) ** 2
     ref, _, _ = dense_fit(lines, usable, layout.band_edges, h, n_y, n_x, bgm._SMOOTH * cell,
                           pins.ravel() * cell + 1e-6 * cell)  # fmt: skip
