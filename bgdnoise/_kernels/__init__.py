@@ -4,18 +4,29 @@ Every function here assumes its inputs were checked and converted by the
 caller (:mod:`bgdnoise.stages`): native byte order, C-contiguous, the
 documented shapes.  Kernels are plain loops on arrays, ``cache=True``, no
 fastmath; settings and per-thread scratch travel as tuples of scalars and
-preallocated arrays (a jitclass or StructRef would stop caching).
+preallocated arrays (a jitclass or StructRef would stop caching). Kernels over
+whole planes are ``nogil`` loops over a range ``[start, stop)`` of rows, lines
+or work items, called through a wrapper of the old name that runs the ranges in
+threads (:func:`.threads.run_ranges`; as many as ``numba.get_num_threads()``):
+no ``parallel=True``, which costs seconds of compilation per kernel and
+milliseconds to start a parallel region on a busy machine.
 
 Modules
 -------
-``lines``       :func:`line_levels`, the parallel driver: gather a block of
-                lines, then estimate each group's level.
+``lines``       :func:`line_levels`, the driver: gather a block of lines,
+                then estimate each group's level.
 ``gather``      a line's usable pixels, per group.
 ``binned``      the clipped median on a bucket-sorted copy (``histogram``).
 ``partition``   the clipped median by in-place partitioning (short lines,
                 extreme values); ``select`` and ``moments`` serve both.
 ``dispersion``  :func:`plane_dispersion`, the per-plane white-noise sigma.
 ``model``       :func:`subtract_levels`; ``flags``: :func:`build_flags`.
+``mask``        source-mask arithmetic: cell sums, box means, thresholds,
+                dilation, binning along lines, the median of a few planes.
+``surface``     the smooth background: per-line sums, banded normal
+                equations, penalties, banded Cholesky, evaluation.
+``linemeans``   the sky's line means (the report's stripe excess).
+``threads``     :func:`run_ranges`.
 
 A new estimator (a weighted or common-mode level) is a new kernel taking
 ``(vals, n, settings, scratch)`` like :func:`.binned._binned_clipped_median`,
