@@ -33,6 +33,8 @@ _GROW = 2
 _ROUNDS = 3
 # Pixels per bin along the lines in the search for extended sources.
 _BIN = 4
+# Boxes wider than this fraction of the (binned) plane's smaller side are not used.
+_MAX_BOX_FRACTION = 1 / 3
 # Every n-th pixel of a map along each axis estimates its spread.
 _SPREAD_STEP = 7
 
@@ -104,6 +106,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     unmasked = usable & (masked == 0).view(np.uint8)
     cells: dict = {}  # cell sums of the unmasked residual, per cell size
     for block, half, n_sigma in scales:
+        if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
+            continue  # a box must be small against the plane to find a local excess
         if block == 1 and half == 0:
             step = _SPREAD_STEP
             sample = residual[::step, ::step][usable[::step, ::step] != 0]
