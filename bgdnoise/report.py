@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CorrectionReport"]
+__all__ = ["CorrectionReport", "make_report"]
 
 
 @dataclass
@@ -104,3 +104,25 @@ class CorrectionReport:
                 f"their reference pixels, {n_empty - n_ref} left uncorrected."
             )
         return messages
+
+
+def make_report(prepared, measured, resolved, seconds, extra=None) -> CorrectionReport:
+    """The report of a correction, from what its stages produced.
+
+    ``prepared``, ``measured`` and ``resolved`` are the outputs of the
+    stages of :mod:`bgdnoise.stages`; ``extra`` holds the report fields of
+    the scene and excess stages.
+    """
+    layout = prepared.layout
+    usable = measured.counts.sum(axis=(1, 2))
+    total = layout.n_lines * layout.length
+    return CorrectionReport(
+        plane_level=resolved.plane_level,
+        scale=measured.scale,
+        masked_fraction=1.0 - usable / total,
+        fallback_groups=resolved.fallback.sum(axis=(1, 2)).astype(np.int64),
+        empty_lines=resolved.empty_lines,
+        reference_lines=resolved.reference_lines,
+        seconds=seconds,
+        **(extra or {}),
+    )

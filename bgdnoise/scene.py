@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import _kernels
-from ._kernels import mask as _mask_kernels
+from ._kernels import planes as _planes
 from ._prepare import Prepared
 from .background import fit_surface
 from .options import CorrectionOptions
@@ -68,7 +68,7 @@ def reference_plane(prepared: Prepared) -> Prepared:
         take = np.unique(np.linspace(0, planes.shape[0] - 1, _MEDIAN_PLANES).round().astype(int))
         sample_flags = flags if flags.shape[0] == 1 else np.ascontiguousarray(flags[take])
         plane = np.empty(planes.shape[1:])
-        _mask_kernels.median_over_planes(np.ascontiguousarray(planes[take]), sample_flags, plane)
+        _planes.median_over_planes(np.ascontiguousarray(planes[take]), sample_flags, plane)
         plane_flags = np.where(np.isnan(plane), _kernels.EXCLUDE, 0).astype(np.uint8)[None]
         plane = plane.astype(planes.dtype)
         if flags.shape[1]:
@@ -141,7 +141,7 @@ def _usable(plane: Prepared, values: np.ndarray) -> tuple[np.ndarray, np.ndarray
     ny, nx = values.shape
     flags = plane.flags[0] if plane.flags.shape[1] else np.zeros((0, 0), np.uint8)
     usable, out = np.empty((ny, nx), np.uint8), np.empty((ny, nx))
-    _mask_kernels.residual_plane(values, flags, np.zeros((0, 0)), 0.0, usable, out)
+    _planes.residual_plane(values, flags, np.zeros((0, 0)), 0.0, usable, out)
     return out, usable
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _kernels
 from ._kernels import mask as _mask_kernels
+from ._kernels import planes as _planes
 from ._prepare import Prepared, make_layout, prepare
 
 __all__ = ["DETECTION_SCALES", "PIXEL_SCALES", "detect", "source_mask"]
@@ -156,7 +157,7 @@ def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarr
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
     usable = np.empty((ny, nx), np.uint8)
     residual = np.empty((ny, nx))
-    _mask_kernels.residual_plane(plane, flags, np.zeros((0, 0)), 0.0, usable, residual)
+    _planes.residual_plane(plane, flags, np.zeros((0, 0)), 0.0, usable, residual)
     free = usable if mask is None else usable & (mask == 0).view(np.uint8)
     residual -= _sky_level(residual, free)
     return residual, usable
@@ -186,7 +187,7 @@ def _binned(prepared: Prepared, options, factor: int) -> Prepared:
     shape = (ny, nx // factor) if along_rows else (ny // factor, nx)
     out, out_flags = np.empty(shape, plane.dtype), np.empty(shape, np.uint8)
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
-    _mask_kernels.bin_along_lines(plane, flags, along_rows, factor, out, out_flags)
+    _planes.bin_along_lines(plane, flags, along_rows, factor, out, out_flags)
     # Even and odd positions mix in a bin of even size: one level per band.
     layout = make_layout(shape, prepared.axis, replace(options, odd_even=False))
     return replace(

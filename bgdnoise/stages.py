@@ -25,7 +25,7 @@ from ._prepare import Prepared, check_out, prepare
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
-from .report import CorrectionReport
+from .report import make_report
 from .scene import model_scene, with_scene
 
 __all__ = ["Measured", "Resolved", "apply", "correct_planes", "measure", "resolve"]
@@ -329,26 +329,6 @@ def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=Fals
         out[...] = result
         result = out
     return result, (model if return_model else None)
-
-
-def make_report(prepared, measured, resolved, seconds, extra=None) -> CorrectionReport:
-    """The report of a correction, from what its stages produced.
-
-    ``extra`` holds the report fields of the scene and excess stages.
-    """
-    layout = prepared.layout
-    usable = measured.counts.sum(axis=(1, 2))
-    total = layout.n_lines * layout.length
-    return CorrectionReport(
-        plane_level=resolved.plane_level,
-        scale=measured.scale,
-        masked_fraction=1.0 - usable / total,
-        fallback_groups=resolved.fallback.sum(axis=(1, 2)).astype(np.int64),
-        empty_lines=resolved.empty_lines,
-        reference_lines=resolved.reference_lines,
-        seconds=seconds,
-        **(extra or {}),
-    )
 
 
 def _white_sigma(prepared: Prepared, measured: Measured, options: CorrectionOptions):

@@ -13,6 +13,7 @@ import pytest
 
 from bgdnoise._kernels import EXCLUDE, linemeans
 from bgdnoise._kernels import mask as mk
+from bgdnoise._kernels import planes as pk
 
 SHAPES = [(37, 53), (1, 7), (130, 67), (5, 200)]  # 130 > one 64-row chunk, 200 > 3 chunks
 
@@ -276,7 +277,7 @@ def test_residual_plane(dtype, with_flags, with_background, rng):
     usable, out = np.empty(shape, np.uint8), np.empty(shape)
     flags_in = flags if with_flags else no_flags()
     background_in = background if with_background else np.zeros((0, 0))
-    mk.residual_plane(values, flags_in, background_in, 1.25, usable, out)
+    pk.residual_plane(values, flags_in, background_in, 1.25, usable, out)
     expected = values.astype(np.float64) - 1.25
     if with_background:
         expected = expected - background
@@ -306,7 +307,7 @@ def test_median_over_planes(n_planes, flag_planes, dtype, rng):
     else:
         flags = np.zeros((1, 0, 0), np.uint8)
     out = np.empty(shape)
-    mk.median_over_planes(planes, flags, out)
+    pk.median_over_planes(planes, flags, out)
     ref = quiet_nanmedian(nan_excluded(planes, flags), axis=0)
     np.testing.assert_allclose(out, ref, rtol=1e-15, atol=0, equal_nan=True)
     if pf:
@@ -321,7 +322,7 @@ def test_median_over_planes_all_excluded_is_nan():
     flags[:2, 2, 2] = EXCLUDE  # one value left: it is the median
     planes[2, 2, 2] = 42.0
     out = np.empty((4, 5))
-    mk.median_over_planes(planes, flags, out)
+    pk.median_over_planes(planes, flags, out)
     assert np.isnan(out[0, 0]) and np.isnan(out[1, 1])
     assert out[2, 2] == 42.0
     assert np.isnan(out).sum() == 2
@@ -347,7 +348,7 @@ def test_bin_along_lines(along_rows, factor, dtype, with_flags, rng):
         plane[:factor, 4] = np.nan
     out_shape = (n_lines, length // factor) if along_rows else (length // factor, n_lines)
     out, out_flags = np.empty(out_shape, dtype), np.empty(out_shape, np.uint8)
-    mk.bin_along_lines(plane, flags if with_flags else no_flags(), along_rows, factor,
+    pk.bin_along_lines(plane, flags if with_flags else no_flags(), along_rows, factor,
                        out, out_flags)  # fmt: skip
     values = nan_excluded(plane, flags if with_flags else no_flags())
     lines = values if along_rows else values.T
@@ -364,10 +365,10 @@ def test_binning_keeps_a_stripe_whole(rng):
     stripes = rng.normal(0.0, 1.0, 37)
     plane = np.repeat(stripes[:, None], 64, axis=1)
     out, out_flags = np.empty((37, 16)), np.empty((37, 16), np.uint8)
-    mk.bin_along_lines(plane, no_flags(), True, 4, out, out_flags)
+    pk.bin_along_lines(plane, no_flags(), True, 4, out, out_flags)
     np.testing.assert_allclose(out, np.repeat(stripes[:, None], 16, axis=1), rtol=1e-14)
     out_c, flags_c = np.empty((16, 37)), np.empty((16, 37), np.uint8)
-    mk.bin_along_lines(np.ascontiguousarray(plane.T), no_flags(), False, 4, out_c, flags_c)
+    pk.bin_along_lines(np.ascontiguousarray(plane.T), no_flags(), False, 4, out_c, flags_c)
     np.testing.assert_allclose(out_c, out.T, rtol=1e-14)
     assert not out_flags.any() and not flags_c.any()
 

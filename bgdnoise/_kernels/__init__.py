@@ -22,7 +22,8 @@ Modules
 ``dispersion``  :func:`plane_dispersion`, the per-plane white-noise sigma.
 ``model``       :func:`subtract_levels`; ``flags``: :func:`build_flags`.
 ``mask``        source-mask arithmetic: cell sums, box means, thresholds,
-                dilation, binning along lines, the median of a few planes.
+                dilation; ``planes``: residual, binning along lines, the
+                median of a few planes.
 ``surface``     the smooth background: per-line sums, banded normal
                 equations, penalties, banded Cholesky, evaluation.
 ``linemeans``   the sky's line means (the report's stripe excess).

@@ -1,0 +1,152 @@
+"""Whole-plane transforms for the scene stage: residual, median of planes, binning."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .flags import EXCLUDE
+from .threads import run_ranges
+
+
+def residual_plane(values, flags, background, level, usable, out):
+    """``out = values - background - level`` and the pixels usable for detection.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        ``(ny, nx)`` data minus its stripe model.
+    flags : ndarray of uint8
+        ``(ny, nx)`` or ``(0, 0)``: EXCLUDE keeps a pixel out.
+    background : ndarray
+        ``(ny, nx)`` or ``(0, 0)``: the smooth background so far.
+    level : float
+        The sky pedestal.
+    usable : ndarray of uint8
+        ``(ny, nx)``, written: 1 where finite and not excluded.
+    out : ndarray of float64
+        ``(ny, nx)``, written (0 where not usable).
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(
+        _residual_plane_range, values.shape[0], values, flags, background, level, usable, out
+    )
+
+
+@njit(cache=True, nogil=True)
+def _residual_plane_range(start, stop, values, flags, background, level, usable, out):
+    """Items ``[start, stop)`` of :func:`residual_plane`."""
+    nx = values.shape[1]
+    has_flags = flags.shape[0] > 0
+    has_bg = background.shape[0] > 0
+    for y in range(start, stop):
+        for x in range(nx):
+            v = np.float64(values[y, x]) - level
+            if has_bg:
+                v -= background[y, x]
+            ok = np.isfinite(v) and not (has_flags and (flags[y, x] & EXCLUDE))
+            usable[y, x] = 1 if ok else 0
+            out[y, x] = v if ok else 0.0
+
+
+def median_over_planes(planes, flags, out):
+    """Per pixel, the median over the planes of the values not excluded.
+
+    Parameters
+    ----------
+    planes : ndarray of float32 or float64
+        ``(P, ny, nx)``, P small (a sample of a cube's planes).
+    flags : ndarray of uint8
+        ``(Pf, ny, nx)``, Pf in {1, P}, or ``(1, 0, 0)``; EXCLUDE keeps a
+        value out.
+    out : ndarray of float64
+        ``(ny, nx)``, written (NaN where no plane has a value).
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(_median_over_planes_range, planes.shape[1], planes, flags, out)
+
+
+@njit(cache=True, nogil=True)
+def _median_over_planes_range(start, stop, planes, flags, out):
+    """Items ``[start, stop)`` of :func:`median_over_planes`."""
+    n_planes, nx = planes.shape[0], planes.shape[2]
+    has_flags = flags.shape[1] > 0
+    values = np.empty(n_planes)
+    for y in range(start, stop):
+        for x in range(nx):
+            n = 0
+            for p in range(n_planes):
+                if has_flags and flags[min(p, flags.shape[0] - 1), y, x] & EXCLUDE:
+                    continue
+                v = np.float64(planes[p, y, x])
+                if not np.isfinite(v):
+                    continue
+                # Insertion into the sorted prefix: a handful of values.
+                k = n
+                while k > 0 and values[k - 1] > v:
+                    values[k] = values[k - 1]
+                    k -= 1
+                values[k] = v
+                n += 1
+            if n == 0:
+                out[y, x] = np.nan
+            elif n % 2 == 1:
+                out[y, x] = values[n // 2]
+            else:
+                out[y, x] = 0.5 * (values[n // 2 - 1] + values[n // 2])
+
+
+def bin_along_lines(plane, flags, along_rows, factor, out, out_flags):
+    """Mean of each run of ``factor`` pixels along the lines (stripes stay whole).
+
+    Parameters
+    ----------
+    plane : ndarray of float32 or float64
+        ``(ny, nx)``.
+    flags : ndarray of uint8
+        ``(ny, nx)`` or ``(0, 0)``; EXCLUDE keeps a pixel out.
+    along_rows : bool
+        Lines are rows (bins along x) or columns (bins along y).
+    factor : int
+        Pixels per bin; the line length is a multiple of it.
+    out : ndarray
+        ``(ny, nx // factor)`` or ``(ny // factor, nx)``, plane's dtype, written.
+    out_flags : ndarray of uint8
+        Shaped like ``out``: EXCLUDE where a bin has no usable value.
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(
+        _bin_along_lines_range, out.shape[0], plane, flags, along_rows, factor, out, out_flags
+    )
+
+
+@njit(cache=True, nogil=True)
+def _bin_along_lines_range(start, stop, plane, flags, along_rows, factor, out, out_flags):
+    """Items ``[start, stop)`` of :func:`bin_along_lines`."""
+    mx = out.shape[1]
+    has_flags = flags.shape[0] > 0
+    for y in range(start, stop):
+        for x in range(mx):
+            total, n = 0.0, 0
+            for k in range(factor):
+                yy, xx = y, x
+                if along_rows:
+                    xx = x * factor + k
+                else:
+                    yy = y * factor + k
+                v = np.float64(plane[yy, xx])
+                if (has_flags and flags[yy, xx] & EXCLUDE) or not np.isfinite(v):
+                    continue
+                total += v
+                n += 1
+            out[y, x] = total / n if n > 0 else np.nan
+            out_flags[y, x] = 0 if n > 0 else EXCLUDE
