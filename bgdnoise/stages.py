@@ -1,13 +1,13 @@
 """The correction as a short pipeline of stages over a chunk of planes.
 
 ``prepare`` (``_prepare.py``: dtype, byte order, usable-pixel flags, layout)
--> ``measure`` (clipped level per line, band and parity) -> ``resolve``
-(band fallbacks, plane pedestal, empty lines from reference pixels) ->
-``apply`` (subtract, keep the pedestal). Each stage is a function with one
-job; :func:`correct_planes` runs them and returns the corrected planes with a
-:class:`~bgdnoise.report.CorrectionReport`. Source masks and a background
-model slot in between ``prepare`` and ``measure`` as stages of their own.
-See docs/architecture.rst.
+-> ``scene`` (``scene.py``: source mask and background, found once for the
+chunk) -> ``measure`` (clipped level per line, band and parity) ->
+``resolve`` (band fallbacks, plane pedestal, empty lines from reference
+pixels) -> ``apply`` (subtract, keep the pedestal) -> stripe excess
+(``excess.py``). Each stage is a function with one job; :func:`correct_planes`
+runs them and returns the corrected planes with a
+:class:`~bgdnoise.report.CorrectionReport`. See docs/architecture.rst.
 """
 
 from __future__ import annotations
