@@ -24,9 +24,14 @@ from ._prepare import Prepared, make_layout, prepare
 __all__ = ["DETECTION_SCALES", "PIXEL_SCALES", "detect", "source_mask"]
 
 #: (cell size, box half-width in cells, threshold in robust sigmas of the
-#: map): single pixels, 3x3 boxes, and boxes of 12, 40 and 80 pixels on
-#: coarser cells (a detection there is a region, dilated anyway).
-DETECTION_SCALES = ((1, 0, 4.0), (1, 1, 3.0), (4, 1, 3.0), (8, 2, 3.0), (16, 2, 3.0))
+#: map): single pixels (4), 3x3 boxes (3), and boxes of 12 (3), 40 and 80
+#: pixels (8) on coarser cells (a detection there is a region, dilated
+#: anyway). The largest boxes average thousands of pixels: their maps vary
+#: with the density of faint sources in a deep field, and masking its denser
+#: patches biases every line by its own share of them (3 sigma there made a
+#: field of faint sources four times worse than no mask); galaxy and trace
+#: wings stand far above 8.
+DETECTION_SCALES = ((1, 0, 4.0), (1, 1, 3.0), (4, 1, 3.0), (8, 2, 8.0), (16, 2, 8.0))
 #: The compact scales alone: what is left once a background follows the rest.
 PIXEL_SCALES = DETECTION_SCALES[:2]
 # Dilation of every detection (pixels), and rounds of mask-then-destripe.

