@@ -105,7 +105,7 @@ def fit_surface(
     Returns
     -------
     numpy.ndarray or None
-        float64 ``(ny, nx)``: the background relative to the sky level; None
+        float32 ``(ny, nx)``: the background relative to the sky level; None
         when too few nodes stay at the sky level to anchor the surface.
     """
     n_y, n_x = node_grid(layout.n_lines, layout.length, spacing)
@@ -127,6 +127,6 @@ def fit_surface(
         sky = ((nodes - base) < _SKY_SIGMAS * node_noise) & (masked < _SKY_MAX_MASKED)
         if sky.mean() < 0.5 * _MIN_SKY_NODES:
             return None
-    out = np.empty(plane.shape)
+    out = np.empty(plane.shape, np.float32)  # the data's precision is enough for a background
     _surface.evaluate(nodes - base, layout.along_rows, float(spacing), out)
     return out

@@ -51,7 +51,7 @@ class CorrectionReport:
     source_mask : numpy.ndarray or None
         bool plane: the sources found (shared by the planes), when searched.
     background : numpy.ndarray or None
-        float64 plane: the fitted background relative to the sky, with
+        float32 plane: the fitted background relative to the sky, with
         ``background_method="model"``.
     """
 

@@ -11,6 +11,7 @@ flags and background. See docs/algorithm.rst.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -43,7 +44,7 @@ class SceneModel:
     mask : numpy.ndarray or None
         bool ``(ny, nx)``: sources kept out of the statistics.
     background : numpy.ndarray or None
-        float64 ``(ny, nx)``: the smooth background relative to the sky.
+        float32 ``(ny, nx)``: the smooth background relative to the sky.
     method : str or None
         The background method used.
     """
@@ -105,11 +106,10 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
             return SceneModel(extended.astype(bool), None, method)
         # The compact sources again, on what the extended mask's destriping left.
         compact = detect(residual, usable, compact, PIXEL_SCALES, _GROW)
-    values = plane.planes[0].astype(np.float64)
+    values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
-        values -= plane.background[0]
-    _, base_usable = _usable(plane, values)
-    fit_usable = base_usable & (compact == 0).view(np.uint8)
+        values = values - plane.background[0]
+    fit_usable = _usable(plane, values) & (compact == 0).view(np.uint8)
     surface = fit_surface(
         values, fit_usable, plane.layout, spacing=options.background_box_size,
         sigma=sigma, extended=extended,
@@ -131,18 +131,18 @@ def _ordinary(plane: Prepared, sigma: float) -> bool:
     if not (np.isfinite(sigma) and sigma > _SMALLEST_SIGMA):
         return False
     values = plane.planes[0]
-    with np.errstate(invalid="ignore", over="ignore"):
-        largest = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 0.0
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN plane
+        largest = max(abs(float(np.nanmax(values))), abs(float(np.nanmin(values))))
     return bool(np.isfinite(largest) and largest < _LARGEST_VALUE)
 
 
-def _usable(plane: Prepared, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(values with unusable pixels zeroed, usable uint8)`` of one plane."""
-    ny, nx = values.shape
-    flags = plane.flags[0] if plane.flags.shape[1] else np.zeros((0, 0), np.uint8)
-    usable, out = np.empty((ny, nx), np.uint8), np.empty((ny, nx))
-    _planes.residual_plane(values, flags, np.zeros((0, 0)), 0.0, usable, out)
-    return out, usable
+def _usable(plane: Prepared, values: np.ndarray) -> np.ndarray:
+    """uint8: the pixels of one plane with a finite value that are not excluded."""
+    usable = np.isfinite(values)
+    if plane.flags.shape[1]:
+        usable &= (plane.flags[0] & _kernels.EXCLUDE) == 0
+    return usable.view(np.uint8)
 
 
 def with_scene(prepared: Prepared, scene: SceneModel) -> Prepared:
