@@ -10,13 +10,16 @@ Usage::
 The full run simulates every case of ``quality.CASES`` (seeded), runs every
 method of ``quality.METHODS`` on it, writes ``benchmarks/quality_results.json``,
 the scene x method table between the ``quality-table`` markers of README.md
-and docs/quality.rst, and one figure per case into
-``docs/_static/quality_<case>.png`` (with matplotlib, the ``plot`` extra;
-skipped with a message without it). Nothing of it is edited by hand.
+and docs/quality.rst, the reading of that table against issue 12's targets
+(:func:`check_targets`) between their ``quality-targets`` markers, and one
+figure per case into ``docs/_static/quality_<case>.png`` (with matplotlib,
+the ``plot`` extra; skipped with a message without it). Nothing of it is
+edited by hand.
 
-``--small`` runs ``quality.SMALL_CASES`` with bgdnoise and astropy and writes
-``tests/data/quality_small.json``: what was measured and the thresholds
-``tests/test_quality.py`` holds bgdnoise to, ``max(1.15 x, + 0.02)`` of the
+``--small`` runs ``quality.SMALL_CASES`` with ``quality.SMALL_METHODS``
+(bgdnoise, its plain path, astropy) and writes ``tests/data/quality_small.json``:
+what was measured and the thresholds ``tests/test_quality.py`` holds the
+default bgdnoise (only) to, ``max(1.15 x, + 0.02)`` of the
 measured line and band residual and |bias| (room for floating-point
 differences between machines, not for a worse correction). Regenerate it
 whenever the correction improves, so that the test guards the new level.
@@ -31,6 +34,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -49,6 +53,8 @@ DOCS = ROOT / "docs" / "quality.rst"
 STATIC = ROOT / "docs" / "_static"
 MD_START, MD_END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
 RST_START, RST_END = ".. quality-table:start", ".. quality-table:end"
+MD_TARGETS = "<!-- quality-targets:start -->", "<!-- quality-targets:end -->"
+RST_TARGETS = ".. quality-targets:start", ".. quality-targets:end"
 COMMAND = "python benchmarks/make_quality_table.py"
 #: Thresholds of the small comparison: max(FACTOR x measured, measured + PLUS).
 FACTOR, PLUS = 1.15, 0.02
@@ -83,8 +89,53 @@ def machine_info() -> dict:
     }
 
 
+def source_state() -> dict | None:
+    """Which bgdnoise was measured: a commit and whether the code run is exactly its.
+
+    The files of the imported ``bgdnoise`` package are compared (git blob
+    hashes) with ``bgdnoise/`` at HEAD and the commits before it; the one
+    measured is the commit that last changed ``bgdnoise/`` in the newest that
+    matches (``clean``). None matching (a working tree with uncommitted
+    changes): HEAD, not clean. None without git.
+    """
+    import bgdnoise
+
+    package = Path(bgdnoise.__file__).resolve().parent
+    files = sorted(str(f.relative_to(package)) for f in package.rglob("*.py"))
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout  # fmt: skip
+
+    def tree(commit):
+        out = {}
+        for line in git("ls-tree", "-r", commit, "bgdnoise").splitlines():
+            meta, name = line.split("\t", 1)
+            if name.endswith(".py"):
+                out[name.removeprefix("bgdnoise/")] = meta.split()[2]
+        return out
+
+    try:
+        here = dict(zip(files, git("hash-object", *(str(package / f) for f in files)).split(),
+                        strict=True))  # fmt: skip
+        commits = git("rev-list", "--max-count=50", "HEAD").split()
+        for commit in commits:
+            if tree(commit) == here:  # the commit that last changed bgdnoise/
+                last = git("log", "-1", "--format=%H", commit, "--", "bgdnoise").strip()
+                return {"commit": last[:12], "clean": True}
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"commit": commits[0][:12], "clean": False}
+
+
+def _load() -> float | None:
+    """The 1-minute load average (other processes slow the timed calls down), or None."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def measure(cases, methods, *, repeats=3, budget=2.0, figures=None, log=print) -> dict:
     """Run ``methods`` (names) on every case; figures into ``figures`` (a directory) if given."""
+    load, source = _load(), source_state()
     scores = {}
     for case in cases:
         sim, outcomes = quality.run_case(case, methods, repeats=repeats, budget=budget)
@@ -96,7 +147,8 @@ def measure(cases, methods, *, repeats=3, budget=2.0, figures=None, log=print) -
     return {
         "command": COMMAND,
         "date": datetime.date.today().isoformat(),
-        "machine": machine_info(),
+        "machine": {**machine_info(), "load": {"start": load, "end": _load()}},
+        "source": source,
         "repeats": repeats,
         "cases": [case.describe() for case in cases],
         "methods": {name: quality.METHODS[name].description for name in methods},
@@ -148,9 +200,19 @@ def footnote(results: dict) -> str:
     """Where and how the numbers were measured."""
     m = results["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    load = m.get("load") or {}
+    if load.get("start") is not None and load.get("end") is not None:
+        load = f" (1-minute load average {load['start']:.1f} before, {load['end']:.1f} after)"
+    else:
+        load = ""
+    source = results.get("source")
+    if source:
+        changes = "" if source["clean"] else " with uncommitted changes"
+        source = f" (bgdnoise of commit {source['commit']}{changes})"
     return (
-        f"One run of `{results['command']}` on {results['date']}: {m['cpu']}, {m['cores']} "
-        f"cores, {m['numba_threads']} numba threads, Python {m['python']}; {versions}. "
+        f"One run of `{results['command']}`{source or ''} on {results['date']}: "
+        f"{m['cpu']}, {m['cores']} cores{load}, {m['numba_threads']} numba threads, "
+        f"Python {m['python']}; {versions}. "
         "Seeded simulations (`bgdnoise.sim`), scored with `bgdnoise.sim.score`; time per "
         f"frame is the median of up to {results['repeats']} calls after a first, untimed one. "
         "Generated from `benchmarks/quality_results.json`, not edited by hand."
@@ -189,6 +251,204 @@ def render_rst(results: dict) -> str:
     return "\n".join(lines).rstrip("\n")
 
 
+# --- issue 12's targets ----------------------------------------------------------------------
+
+#: The default correction (held to the targets) and the plain path (speed only).
+DEFAULT, PLAIN = "bgdnoise", "bgdnoise plain"
+#: Line and band residual at most RATIO x the best peer's (GALAXY_RATIO on the galaxy).
+RATIO, GALAXY_RATIO = 0.6, 0.3
+#: |bias| at most the best peer's + BIAS_PLUS sigma, or BIAS_FLOOR sigma where that is larger.
+BIAS_PLUS, BIAS_FLOOR = 0.05, 0.2
+#: Speed-ups over jwst's fastest mode on the full (2048x2048) frames: default, plain path.
+SPEEDUP, PLAIN_SPEEDUP = 10.0, 50.0
+
+
+def _is_peer(name: str) -> bool:
+    return not name.startswith("bgdnoise")
+
+
+def _is_full_frame(case: dict) -> bool:
+    return case["nints"] is None and list(case["shape"]) == [2048, 2048]
+
+
+def check_targets(results: dict) -> list[dict]:
+    """Issue 12's targets, per case, from the scores of ``results``.
+
+    A peer is every method that is not bgdnoise (astropy and the jwst modes);
+    "best peer" is the best value among them for each measure on its own
+    (lowest line, lowest band, lowest |bias|). Each entry: the case's label,
+    and per measure (``line``, ``band``, ``bias``, ``speed``; ``speed`` on
+    full frames only, where the target is set) a dict with ``value``,
+    ``limit``, ``met`` and what it was compared with.
+    """
+    out = []
+    for case in results["cases"]:
+        scores = results["scores"][case["key"]]
+        if DEFAULT not in scores:
+            continue
+        mine = scores[DEFAULT]
+        peers = {name: s for name, s in scores.items() if _is_peer(name)}
+        ratio = GALAXY_RATIO if case["scene"] == "galaxy" else RATIO
+        entry = {"key": case["key"], "label": case["label"]}
+        for measure in ("line", "band"):
+            peer, best = min(((n, s[measure]) for n, s in peers.items()), key=lambda x: x[1])
+            entry[measure] = {
+                "value": mine[measure], "peer": peer, "best": best, "ratio": ratio,
+                "limit": ratio * best, "met": mine[measure] <= ratio * best,
+            }  # fmt: skip
+        peer, best = min(((n, abs(s["bias"])) for n, s in peers.items()), key=lambda x: x[1])
+        limit = max(best + BIAS_PLUS, BIAS_FLOOR)
+        entry["bias"] = {
+            "value": mine["bias"], "peer": peer, "best": best, "limit": limit,
+            "met": abs(mine["bias"]) <= limit,
+        }  # fmt: skip
+        jwst = {n: s["seconds"] for n, s in peers.items() if n.startswith("jwst") and s["seconds"]}
+        if jwst and mine["seconds"]:
+            fastest = min(jwst, key=jwst.get)
+            speed = {
+                "peer": fastest,
+                "peer_seconds": jwst[fastest],
+                "seconds": mine["seconds"],
+                "value": jwst[fastest] / mine["seconds"],
+            }
+            plain = scores.get(PLAIN, {}).get("seconds")
+            if plain:
+                speed["plain_seconds"] = plain
+                speed["plain_value"] = jwst[fastest] / plain
+            if _is_full_frame(case):
+                speed["limit"], speed["met"] = SPEEDUP, speed["value"] >= SPEEDUP
+                if plain:
+                    speed["plain_met"] = speed["plain_value"] >= PLAIN_SPEEDUP
+            entry["speed"] = speed
+        out.append(entry)
+    return out
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2f}x"
+
+
+def _scene(label: str) -> str:
+    """The case's label without its size: "grism trace, 1 output"."""
+    return ", ".join(p for p in label.split(", ") if not p[:1].isdigit() or "output" in p)
+
+
+def _cell(entry: dict, measure: str) -> str:
+    t = entry[measure]
+    if measure == "bias":
+        value, limit = _pair(abs(t["value"]), t["limit"])
+        return (f"{value}; limit {limit} "
+                f"(best peer {t['peer']} {_number(t['best'])}): {_verdict(t['met'])}")  # fmt: skip
+    return (f"{_number(t['value'])} = {_ratio(t['value'] / t['best'])} best peer {t['peer']} "
+            f"{_number(t['best'])}; limit {t['ratio']}x: {_verdict(t['met'])}")  # fmt: skip
+
+
+def _speed_cell(entry: dict) -> str:
+    t = entry.get("speed")
+    if t is None:
+        return "n/a"
+    text = f"{t['value']:.1f}x faster than {t['peer']} ({_seconds(t['peer_seconds'])})"
+    text += f", limit {t['limit']:.0f}x: {_verdict(t['met'])}" if "met" in t else ""
+    if "plain_value" in t:
+        text += f"; plain path {t['plain_value']:.0f}x"
+        if "plain_met" in t:
+            text += f", limit {PLAIN_SPEEDUP:.0f}x: {_verdict(t['plain_met'])}"
+    if "met" not in t:
+        text += " (no target on subarrays)"
+    return text
+
+
+def _pair(value: float, limit: float) -> tuple[str, str]:
+    """``value`` and ``limit`` with enough decimals (2 to 4) that they differ on the page."""
+    for digits in (2, 3, 4):
+        left, right = f"{value:.{digits}f}", f"{limit:.{digits}f}"
+        if left != right:
+            break
+    return left, right
+
+
+def _span(values: list[float], digits: int = 2) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.{digits}f}x" if low == high else f"{low:.{digits}f}-{high:.{digits}f}x"
+
+
+def _phrases(checks: list[dict]) -> tuple[int, int, list[str]]:
+    """(targets met, targets checked, a phrase per kind of target: how many met, by how much)."""
+    met = total = 0
+    out = []
+    for measure in ("line", "band"):
+        hits = [e for e in checks if e[measure]["met"]]
+        ratios = [e[measure]["value"] / e[measure]["best"] for e in checks]
+        names = f" ({', '.join(_scene(e['label']) for e in hits)})" if hits else ""
+        out.append(
+            f"{measure} residual: {len(hits)} of {len(checks)} scenes{names}, the default "
+            f"at {_span(ratios)} the best peer's"
+        )
+        met, total = met + len(hits), total + len(checks)
+    misses = [e for e in checks if not e["bias"]["met"]]
+    text = f"|bias|: {len(checks) - len(misses)} of {len(checks)}"
+    if misses:
+        text += " (not met: " + "; ".join(
+            "{}, {} > {}".format(_scene(e["label"]), *_pair(abs(e["bias"]["value"]),
+                                                           e["bias"]["limit"]))
+            for e in misses
+        ) + ")"  # fmt: skip
+    out.append(text)
+    met, total = met + len(checks) - len(misses), total + len(checks)
+    speeds = (("met", "value", SPEEDUP, "default"),
+              ("plain_met", "plain_value", PLAIN_SPEEDUP, "plain path"))  # fmt: skip
+    for flag, key, limit, name in speeds:
+        timed = [e["speed"] for e in checks if flag in e.get("speed", {})]
+        if timed:
+            hits = sum(s[flag] for s in timed)
+            out.append(
+                f"{name} at least {limit:.0f}x faster than jwst's fastest mode: {hits} of "
+                f"{len(timed)} full frames ({_span([s[key] for s in timed], 1)})"
+            )
+            met, total = met + hits, total + len(timed)
+    return met, total, out
+
+
+def summary(results: dict) -> str:
+    """One paragraph: how many of issue 12's targets the run meets, and which it misses."""
+    met, total, phrases = _phrases(check_targets(results))
+    return (
+        f"In the run of {results['date']} the default meets {met} of issue 12's {total} "
+        f"targets (line and band residual at most {RATIO}x the best peer's, {GALAXY_RATIO}x "
+        f"on the galaxy; |bias| at most the best peer's + {BIAS_PLUS} sigma or {BIAS_FLOOR} "
+        "sigma; speed on the 2048x2048 frames). Met, by target: " + "; ".join(phrases) + "."
+    )
+
+
+def render_targets_markdown(results: dict) -> str:
+    """The README's paragraph on the targets."""
+    return summary(results) + " Per scene: [docs/quality.rst](docs/quality.rst)."
+
+
+def render_targets_rst(results: dict) -> str:
+    """The docs page's reading of the table against the targets (list-table and summary)."""
+    header = ("Scene", "Line", "Band", "|Bias| (sigma)", "Time per frame against jwst")
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    body = [
+        (e["label"], _cell(e, "line"), _cell(e, "band"), _cell(e, "bias"), _speed_cell(e))
+        for e in check_targets(results)
+    ]
+    for row in (header, *body):
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {cell}" for cell in row[1:]]
+    lines += [
+        "",
+        summary(results).replace("`", "``"),
+        "",
+        "Generated from ``benchmarks/quality_results.json``, not edited by hand.",
+    ]
+    return "\n".join(lines).replace("|", "\\|")  # a literal |, not a substitution
+
+
 def update(text: str, block: str, start: str, end: str) -> str:
     """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``block``."""
     head, rest = text.split(start, 1)
@@ -197,19 +457,20 @@ def update(text: str, block: str, start: str, end: str) -> str:
 
 
 def _targets(results: dict) -> list[tuple[Path, str]]:
-    return [
-        (README, update(README.read_text(), render_markdown(results), MD_START, MD_END)),
-        (DOCS, update(DOCS.read_text(), render_rst(results), RST_START, RST_END)),
-    ]
+    readme = update(README.read_text(), render_markdown(results), MD_START, MD_END)
+    readme = update(readme, render_targets_markdown(results), *MD_TARGETS)
+    docs = update(DOCS.read_text(), render_rst(results), RST_START, RST_END)
+    docs = update(docs, render_targets_rst(results), *RST_TARGETS)
+    return [(README, readme), (DOCS, docs)]
 
 
 def stale(results: dict) -> list[Path]:
-    """The files whose table differs from what ``results`` gives."""
+    """The files whose table (or reading of the targets) differs from what ``results`` gives."""
     return [path for path, new in _targets(results) if path.read_text() != new]
 
 
 def write_tables(results: dict) -> None:
-    """Write the tables into README.md and docs/quality.rst."""
+    """Write the tables and the reading of the targets into README.md and docs/quality.rst."""
     for path, new in _targets(results):
         path.write_text(new)
 
@@ -315,6 +576,7 @@ def measure_small(log=print) -> dict:
         "rule": f"threshold = max({FACTOR} x measured, measured + {PLUS}) for bgdnoise's line "
         "and band residual and |bias|; regenerate (never edit) when the correction improves",
         "date": results["date"],
+        "source": results["source"],
         "packages": results["machine"]["packages"],
         "cases": results["cases"],
         "methods": results["methods"],
