@@ -42,6 +42,7 @@ _LAZY = {
     "correct_planes": "bgdnoise.stages",
     "source_mask": "bgdnoise.sources",
     "plot_correction": "bgdnoise.plot",
+    "warm_cache": "bgdnoise.warm",
 }
 
 
@@ -80,6 +81,7 @@ __all__ = [
     "correct_planes",
     "source_mask",
     "plot_correction",
+    "warm_cache",
     "__version__",
     "correct_array",
     "measure_levels",

@@ -33,6 +33,9 @@ _EXAMPLES = {
   bgdnoise info jw01234001001_01101_00001_nrca1_rate.fits""",
     "demo": """example:
   bgdnoise demo demo_output/""",
+    "warm": """examples:
+  bgdnoise warm                                       # the cache numba would use anyway
+  NUMBA_CACHE_DIR=/var/cache/numba bgdnoise warm      # container image, cluster worker setup""",
 }
 
 
@@ -165,6 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = _subcommand(sub, "demo", "write a synthetic NIRCam _rate.fits and correct it")
     demo.add_argument(
         "directory", type=Path, nargs="?", default=Path("bgdnoise_demo"), help="where to write"
+    )
+
+    _subcommand(
+        sub, "warm", "compile every kernel a correction uses into the numba cache (NUMBA_CACHE_DIR)"
     )
     return parser
 
@@ -321,6 +328,33 @@ def _run_demo(args) -> int:
     return 0
 
 
+def _run_warm(args) -> int:
+    from . import _numba_cache
+    from .warm import cache_dir, warm_cache
+
+    status = _numba_cache.cache_status
+    if status == "no-jit":
+        _error("NUMBA_DISABLE_JIT is set: numba compiles nothing, there is no cache to warm")
+        return 1
+    if status != "ok":
+        where = "only a temporary one, removed at exit" if status == "temporary" else "none"
+        _error(
+            f"numba has no lasting cache for bgdnoise's kernels here ({where}); set "
+            "NUMBA_CACHE_DIR to a writable directory (docs/install.rst)"
+        )
+        return 1
+    print(f"bgdnoise: warming the numba cache in {cache_dir()}")
+    result = warm_cache(report=print)
+    if result.compiled:
+        print(
+            f"compiled {result.compiled} kernel signatures in {result.compile_seconds:.1f} s "
+            f"({result.seconds:.1f} s in all): later processes using this cache load them"
+        )
+    else:
+        print(f"the cache was already warm: nothing compiled ({result.seconds:.1f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
@@ -332,9 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command is None:
         parser.print_usage(sys.stderr)
-        _error("a command is required (correct, asn, info, demo)")
+        _error("a command is required (correct, asn, info, demo, warm)")
         return 2
-    handlers = {"correct": _run_correct, "asn": _run_asn, "info": _run_info, "demo": _run_demo}
+    handlers = {"correct": _run_correct, "asn": _run_asn, "info": _run_info, "demo": _run_demo,
+                "warm": _run_warm}  # fmt: skip
     try:
         return handlers[args.command](args)
     except _UsageError as exc:
