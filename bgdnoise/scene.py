@@ -31,6 +31,8 @@ _GROW = 2
 # underflow; no detector gives such numbers).
 _LARGEST_VALUE = 1e30
 _SMALLEST_SIGMA = 1e-100
+# A line the source mask leaves with fewer usable pixels is not masked.
+_MIN_LINE_PIXELS = 16
 # Planes of a cube whose median stands for its scene.
 _MEDIAN_PLANES = 9
 
@@ -103,7 +105,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         wanted = method == "model"  # the residual the compact sources are sought in
         extended, residual, usable = extended_search(plane, options, with_residual=wanted)
         if not wanted:
-            return SceneModel(extended.astype(bool), None, method)
+            return SceneModel(_keep_lines(plane, extended), None, method)
         # The compact sources again, on what the extended mask's destriping left.
         compact = detect(residual, usable, compact, PIXEL_SCALES, _GROW)
     values = plane.planes[0]  # read only where usable (no copy of the plane)
@@ -115,9 +117,32 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         sigma=sigma, extended=extended,
     )  # fmt: skip
     if surface is None:  # nothing to anchor a surface to: the mask alone
-        return SceneModel(extended.astype(bool) if options.mask_sources else None, None, None)
-    mask = compact.astype(bool) if options.mask_sources else None
+        return SceneModel(
+            _keep_lines(plane, extended) if options.mask_sources else None, None, None
+        )
+    mask = _keep_lines(plane, compact) if options.mask_sources else None
     return SceneModel(mask, surface, method)
+
+
+def _keep_lines(plane: Prepared, mask: np.ndarray) -> np.ndarray:
+    """The source mask as bool, lifted from lines it would leave (almost) empty.
+
+    A line the mask empties would fall back to its reference pixels, or be
+    left uncorrected on a subarray without them: its clipped median over
+    all its pixels is better than either.
+    """
+    usable = _usable(plane, plane.planes[0]).view(bool)
+    along = 1 if plane.layout.along_rows else 0
+    before = usable.sum(axis=along)
+    after = (usable & (mask == 0)).sum(axis=along)
+    emptied = after < np.minimum(_MIN_LINE_PIXELS, before)
+    kept = mask.astype(bool)
+    if emptied.any():
+        if plane.layout.along_rows:
+            kept[emptied, :] = False
+        else:
+            kept[:, emptied] = False
+    return kept
 
 
 def _ordinary(plane: Prepared, sigma: float) -> bool:
