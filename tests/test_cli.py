@@ -108,8 +108,12 @@ def test_info_before_and_after(rates, tmp_path):
 def test_demo_writes_and_corrects(tmp_path):
     proc = run("demo", tmp_path / "demo")
     assert proc.returncode == 0, proc.stderr
-    before, after = proc.stdout.split("truth: ")[1].split(" DN/s")[0].split(" -> ")
-    assert float(after) < 0.1 * float(before)
+    # "... (line-mean RMS, after / before): 0.107 (source bias ...); the plain median
+    # would leave 1.600 ..." on a galaxy spanning hundreds of lines.
+    ours = float(proc.stdout.split("after / before): ")[1].split(" ")[0])
+    plain = float(proc.stdout.split("would leave ")[1].split(" ")[0])
+    assert ours < 0.3 and ours < 0.2 * plain
+    assert "stripe excess" in proc.stdout
     assert len(list((tmp_path / "demo").glob("*_rate_bdgCorr.fits"))) == 1
 
 
