@@ -38,6 +38,9 @@ def _run(cache_dir):
     subprocess.run([sys.executable, "-c", SCRIPT], check=True, env=env)
 
 
+# Slow: a cold compile (30-40 s here); tests/test_warm.py already compiles
+# from an empty cache in `make test`.
+@pytest.mark.slow
 @pytest.mark.benchmark(group="first call in a fresh process (import + 2048x2048 correct_array)")
 def test_first_call_cold_cache(benchmark, tmp_path):
     dirs = iter(range(1000))
@@ -48,6 +51,7 @@ def test_first_call_cold_cache(benchmark, tmp_path):
     benchmark.pedantic(_run, setup=fresh_cache, rounds=2, iterations=1)
 
 
+@pytest.mark.slow
 @pytest.mark.benchmark(group="first call in a fresh process (import + 2048x2048 correct_array)")
 def test_first_call_warm_cache(benchmark):
     with tempfile.TemporaryDirectory() as cache:
