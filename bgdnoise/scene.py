@@ -21,7 +21,7 @@ from ._kernels import planes as _planes
 from ._prepare import Prepared
 from .background import fit_surface
 from .options import CorrectionOptions
-from .sources import PIXEL_SCALES, detect, extended_search, with_mask
+from .sources import COMPACT_SCALES, detect, extended_search, with_mask
 
 __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 
@@ -107,7 +107,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         if not wanted:
             return SceneModel(_keep_lines(plane, extended), None, method)
         # The compact sources again, on what the extended mask's destriping left.
-        compact = detect(residual, usable, compact, PIXEL_SCALES, _GROW)
+        compact = detect(residual, usable, compact, COMPACT_SCALES, _GROW)
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]
