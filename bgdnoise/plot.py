@@ -15,143 +15,24 @@ plots can be drawn from several threads at once, and are written through
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ._atomic import write_atomically
+from ._linestats import line_power_spectrum, stripe_profile
 from .dqflags import DEFAULT_DQ_FLAGS
 
 __all__ = ["line_power_spectrum", "plot_correction", "plot_files", "stripe_profile"]
 
-AXES = ("rows", "columns")
+# Public here (computed in _linestats.py, which needs no matplotlib).
+stripe_profile.__module__ = line_power_spectrum.__module__ = __name__
+
 INSTALL_HINT = "pip install 'bgdnoise[plot]'"
 # Inches and dots per inch of the PNG: 1500 x 950 pixels.
 _FIGSIZE = (15.0, 9.5)
 _DPI = 100
-
-
-def _lines(plane: np.ndarray, axis: str) -> np.ndarray:
-    """The plane as ``(n_lines, line_length)``: a row per line of the correction."""
-    if axis not in AXES:
-        raise ValueError(f"axis must be 'rows' or 'columns', got {axis!r}.")
-    return plane if axis == "rows" else plane.T
-
-
-def _plane(data, name: str) -> np.ndarray:
-    """A 2D plane as an array (the data itself, not a copy), checked."""
-    plane = np.asarray(data)
-    if plane.ndim != 2:
-        raise ValueError(f"{name} must be a 2D plane, got shape {plane.shape}.")
-    return plane
-
-
-def stripe_profile(
-    before: np.ndarray, after: np.ndarray, axis: str, n_outputs: int = 1
-) -> np.ndarray:
-    """The stripe level removed from each line, per readout output.
-
-    The mean of ``before - after`` over each output's band of every line,
-    ignoring non-finite pixels. The bands are those of the correction:
-    ``n_outputs`` consecutive parts of the line, band ``b`` from
-    ``b * length // n_outputs`` to ``(b + 1) * length // n_outputs``.
-
-    Parameters
-    ----------
-    before, after : numpy.ndarray
-        One plane ``(ny, nx)`` before and after the correction.
-    axis : {"rows", "columns"}
-        Direction the stripes run (one level per row or per column).
-    n_outputs : int
-        Readout outputs along the line.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64, ``(n_outputs, n_lines)``: the mean removed per band and
-        line, NaN where a band of a line has no finite pixel.
-
-    Examples
-    --------
-    >>> before = np.zeros((3, 4)) + np.array([[1.0], [2.0], [3.0]])
-    >>> stripe_profile(before, np.zeros((3, 4)), "rows", n_outputs=2)
-    array([[1., 2., 3.],
-           [1., 2., 3.]])
-    """
-    before, after = _plane(before, "before"), _plane(after, "after")
-    if before.shape != after.shape:
-        raise ValueError(f"before has shape {before.shape} but after has {after.shape}.")
-    if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)):
-        raise TypeError(f"n_outputs must be a positive integer, got {n_outputs!r}.")
-    removed = _lines(before.astype(np.float64) - after.astype(np.float64), axis)
-    length = removed.shape[1]
-    if not 1 <= n_outputs <= length:
-        raise ValueError(f"n_outputs must be in [1, {length}] (the line length), got {n_outputs}.")
-    edges = [b * length // n_outputs for b in range(n_outputs + 1)]
-    return np.stack([_finite_mean(removed[:, lo:hi]) for lo, hi in itertools.pairwise(edges)])
-
-
-def _finite_mean(lines: np.ndarray, usable: np.ndarray | None = None) -> np.ndarray:
-    """Mean of each row over its usable finite values; NaN where there is none.
-
-    Counted by hand rather than with ``np.nanmean``, whose warning would need
-    ``warnings.catch_warnings``: process-wide state, unsafe in threads.
-    """
-    finite = np.isfinite(lines) if usable is None else usable & np.isfinite(lines)
-    counts = finite.sum(axis=1)
-    sums = np.where(finite, lines, 0.0).sum(axis=1)
-    return np.divide(sums, counts, out=np.full(counts.shape, np.nan), where=counts > 0)
-
-
-def line_power_spectrum(
-    data: np.ndarray, axis: str, mask: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Power spectrum of the line means along the slow axis.
-
-    Each line's mean over its usable pixels (finite, and not in ``mask``)
-    gives a series over the lines; its mean is subtracted (a line with no
-    usable pixel counts as that mean) and ``|rfft|**2 / n_lines`` is its
-    power. The zero frequency is left out, so the result plots on log axes.
-
-    Parameters
-    ----------
-    data : numpy.ndarray
-        One plane ``(ny, nx)``.
-    axis : {"rows", "columns"}
-        Direction the stripes run (one level per row or per column).
-    mask : numpy.ndarray, optional
-        bool plane, True where a pixel is left out (sources).
-
-    Returns
-    -------
-    frequency : numpy.ndarray
-        Cycles per line, from ``1 / n_lines`` to 0.5.
-    power : numpy.ndarray
-        Power of the line means at each frequency (data units squared).
-
-    Examples
-    --------
-    >>> y = np.arange(64)
-    >>> plane = np.repeat(np.sin(2 * np.pi * 4 * y / 64)[:, None], 8, axis=1)
-    >>> frequency, power = line_power_spectrum(plane, "rows")
-    >>> float(frequency[np.argmax(power)])
-    0.0625
-    """
-    lines = _lines(_plane(data, "data"), axis).astype(np.float64)
-    usable = None
-    if mask is not None:
-        mask = _plane(mask, "mask")
-        if mask.shape != np.shape(data):
-            raise ValueError(f"mask has shape {mask.shape} but the plane has {np.shape(data)}.")
-        usable = ~_lines(mask.astype(bool), axis)
-    means = _finite_mean(lines, usable)
-    known = np.isfinite(means)
-    series = np.where(known, means - (means[known].mean() if known.any() else 0.0), 0.0)
-    power = np.abs(np.fft.rfft(series)) ** 2 / series.size
-    frequency = np.fft.rfftfreq(series.size)
-    return frequency[1:], power[1:]
 
 
 def _matplotlib():
@@ -264,6 +145,35 @@ def plot_correction(
     """
     Figure, FigureCanvasAgg = _matplotlib()
     path = Path(path)
+    before_plane, after_plane, mask, n_planes = _planes_to_show(before, after, mask, dq, dq_flags)
+    low, high = _zscale(after_plane)
+    fig = Figure(figsize=_FIGSIZE, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, 3, height_ratios=(1.15, 1.0))
+    ny, nx = before_plane.shape
+    aspect = "equal" if max(ny, nx) <= 3 * min(ny, nx) else "auto"
+    shown = {"origin": "lower", "aspect": aspect}
+    _draw_images(fig, grid, (before_plane, after_plane), (low, high), shown)
+    _draw_mask(fig.add_subplot(grid[0, 2]), mask, shown)
+    profile = stripe_profile(before_plane, after_plane, axis, n_outputs)
+    _draw_profile(fig.add_subplot(grid[1, :2]), profile, axis, n_outputs)
+    spectra = {
+        when: line_power_spectrum(plane, axis, mask)
+        for when, plane in (("before", before_plane), ("after", after_plane))
+    }
+    _draw_spectra(fig.add_subplot(grid[1, 2]), spectra, mask is not None)
+    heading = title if title is not None else path.stem
+    if n_planes > 1:
+        heading += f" - plane 0 of {n_planes} shown"
+    heading += f" - one level per {axis[:-1]}, {n_outputs} output(s)"
+    fig.suptitle(heading)
+    write_atomically([(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))],
+                     overwrite=overwrite)  # fmt: skip
+    return path
+
+
+def _planes_to_show(before, after, mask, dq, dq_flags):
+    """Plane 0 of before and after (float64, flagged pixels NaN), the mask, the plane count."""
     before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape:
         raise ValueError(f"before has shape {before.shape} but after has {after.shape}.")
@@ -282,22 +192,13 @@ def plot_correction(
         flagged = (dq.astype(np.uint32) & np.uint32(dq_flags)) != 0
         before_plane[flagged] = np.nan
         after_plane[flagged] = np.nan
-    if mask is not None:
-        mask = mask.astype(bool)
-    profile = stripe_profile(before_plane, after_plane, axis, n_outputs)
-    spectra = {
-        when: line_power_spectrum(plane, axis, mask)
-        for when, plane in (("before", before_plane), ("after", after_plane))
-    }
-    low, high = _zscale(after_plane)
+    return before_plane, after_plane, None if mask is None else mask.astype(bool), n_planes
 
-    fig = Figure(figsize=_FIGSIZE, layout="constrained")
-    FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(2, 3, height_ratios=(1.15, 1.0))
-    ny, nx = plane_shape
-    aspect = "equal" if max(ny, nx) <= 3 * min(ny, nx) else "auto"
-    shown = {"origin": "lower", "aspect": aspect}
-    for column, (when, plane) in enumerate((("before", before_plane), ("after", after_plane))):
+
+def _draw_images(fig, grid, planes, limits, shown) -> None:
+    """The planes before and after, with the same zscale limits."""
+    low, high = limits
+    for column, (when, plane) in enumerate(zip(("before", "after"), planes, strict=True)):
         ax = fig.add_subplot(grid[0, column])
         image = ax.imshow(plane, cmap="gray", vmin=low, vmax=high, **shown)
         ax.set_title(f"{when} (zscale {low:.4g} to {high:.4g})")
@@ -305,19 +206,23 @@ def plot_correction(
         ax.set_ylabel("y [pixel]")
     fig.colorbar(image, ax=ax, shrink=0.8)
 
-    ax = fig.add_subplot(grid[0, 2])
+
+def _draw_mask(ax, mask, shown) -> None:
+    """The source mask, or a note that there is none."""
     if mask is None:
         ax.text(0.5, 0.5, "no source mask\n(mask_sources=False or none given)",
                 ha="center", va="center", transform=ax.transAxes)  # fmt: skip
         ax.set_title("source mask")
         ax.set_axis_off()
-    else:
-        ax.imshow(mask, cmap="Greys", vmin=0, vmax=1, **shown)
-        ax.set_title(f"source mask ({mask.mean():.1%} of the pixels)")
-        ax.set_xlabel("x [pixel]")
-        ax.set_ylabel("y [pixel]")
+        return
+    ax.imshow(mask, cmap="Greys", vmin=0, vmax=1, **shown)
+    ax.set_title(f"source mask ({mask.mean():.1%} of the pixels)")
+    ax.set_xlabel("x [pixel]")
+    ax.set_ylabel("y [pixel]")
 
-    ax = fig.add_subplot(grid[1, :2])
+
+def _draw_profile(ax, profile, axis: str, n_outputs: int) -> None:
+    """The stripe level removed from each output against the line index."""
     line_index = np.arange(profile.shape[1])
     for band, levels in enumerate(profile):
         ax.plot(line_index, levels, lw=0.7, label=f"output {band + 1}")
@@ -327,24 +232,16 @@ def plot_correction(
     ax.set_xlabel(f"line index ({axis[:-1]})")
     ax.set_ylabel("removed level")
 
-    ax = fig.add_subplot(grid[1, 2])
+
+def _draw_spectra(ax, spectra: dict, masked: bool) -> None:
+    """The power spectrum of the line means before and after, log-log."""
     for when, (frequency, power) in spectra.items():
         positive = power > 0
         ax.loglog(frequency[positive], power[positive], lw=0.7, label=when)
     ax.legend(loc="lower left", fontsize="small")
-    ax.set_title("power spectrum of line means" + (" (unmasked)" if mask is not None else ""))
+    ax.set_title("power spectrum of line means" + (" (unmasked)" if masked else ""))
     ax.set_xlabel("frequency [cycles per line]")
     ax.set_ylabel("power")
-
-    heading = title if title is not None else path.stem
-    if n_planes > 1:
-        heading += f" - plane 0 of {n_planes} shown"
-    heading += f" - one level per {axis[:-1]}, {n_outputs} output(s)"
-    fig.suptitle(heading)
-
-    write_atomically([(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))],
-                     overwrite=overwrite)  # fmt: skip
-    return path
 
 
 def plot_files(
