@@ -228,6 +228,38 @@ def test_file_input_output_dir_and_output_file(products, tmp_path):
     )
 
 
+def test_save_mask_and_background_beside_the_product(products, tmp_path, caplog):
+    # jwst's clean_flicker_noise has save_mask/save_background: the Step too,
+    # named like every other bgdnoise output.
+    from astropy.io import fits
+
+    from bgdnoise import BgdNoiseStep
+
+    out = tmp_path / "out"
+    step = BgdNoiseStep(
+        save_results=True, output_dir=str(out), save_mask=True, save_background=True
+    )
+    step.run(str(products["rate"])).close()
+    stem = f"{BASE}_rate"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{stem}_bdgBkg.fits", f"{stem}_bdgCorr.fits", f"{stem}_bdgMask.fits"]
+    )
+    with (
+        fits.open(out / f"{stem}_bdgMask.fits") as mask,
+        fits.open(out / f"{stem}_bdgBkg.fits") as bkg,
+    ):
+        assert mask["SCI"].data.shape == bkg["SCI"].data.shape == (128, 256)
+        assert set(np.unique(mask["SCI"].data)) <= {0.0, 1.0}
+        assert mask[0].header["BDGPLANE"] == "mask" and bkg[0].header["BDGPLANE"] == "background"
+    # Without the scene stage there is nothing to save: a warning in the log.
+    plain = tmp_path / "plain"
+    BgdNoiseStep(save_results=True, output_dir=str(plain), save_mask=True, mask_sources=False).run(
+        str(products["rate"])
+    ).close()
+    assert sorted(p.name for p in plain.iterdir()) == [f"{stem}_bdgCorr.fits"]
+    assert "no mask to save" in caplog.text
+
+
 def test_geometry_overrides_passed_through(products, caplog):
     """--axis/--n_outputs let the Step correct what the geometry table refuses."""
     from stdatamodels.jwst import datamodels
