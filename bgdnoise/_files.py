@@ -90,6 +90,15 @@ def stripe_model(model, stripes: np.ndarray):
 EXTRA_SUFFIXES = {"model": "_bdgModel", "mask": "_bdgMask", "background": "_bdgBkg"}
 
 
+def scene_plane(report, what: str) -> tuple[np.ndarray | None, str]:
+    """The report's source mask or background to save, or None and why there is none."""
+    plane = getattr(report, "source_mask" if what == "mask" else "background", None)
+    if plane is not None:
+        return plane, ""
+    needs = "mask_sources=True" if what == "mask" else "background_method='model'"
+    return None, f"no {what} to save: it is made with {needs}."
+
+
 def scene_plane_model(model, plane: np.ndarray, what: str):
     """A source mask or background plane as an ImageModel with the product's metadata."""
     from stdatamodels.jwst import datamodels

@@ -27,6 +27,7 @@ from ._files import (
     open_product,
     output_path_for,
     precheck_product,
+    scene_plane,
     scene_plane_model,
     stripe_model,
 )
@@ -225,10 +226,9 @@ def _extra_models(model, result: CorrectionResult, stripes, extras) -> list:
         if what == "model":
             made.append((what, stripe_model(model, stripes)))
             continue
-        plane = getattr(report, "source_mask" if what == "mask" else "background", None)
+        plane, why_not = scene_plane(report, what)
         if plane is None:
-            needs = "mask_sources=True" if what == "mask" else "background_method='model'"
-            warnings.warn(f"no {what} to save: it is made with {needs}.", BgdNoiseWarning, 3)
+            warnings.warn(why_not, BgdNoiseWarning, 3)
             continue
         made.append((what, scene_plane_model(model, plane, what)))
     return made

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jwst.stpipe import Step
 
-from ._files import EXTRA_SUFFIXES, scene_plane_model
+from ._files import EXTRA_SUFFIXES, scene_plane, scene_plane_model
 from .io import correct_model
 from .markers import JWST_MARKER, MARKER, primary_marker, set_marker
 from .options import from_step, step_spec
@@ -151,12 +151,11 @@ class BgdNoiseStep(Step):
 
     def _save_scene_plane(self, model, result, what: str, wanted: bool) -> None:
         """Write the source mask or background beside the product (as jwst's save_mask)."""
-        plane = getattr(result.report, "source_mask" if what == "mask" else "background")
         if not wanted:
             return
+        plane, why_not = scene_plane(result.report, what)
         if plane is None:
-            needs = "mask_sources" if what == "mask" else "background_method = 'model'"
-            log.warning("no %s to save: it is made with %s.", what, needs)
+            log.warning(why_not)
             return
         extra = scene_plane_model(model, plane, what)
         suffix = EXTRA_SUFFIXES[what].lstrip("_")
