@@ -3,7 +3,8 @@
 ``prepare`` (``_prepare.py``: dtype, byte order, usable-pixel flags, layout)
 -> ``scene`` (``scene.py``: source mask and background, found once for the
 chunk) -> ``measure`` (clipped level per line, band and parity) ->
-``resolve`` (band fallbacks, plane pedestal, empty lines from reference
+(``outputs.py``: each band's own part shrunk toward the line's common
+level, with the scene stages) -> ``resolve`` (band fallbacks, plane pedestal, empty lines from reference
 pixels) -> ``apply`` (subtract, keep the pedestal) -> stripe excess
 (``excess.py``). Each stage is a function with one job; :func:`correct_planes`
 runs them and returns the corrected planes with a
@@ -25,6 +26,7 @@ from ._prepare import Prepared, check_out, prepare
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
+from .outputs import share_common_mode
 from .report import make_report
 from .scene import model_scene, with_scene
 
@@ -364,9 +366,11 @@ def correct_planes(
     lap("scene")
     measured = measure(prepared, options)
     lap("measure")
+    sigma = _white_sigma(prepared, measured, options)
+    if scene.mask is not None or scene.background is not None:
+        measured = share_common_mode(measured, sigma)
     resolved = resolve(prepared, measured, options)
     lap("resolve")
-    sigma = _white_sigma(prepared, measured, options)
     before, rms_before = stripe_excess(prepared.planes, prepared, resolved.plane_level, sigma)
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")

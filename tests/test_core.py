@@ -117,11 +117,16 @@ def test_mostly_masked_band_falls_back_to_line_level():
     band[:, 128:256] = True
     res_band = stripe_residual_rms(model, frame.stripes, where=band)
     assert res_band <= 1.5 * frame.sigma / np.sqrt(0.2 * 512)
-    # Without the fallback (min_fraction=0) the band uses its ~13 pixels.
+    # Without the fallback (min_fraction=0) the plain path uses the band's ~13 pixels.
     _, noisy = correct_array(
-        frame.data, "rows", mask=mask, n_outputs=4, min_fraction=0.0, return_model=True
+        frame.data, "rows", mask=mask, n_outputs=4, min_fraction=0.0, return_model=True, **PLAIN
     )
     assert stripe_residual_rms(noisy, frame.stripes, where=band) > 1.5 * res_band
+    # The defaults' common mode stage weighs those pixels against the other outputs'.
+    _, shared = correct_array(
+        frame.data, "rows", mask=mask, n_outputs=4, min_fraction=0.0, return_model=True
+    )
+    assert stripe_residual_rms(shared, frame.stripes, where=band) <= 1.5 * res_band
 
 
 def test_dtypes_and_byte_order(rng):

@@ -1,0 +1,67 @@
+"""The common mode stage against levels with a known common part, own part and error."""
+
+import numpy as np
+import pytest
+
+from bgdnoise.outputs import MEDIAN_EFFICIENCY, share_common_mode
+from bgdnoise.stages import Measured
+
+
+def _measured(raw, counts, needed=1):
+    n_groups = raw.shape[2]
+    return Measured(
+        raw=raw, counts=counts, full=np.empty((0, 0)), full_counts=np.empty((0, 0), np.int64),
+        needed=np.full(n_groups, needed, np.int64), scale=np.full(raw.shape[0], np.nan),
+    )  # fmt: skip
+
+
+def _levels(rng, n_lines, own_sd, counts, sigma=1.0, offsets=(0.0, 0.3, -0.2, 0.1)):
+    """Levels ``common + offset + own + error`` with the error a median of ``counts`` gives."""
+    common = rng.normal(0, 5.0, n_lines)
+    own = rng.normal(0, own_sd, (n_lines, len(offsets)))
+    error = rng.normal(0, 1, (n_lines, len(offsets))) * np.sqrt(
+        MEDIAN_EFFICIENCY * sigma**2 / counts
+    )
+    truth = common[:, None] + np.asarray(offsets)[None] + own
+    return truth[None], (truth + error)[None]
+
+
+@pytest.mark.parametrize("own_sd", [0.0, 0.02, 0.2])
+def test_shrunk_levels_are_closer_to_truth_than_measured(rng, own_sd):
+    counts = np.full((1, 2048, 4), 512, np.int64)
+    counts[0, :, 1] = 20  # one output mostly masked
+    truth, raw = _levels(rng, 2048, own_sd, counts[0])
+    shared = share_common_mode(_measured(raw, counts), np.array([1.0])).raw
+    err_before = np.sqrt(np.mean((raw - truth) ** 2, axis=1))[0]
+    err_after = np.sqrt(np.mean((shared - truth) ** 2, axis=1))[0]
+    # Never worse than the group's own level (beyond the sampling of the estimate) ...
+    assert np.all(err_after <= 1.05 * err_before)
+    # ... and far better for the masked output when its own part is small.
+    if own_sd <= 0.02:
+        assert err_after[1] < 0.5 * err_before[1]
+    # A large own part is kept where it is well measured: the weight is near 1.
+    if own_sd == 0.2:
+        well = [0, 2, 3]
+        moved = np.sqrt(np.mean((shared - raw)[0][:, well] ** 2))
+        assert moved < 0.5 * np.sqrt(np.mean((raw - truth)[0][:, well] ** 2))
+
+
+def test_one_group_or_no_noise_estimate_changes_nothing(rng):
+    raw = rng.normal(size=(2, 64, 1))
+    counts = np.full(raw.shape, 100, np.int64)
+    assert share_common_mode(_measured(raw, counts), np.ones(2)).raw is raw
+    raw4 = rng.normal(size=(2, 64, 4))
+    counts4 = np.full(raw4.shape, 100, np.int64)
+    out = share_common_mode(_measured(raw4, counts4), np.array([np.nan, 0.0])).raw
+    np.testing.assert_array_equal(out, raw4)
+
+
+def test_fallback_groups_and_nan_are_left_alone(rng):
+    truth, raw = _levels(rng, 256, 0.0, np.full((256, 4), 256))
+    counts = np.full(raw.shape, 256, np.int64)
+    counts[0, :10, 2] = 3  # below needed: the band fallback decides these
+    raw[0, 20, 3] = np.nan
+    out = share_common_mode(_measured(raw, counts, needed=50), np.array([1.0])).raw
+    np.testing.assert_array_equal(out[0, :10, 2], raw[0, :10, 2])
+    assert np.isnan(out[0, 20, 3])
+    assert np.isfinite(out[0, 21:]).all()
