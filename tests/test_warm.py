@@ -68,6 +68,32 @@ print(json.dumps(found))
 """
 
 
+# ``bgdnoise warm`` watched: the compilations numba did for literal arguments.
+WARM_WATCHED = r"""
+import json, sys
+from numba.core import event
+
+literal = []
+
+class Listener(event.Listener):
+    def on_start(self, ev):
+        pass
+
+    def on_end(self, ev):
+        args = tuple(ev.data["args"])
+        if any("Literal" in str(a) for a in args):
+            literal.append(f"{ev.data['dispatcher'].py_func.__qualname__}{args}")
+
+event.register("numba:compile", Listener())
+
+from bgdnoise import cli
+
+code = cli.main(["warm"])
+print(json.dumps(literal))
+sys.exit(code)
+"""
+
+
 def _env(cache: Path) -> dict[str, str]:
     return dict(os.environ, NUMBA_CACHE_DIR=str(cache))
 
@@ -75,14 +101,16 @@ def _env(cache: Path) -> dict[str, str]:
 def test_warm_then_nothing_compiles(tmp_path):
     cache = tmp_path / "numba-cache"
     warm = subprocess.run(
-        [str(BIN / "bgdnoise"), "warm"], capture_output=True, text=True, env=_env(cache),
-        timeout=900, check=False,
+        [sys.executable, "-c", WARM_WATCHED], capture_output=True, text=True,
+        env=_env(cache), timeout=900, check=False,
     )  # fmt: skip
     assert warm.returncode == 0, warm.stderr
+    # A kernel handed a bare constant is compiled twice (see _kernels/__init__.py).
+    assert json.loads(warm.stdout.strip().splitlines()[-1]) == []
     assert str(cache) in warm.stdout
     summary = re.search(r"compiled (\d+) kernel signatures in ([\d.]+) s", warm.stdout)
     assert summary, warm.stdout
-    assert int(summary[1]) > 50 and float(summary[2]) > 0
+    assert int(summary[1]) > 30 and float(summary[2]) > 0
     assert "float64" in warm.stdout and "read-only" in warm.stdout
 
     after = subprocess.run(

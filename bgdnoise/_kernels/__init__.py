@@ -29,6 +29,13 @@ Modules
 ``linemeans``   the sky's line means (the report's stripe excess).
 ``threads``     :func:`run_ranges`.
 
+Integer and bool constants handed to another kernel are written
+``np.int64(0)`` / ``np.bool_(True)``, and counters that start at a constant
+and are passed on start as ``np.int64(0)``: numba types a bare ``0`` as
+``Literal[int](0)`` and compiles the callee a second time for it (a third of
+the cold start's signatures were such copies; ``tests/test_compile.py``
+checks there are none).
+
 A new estimator (a weighted or common-mode level) is a new kernel taking
 ``(vals, n, settings, scratch)`` like :func:`.binned._binned_clipped_median`,
 called from :func:`.lines._block_levels`.

@@ -88,7 +88,7 @@ def _binned_clipped_median(vals, n, clip, scratch):
         if placed == _PLACED:
             total2 = _fill_histogram(vals, n, hist, scratch)
             if clip[3] == 0:
-                return _rank_median(scratch[0], scratch[3], hist[2] + 2, 0, n)
+                return _rank_median(scratch[0], scratch[3], hist[2] + 2, np.int64(0), n)
             # Every window's sum of squares is part of this total: finite and
             # not tiny means no moment overflows or loses its digits.
             if clip[2] > 0.0 or _S2_TINY <= total2 <= _FLOAT_MAX:

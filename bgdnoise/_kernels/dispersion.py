@@ -92,7 +92,7 @@ def _plane_sigma(data, flags, background, p, along_rows, line_step):
     row_values = (np.empty(nx), np.empty(nx))
     pairs = (np.empty(max(per_row, 1)), np.empty(max(per_row, 1)))
     diff = np.empty(max(len(rows) * per_row, 1))
-    n = 0
+    n = np.int64(0)  # not a literal: see _kernels/__init__.py
     for y in rows:
         m = _row_pairs(plane, y, along_rows, row_values, pairs)
         if m > 0:
@@ -166,7 +166,7 @@ def _keep_low_sum_pairs(pairs, m, work, diff, n):
     for i in range(m):
         work[i] = row_sum[i]  # select on a copy of the sums
     k = m >> 1
-    _select(work, 0, m - 1, k)
+    _select(work, np.int64(0), m - 1, k)
     threshold = work[k]
     for i in range(m):
         keep = row_sum[i] < threshold
@@ -198,7 +198,7 @@ def _robust_sigma_of_differences(diff, n):
     for i in range(n):
         absd[i] = abs(diff[i])
     k = n >> 1
-    _select(absd, 0, n - 1, k)
+    _select(absd, np.int64(0), n - 1, k)
     sig = _MAD_TO_SIGMA * absd[k]
     if not (sig > 0.0 and sig <= _FLOAT_MAX):
         return sig

@@ -159,7 +159,7 @@ def _total(cnt):
     -------
     int
     """
-    total = 0
+    total = np.int64(0)  # not a literal: see _kernels/__init__.py
     for g in range(cnt.shape[0]):
         total += cnt[g]
     return total
@@ -212,7 +212,7 @@ def _full_line_level(vals, cnt, group_start, clip, scratch):
     float
     """
     work, binned = scratch
-    total = 0
+    total = np.int64(0)  # not a literal: see _kernels/__init__.py
     for g in range(cnt.shape[0]):
         s0 = group_start[g]
         for t in range(cnt[g]):

@@ -45,7 +45,7 @@ def _clipped_median(buf, n, clip):
     """
     if n <= 0:
         return np.nan
-    med, pivot = _window_median(buf, 0, n, -1)
+    med, pivot = _window_median(buf, np.int64(0), n, np.int64(-1))
     if clip[3] == 0 or n < 2:
         return med
     lo, hi, pivot, med, lower, upper, need_median = _clip_window(buf, n, clip, med, pivot)
@@ -89,7 +89,7 @@ def _clip_window(buf, n, clip, med, pivot):
     # Moments about the first median, updated as values leave the window,
     # so the standard deviation costs no extra pass per iteration.
     shift_k, k, s1, s2 = _first_moments(buf, n, med, use_std)
-    lo = 0
+    lo = np.int64(0)  # not a literal: see _kernels/__init__.py
     hi = n
     iteration = 0
     while True:
@@ -143,15 +143,15 @@ def _first_moments(buf, n, shift, use_std):
     s1, s2 : float
         Sum and sum of squares of ``(v - shift) * 2**-k``.
     """
-    k = 0
+    k = np.int64(0)
     s1 = 0.0
     s2 = 0.0
     if use_std:
-        s1, s2 = _moments(buf, 0, n, shift, 0)
+        s1, s2 = _moments(buf, np.int64(0), n, shift, np.int64(0))
         if not (_S2_TINY <= s2 <= _FLOAT_MAX):  # overflow, or tiny values
-            k = _moment_exponent(buf, 0, n, shift)
+            k = _moment_exponent(buf, np.int64(0), n, shift)
             if k != 0:
-                s1, s2 = _moments(buf, 0, n, shift, k)
+                s1, s2 = _moments(buf, np.int64(0), n, shift, k)
     return _scaled(shift, k), k, s1, s2
 
 

@@ -143,13 +143,13 @@ def _window_median(buf, lo, hi, pivot):
         _select(buf, lo, hi - 1, k2)
         pivot = k2
     if pivot == k2:
-        return _mid(_extreme_of(buf, lo, k2, True), buf[k2]), k2
+        return _mid(_extreme_of(buf, lo, k2, np.bool_(True)), buf[k2]), k2
     if pivot == k1:
-        return _mid(buf[k1], _extreme_of(buf, k2, hi, False)), k1
+        return _mid(buf[k1], _extreme_of(buf, k2, hi, np.bool_(False))), k1
     if k2 < pivot:
         # Select the lower middle; the upper one is the smallest of the few
         # values between it and the old pivot.
         _select(buf, lo, pivot - 1, k1)
-        return _mid(buf[k1], _extreme_of(buf, k2, pivot, False)), k1
+        return _mid(buf[k1], _extreme_of(buf, k2, pivot, np.bool_(False))), k1
     _select(buf, pivot + 1, hi - 1, k2)
-    return _mid(_extreme_of(buf, pivot + 1, k2, True), buf[k2]), k2
+    return _mid(_extreme_of(buf, pivot + 1, k2, np.bool_(True)), buf[k2]), k2
