@@ -57,7 +57,7 @@ def test_one_group_or_no_noise_estimate_changes_nothing(rng):
 
 
 def test_fallback_groups_and_nan_are_left_alone(rng):
-    truth, raw = _levels(rng, 256, 0.0, np.full((256, 4), 256))
+    _, raw = _levels(rng, 256, 0.0, np.full((256, 4), 256))
     counts = np.full(raw.shape, 256, np.int64)
     counts[0, :10, 2] = 3  # below needed: the band fallback decides these
     raw[0, 20, 3] = np.nan
