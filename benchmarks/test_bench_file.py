@@ -1,13 +1,19 @@
-"""correct_file on a synthetic full-frame _rate.fits next to a bare open+save,
-and peak memory (in subprocesses) as the increment over that bare open+save."""
+"""correct_file on a synthetic full-frame _rate.fits next to a bare open+save
+and to correct_array on the same SCI and DQ with the options correct_file
+takes from the header (issue 13: correct_file at most correct_array plus 1.5x
+the bare open+save), and peak memory (in subprocesses) as the increment over
+that bare open+save."""
 
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from benchdata import product
+from benchdata import product, warm
 
+from bgdnoise import correct_array
+from bgdnoise.instruments import readout_geometry
 from bgdnoise.io import correct_file
 
 GROUP = "file: NIRCam 2048x2048 _rate.fits (open, correct, write)"
@@ -45,6 +51,31 @@ def test_bgdnoise_correct_file(benchmark, rate_file, tmp_path):
 @pytest.mark.benchmark(group=GROUP)
 def test_baseline_datamodels_open_save(benchmark, rate_file, tmp_path):
     benchmark.pedantic(bare_open_save, args=(rate_file, tmp_path / "bare.fits"), rounds=5)
+
+
+@pytest.fixture(scope="module")
+def rate_arrays(rate_file):
+    """SCI and DQ of the file as datamodels reads them (big-endian, as
+    correct_file gets them) and the readout geometry correct_file uses."""
+    from stdatamodels.jwst import datamodels
+
+    with datamodels.open(str(rate_file)) as model:
+        return np.array(model.data), np.array(model.dq), readout_geometry(model)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_bgdnoise_correct_array_same_data(benchmark, rate_arrays):
+    sci, dq, geometry = rate_arrays
+    # What correct_file passes: axis and n_outputs from the header, defaults otherwise.
+    options = {"dq": dq, "n_outputs": geometry.n_outputs}
+    corrected = benchmark.pedantic(
+        warm(correct_array, sci, geometry.axis, **options),
+        args=(sci, geometry.axis),
+        kwargs=options,
+        rounds=5,
+    )
+    assert geometry.axis == "rows" and geometry.n_outputs == 4
+    assert corrected.shape == sci.shape and corrected.dtype == np.float32
 
 
 MEMORY_SCRIPT = """

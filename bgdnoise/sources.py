@@ -143,7 +143,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
 
 
 def residual_of(
-    prepared: Prepared, options, mask: np.ndarray | None = None
+    prepared: Prepared, options, mask: np.ndarray | None = None, plane_scale=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Destripe one plane without the ``mask``ed pixels: ``(residual, usable)``.
 
@@ -151,11 +151,12 @@ def residual_of(
     correction) measured with ``mask`` (uint8, plane-shaped) left out; the
     residual has the sky pedestal removed, and ``usable`` marks every pixel
     with a value (masked ones included: they are still looked at).
+    ``plane_scale``: the plane's dispersion, if already measured.
     """
     from . import stages  # the stages call this module: import at use
 
     masked = prepared if mask is None else with_mask(prepared, mask)
-    measured = stages.measure(masked, options)
+    measured = stages.measure(masked, options, plane_scale=plane_scale)
     resolved = stages.resolve(masked, measured, options)
     corrected, _ = stages.apply(masked, resolved)
     return _residual(prepared, corrected, mask)
@@ -240,8 +241,13 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     bin_options = replace(options, odd_even=False) if factor > 1 else options
     ny, nx = binned.planes.shape[1:]
     mask = np.zeros((ny, nx), np.uint8)
+    from . import stages  # the stages call this module: import at use
+
+    # The white-noise dispersion from pairs of neighbours ignores sources:
+    # measured once, not again each round with the growing mask.
+    scale = stages.plane_dispersion(binned, bin_options)
     for _ in range(rounds):
-        residual, usable = residual_of(binned, bin_options, mask)
+        residual, usable = residual_of(binned, bin_options, mask, scale)
         mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
     full_mask = mask
     if factor > 1:
@@ -250,11 +256,10 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     if not with_residual:
         return full_mask, None, None
     if factor == 1:
-        return (full_mask, *residual_of(prepared, options, full_mask))
-    from . import stages  # the stages call this module: import at use
-
+        return (full_mask, *residual_of(prepared, options, full_mask, scale))
     masked = with_mask(binned, mask)
-    resolved = stages.resolve(masked, stages.measure(masked, bin_options), bin_options)
+    measured = stages.measure(masked, bin_options, plane_scale=scale)
+    resolved = stages.resolve(masked, measured, bin_options)
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
     corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)

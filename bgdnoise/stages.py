@@ -125,16 +125,20 @@ def plane_dispersion(prepared: Prepared, options: CorrectionOptions) -> np.ndarr
     return plane_scale
 
 
-def measure(prepared: Prepared, options: CorrectionOptions, all_lines: bool = False) -> Measured:
+def measure(
+    prepared: Prepared, options: CorrectionOptions, all_lines: bool = False, plane_scale=None
+) -> Measured:
     """The clipped median of every group of every line: the kernel stage.
 
     ``all_lines`` measures the full-line level on every line (for
     :func:`~bgdnoise.measure_levels`), not only where a band falls back and
-    on a sample of lines.
+    on a sample of lines. ``plane_scale``: the planes' dispersion when the
+    caller already has it (:func:`plane_dispersion` of the same planes).
     """
     planes, layout = prepared.planes, prepared.layout
     n_planes, n_lines, n_groups = planes.shape[0], layout.n_lines, layout.group_sizes.size
-    plane_scale = plane_dispersion(prepared, options)
+    if plane_scale is None:
+        plane_scale = plane_dispersion(prepared, options)
     raw = np.empty((n_planes, n_lines, n_groups))
     counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
     full = np.empty((n_planes, n_lines) if n_groups > 1 else (0, 0))

@@ -273,39 +273,39 @@ def dilate(marks, radius, out):
     ny, nx = marks.shape
     along = np.empty((ny, nx), dtype=np.uint8)
     run_ranges(_dilate_rows, ny, marks, radius, along)
-    run_ranges(_dilate_columns, -(-nx // _CHUNK), along, radius, out, min_items=1)
+    run_ranges(_dilate_columns, ny, along, radius, out)
+
+
+# The dilations OR shifted copies of whole rows: 2 radius + 1 passes that
+# vectorise, where a running "last mark seen" per pixel cannot (the mask's
+# radius is a few pixels).
 
 
 @njit(cache=True, nogil=True)
 def _dilate_rows(start, stop, marks, radius, along):
     """Rows ``[start, stop)``: 1 within ``radius`` of a mark along the row."""
     nx = marks.shape[1]
+    reach = min(radius, nx)
     for y in range(start, stop):
-        last = -(radius + 1) * 4  # position of the latest mark seen
-        for x in range(min(radius, nx)):
-            if marks[y, x]:
-                last = x
+        row = marks[y]
+        out_row = along[y]
         for x in range(nx):
-            ahead = x + radius
-            if ahead < nx and marks[y, ahead]:
-                last = ahead
-            along[y, x] = 1 if last >= x - radius else 0
+            out_row[x] = row[x] != 0
+        for shift in range(1, reach + 1):
+            for x in range(nx - shift):
+                out_row[x] |= row[x + shift] != 0
+                out_row[x + shift] |= row[x] != 0
 
 
 @njit(cache=True, nogil=True)
 def _dilate_columns(start, stop, along, radius, out):
-    """Blocks of columns ``[start, stop)``: the same down the columns."""
+    """Rows ``[start, stop)`` of the result: 1 within ``radius`` rows of a mark in ``along``."""
     ny, nx = along.shape
-    for chunk in range(start, stop):
-        x0, x1 = chunk * _CHUNK, min(nx, (chunk + 1) * _CHUNK)
-        last = np.full(x1 - x0, -(radius + 1) * 4)
-        for y in range(min(radius, ny)):
-            for x in range(x0, x1):
-                if along[y, x]:
-                    last[x - x0] = y
-        for y in range(ny):
-            ahead = y + radius
-            for x in range(x0, x1):
-                if ahead < ny and along[ahead, x]:
-                    last[x - x0] = ahead
-                out[y, x] = 1 if last[x - x0] >= y - radius else 0
+    for y in range(start, stop):
+        out_row = out[y]
+        for x in range(nx):
+            out_row[x] = 0
+        for source in range(max(0, y - radius), min(ny, y + radius + 1)):
+            in_row = along[source]
+            for x in range(nx):
+                out_row[x] |= in_row[x]

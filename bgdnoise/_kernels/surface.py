@@ -63,6 +63,7 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
     h, n_x = grid
     diag, off, weight, data, count, total = sums
     n_bands = band_edges.shape[0] - 1
+    cell, upper = _cells_of(band_edges[n_bands], h, n_x)
     for line in range(start, stop):
         for i in range(n_x):
             diag[line, i] = 0.0
@@ -80,7 +81,8 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
                     use, v = usable[pos, line], plane[pos, line]
                 if use == 0:
                     continue
-                i, g = _cell(pos / h, n_x)
+                i = cell[pos]
+                g = upper[pos]
                 w0 = 1.0 - g
                 diag[line, i] += w0 * w0
                 diag[line, i + 1] += g * g
@@ -268,19 +270,35 @@ def _evaluate_range(start, stop, nodes, along_rows, h, out):
     """Rows ``[start, stop)`` of :func:`evaluate`."""
     n_y, n_x = nodes.shape
     nx = out.shape[1]
+    # Along a row of ``out`` the surface interpolates one profile over the
+    # nodes of the x axis: the profile once per row, the cells once per range.
+    nodes_x, nodes_y = (n_x, n_y) if along_rows else (n_y, n_x)
+    cell, weight = _cells_of(nx, h, nodes_x)
+    profile = np.empty(nodes_x)
     for y in range(start, stop):
-        line_y, pos_y = (y, 0) if along_rows else (0, y)
+        k, f = _cell(y / h, nodes_y)
+        for m in range(nodes_x):
+            if along_rows:
+                profile[m] = (1.0 - f) * nodes[k, m] + f * nodes[k + 1, m]
+            else:
+                profile[m] = (1.0 - f) * nodes[m, k] + f * nodes[m, k + 1]
         for x in range(nx):
-            line = line_y if along_rows else x
-            pos = x if along_rows else pos_y
-            j, f = _cell(line / h, n_y)
-            i, g = _cell(pos / h, n_x)
-            low = (1.0 - g) * nodes[j, i] + g * nodes[j, i + 1]
-            high = (1.0 - g) * nodes[j + 1, i] + g * nodes[j + 1, i + 1]
-            out[y, x] = (1.0 - f) * low + f * high
+            g = weight[x]
+            i = cell[x]
+            out[y, x] = (1.0 - g) * profile[i] + g * profile[i + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _cells_of(n, h, n_nodes):
+    """:func:`_cell` of positions ``0 .. n - 1``: ``(cell, weight)`` arrays."""
+    cell = np.empty(n, np.int64)
+    weight = np.empty(n)
+    for t in range(n):
+        cell[t], weight[t] = _cell(t / h, n_nodes)
+    return cell, weight
+
+
+@njit(cache=True, nogil=True)
 def cell_fractions(usable, along_rows, h, n_y, n_x, out):
     """Fraction of the pixels nearest each node that are not usable.
 
@@ -301,17 +319,39 @@ def cell_fractions(usable, along_rows, h, n_y, n_x, out):
     -------
     None
     """
-    total = np.zeros((n_y, n_x))
-    bad = np.zeros((n_y, n_x))
     ny, nx = usable.shape
+    # Cells along the image's y and x axes. Cell indices grow with the
+    # position, so a row's pixels of one cell are a contiguous run: counted
+    # by a branch-free loop over it.
+    cells_y, cells_x = (n_y, n_x) if along_rows else (n_x, n_y)
+    cell_of_y = _nearest_cells(ny, h, cells_y)
+    cell_of_x = _nearest_cells(nx, h, cells_x)
+    run_start = np.searchsorted(cell_of_x, np.arange(cells_x + 1))
+    per_y = np.zeros(cells_y)
+    bad = np.zeros((cells_y, cells_x))
     for y in range(ny):
-        for x in range(nx):
-            line, pos = (y, x) if along_rows else (x, y)
-            j = min(n_y - 1, int(line / h + 0.5))
-            i = min(n_x - 1, int(pos / h + 0.5))
-            total[j, i] += 1.0
-            if usable[y, x] == 0:
-                bad[j, i] += 1.0
-    for j in range(n_y):
-        for i in range(n_x):
-            out[j, i] = bad[j, i] / total[j, i] if total[j, i] > 0 else 1.0
+        cy = cell_of_y[y]
+        per_y[cy] += 1.0
+        row = usable[y]
+        for b in range(cells_x):
+            good = 0
+            for x in range(run_start[b], run_start[b + 1]):
+                good += row[x] != 0
+            bad[cy, b] += (run_start[b + 1] - run_start[b]) - good
+    for a in range(cells_y):
+        for b in range(cells_x):
+            total = per_y[a] * (run_start[b + 1] - run_start[b])
+            fraction = bad[a, b] / total if total > 0 else 1.0
+            if along_rows:
+                out[a, b] = fraction
+            else:
+                out[b, a] = fraction
+
+
+@njit(cache=True, nogil=True)
+def _nearest_cells(n, h, n_cells):
+    """``(n,)`` int64: the node nearest each of ``n`` positions (spacing ``h``)."""
+    cell = np.empty(n, np.int64)
+    for t in range(n):
+        cell[t] = min(n_cells - 1, int(t / h + 0.5))
+    return cell
