@@ -9,6 +9,8 @@ exposure time, so a thousand corrected files can be sorted by it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ._kernels import linemeans
@@ -50,22 +52,22 @@ def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma
         planes, prepared.flags, prepared.background, prepared.layout.along_rows,
         (centre.astype(np.float64), half_width.astype(np.float64)), means, counts,
     )  # fmt: skip
-    excess = np.full(n_planes, np.nan)
-    rms = np.full(n_planes, np.nan)
-    for p in range(n_planes):
-        use = (counts[p] >= _MIN_COUNT) & np.isfinite(means[p])
-        if use.sum() < 8:
-            continue
-        with np.errstate(over="ignore", invalid="ignore"):
-            spread = np.sqrt(np.mean((means[p, use] - np.median(means[p, use])) ** 2))
-        rms[p] = float(spread) if np.isfinite(spread) else np.nan
-        if not ok_sigma[p]:
-            continue
-        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            deviation = means[p, use] - np.median(means[p, use])
-            # Scaled by sigma: no underflow for tiny values, no overflow for huge.
-            scaled = deviation / sigma[p]
-            floor = np.sqrt(np.mean(1.0 / counts[p, use]))
-            ratio = np.sqrt(np.mean(scaled**2)) / floor
-        excess[p] = float(ratio) if np.isfinite(ratio) else np.nan
+    return _excess_of(means, counts, sigma, ok_sigma)
+
+
+def _excess_of(means, counts, sigma, ok_sigma):
+    """``(excess, rms)`` from the line means and counts, all planes at once."""
+    use = (counts >= _MIN_COUNT) & np.isfinite(means)
+    enough = use.sum(axis=1) >= 8
+    values = np.where(use & enough[:, None], means, np.nan)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # planes without lines: NaN
+        deviation = values - np.nanmedian(values, axis=1)[:, None]
+        rms = np.sqrt(np.nanmean(deviation**2, axis=1))
+        # Scaled by sigma: no underflow for tiny values, no overflow for huge.
+        scaled = deviation / np.where(ok_sigma, sigma, np.nan)[:, None]
+        floor = np.sqrt(np.nanmean(np.where(np.isnan(values), np.nan, 1.0 / counts), axis=1))
+        excess = np.sqrt(np.nanmean(scaled**2, axis=1)) / floor
+    rms = np.where(np.isfinite(rms), rms, np.nan)
+    excess = np.where(np.isfinite(excess) & ok_sigma, excess, np.nan)
     return excess, rms

@@ -32,13 +32,18 @@ from .scene import model_scene, with_scene
 
 __all__ = ["Measured", "Resolved", "apply", "correct_planes", "measure", "resolve"]
 
-# Pixel pairs sampled for the global dispersion (about half are kept): a
-# sigma to ~0.3%, for about a millisecond per plane.
-_DISPERSION_SAMPLES = 1 << 17
+# One pixel pair in this many is sampled for the global dispersion (about
+# half are kept): on a full frame a sigma to ~0.3% for about a millisecond;
+# on any plane the same cost per pixel, and at least _MIN_DISPERSION_PAIRS
+# pairs (a sigma to ~2%, which moves a 3-sigma clip by less than the noise).
+_DISPERSION_STEP = 31
+_MIN_DISPERSION_PAIRS = 1 << 12
 # Column lines are gathered this many at a time so reads follow rows.
 _COLUMN_BLOCK = 16
-# Lines whose full level is measured to learn each band's offset from it.
-_OFFSET_SAMPLE_LINES = 256
+# Every n-th line's full level is measured to learn each band's offset from
+# it (the same share of the work on any plane), on at least _MIN_OFFSET_LINES.
+_OFFSET_LINE_STEP = 8
+_MIN_OFFSET_LINES = 8
 # Below these magnitudes of the subtracted model no finite value of the
 # output dtype can overflow (half an ulp of the dtype's maximum, halved).
 _SAFE_MODEL = {np.dtype(np.float32): 2.0**102, np.dtype(np.float64): 2.0**969}
@@ -116,7 +121,7 @@ def plane_dispersion(prepared: Prepared, options: CorrectionOptions) -> np.ndarr
         pairs_per_line = max(layout.length - 2, 1)
         ny = planes.shape[1]
         total = (layout.n_lines if layout.along_rows else ny) * pairs_per_line
-        step = max(1, total // _DISPERSION_SAMPLES)
+        step = max(1, min(_DISPERSION_STEP, total // _MIN_DISPERSION_PAIRS))
         _kernels.plane_dispersion(
             planes, prepared.flags, prepared.background, layout.along_rows, step, plane_scale
         )
@@ -146,7 +151,7 @@ def measure(
     block = 1 if layout.along_rows else _COLUMN_BLOCK
     n_items = n_planes * -(-n_lines // block)
     needed = needed_counts(layout.group_sizes, float(options.min_fraction))
-    full_every = 1 if all_lines else max(1, n_lines // _OFFSET_SAMPLE_LINES)
+    full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     sigma = options.sigma
     lower = sigma if options.sigma_lower is None else options.sigma_lower
     upper = sigma if options.sigma_upper is None else options.sigma_upper
