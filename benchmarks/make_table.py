@@ -75,7 +75,7 @@ BASELINE_NAMES = {
 
 # correct_array on cubes against the frame, per pixel (test_bench_cube.py).
 CUBE_OPTIONS = {"defaults": "defaults", "outputs": "4 outputs",
-                "outputs-odd-even": "4 outputs + odd/even"}  # fmt: skip
+                "outputs-odd-even": "4 outputs + odd/even", "plain": "plain path"}  # fmt: skip
 CUBE_SHAPES = ["50x256x2048", "200x64x2048"]
 FRAME_SHAPE = "2048x2048"
 OPEN_SAVE_WEIGHT = 1.5  # issue 13: correct_file <= correct_array + 1.5x open + save
