@@ -1,16 +1,24 @@
-"""The common mode stage: each output's level as the line's level plus a shrunk own part.
+"""The common mode stage: each output's level as the line's level plus a filtered own part.
 
 The outputs of a full frame are read at the same time, so most of a line's
 stripe is common to all of them; only a smaller part is each output's own.
 A group's measured level (band, parity) is ``c + O + q + e``: the line's
 common level ``c`` (the precision-weighted mean of its groups), the group's
-constant offset ``O``, its own stripe ``q`` and the measuring error ``e``,
-whose variance is known from the white noise and the pixels the group kept.
-The level used is ``c + O + w q_measured`` with the Wiener weight
-``w = tau^2 / (tau^2 + var(e))``, ``tau^2`` being the variance of the own part
-over the lines. A group with many usable pixels keeps its own level; a
-group mostly masked by a source takes the line's common level, measured in
-the other outputs. See docs/algorithm.rst.
+constant offset ``O``, its own stripe ``q`` and an error ``e``. The level used
+is ``c + O`` plus ``q`` as a Wiener filter over the lines recovers it from the
+measured ``q + e``:
+
+- ``q`` is 1/f noise read out line after line, so its power falls as 1/f
+  with the line frequency; it and the white measuring error (whose floor is
+  known from the pixels each group kept) are fitted to the power at line
+  frequencies above 1/16, where a scene has little;
+- power at lower frequencies beyond that 1/f law is error: the large-scale
+  structure of a crowded field or a galaxy's wings, different in each
+  band, which the band levels pick up and a stripe does not have;
+- each frequency keeps ``S_q / (S_q + S_e)`` of what was measured.
+
+A plane with too few lines for a spectrum uses one weight per line,
+``tau^2 / (tau^2 + var(e))``. See docs/algorithm.rst.
 """
 
 from __future__ import annotations
@@ -20,19 +28,25 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["MEDIAN_EFFICIENCY", "share_common_mode"]
+__all__ = ["MEDIAN_EFFICIENCY", "share_common_mode", "wiener_over_lines"]
 
 # Variance of a median over that of a mean of Gaussian values is pi/2; the
 # clipped median sits close to it.
 MEDIAN_EFFICIENCY = np.pi / 2
 # Lines a group needs to estimate its offset and own variance.
 _MIN_LINES = 16
+# Lines a group needs for the spectral filter; the 1/f law and the white
+# error are fitted at line frequencies from 1 / _SCENE_LINES up, smoothing
+# the power over _SMOOTH_BINS frequencies.
+_MIN_SPECTRUM_LINES = 64
+_SCENE_LINES = 16
+_SMOOTH_BINS = 9
 # The MAD of a Gaussian times this is its standard deviation.
 _MAD_TO_SIGMA = 1.4826
 
 
 def share_common_mode(measured, sigma: np.ndarray):
-    """``measured`` with each group's level pulled toward its line's common level.
+    """``measured`` with each group's own part filtered (see the module docstring).
 
     Parameters
     ----------
@@ -65,10 +79,59 @@ def share_common_mode(measured, sigma: np.ndarray):
         offset = _group_offsets(own, ok)
         own -= offset[:, None, :]
         tau2 = _own_variance(own, own_error_var, ok)
-        weight = tau2[None, None, :] / (tau2[None, None, :] + own_error_var)
-        shared = common[:, :, None] + offset[:, None, :] + weight * own
+        filtered = tau2[None, None, :] / (tau2[None, None, :] + own_error_var) * own
+        for p in range(raw.shape[0]):
+            for g in range(raw.shape[2]):
+                if ok[p, :, g].sum() >= _MIN_SPECTRUM_LINES:
+                    filtered[p, :, g] = wiener_over_lines(
+                        own[p, :, g], ok[p, :, g], own_error_var[p, :, g]
+                    )
+        shared = common[:, :, None] + offset[:, None, :] + filtered
     ok &= np.isfinite(shared)
     return replace(measured, raw=np.where(ok, shared, raw))
+
+
+def wiener_over_lines(measured, valid, error_var):
+    """The own stripe in ``measured`` (one group, every line), Wiener-filtered.
+
+    Parameters
+    ----------
+    measured : numpy.ndarray
+        ``(n_lines,)`` own part plus error, offset removed; read where ``valid``.
+    valid : numpy.ndarray
+        bool ``(n_lines,)``.
+    error_var : numpy.ndarray
+        ``(n_lines,)`` variance of the white measuring error (its floor).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_lines,)`` the filtered own part (meaningful where ``valid``).
+    """
+    n_lines = measured.size
+    values = np.where(valid, measured, 0.0)
+    spectrum = np.fft.rfft(values)
+    power = np.abs(spectrum) ** 2 / valid.sum()
+    freq = np.fft.rfftfreq(n_lines)
+    floor = float(np.mean(error_var[valid]))
+    high = freq >= 1.0 / _SCENE_LINES
+    # power = A / f + N at the high frequencies: the own 1/f part and a white
+    # part; what of N is above the error floor is white own signal.
+    design = np.stack([1.0 / freq[high], np.ones(int(high.sum()))], axis=1)
+    (slope, white), *_ = np.linalg.lstsq(design, power[high], rcond=None)
+    slope, white = max(float(slope), 0.0), max(float(white), floor)
+    signal = np.zeros(freq.size)
+    signal[1:] = slope / freq[1:] + (white - floor)
+    # Power beyond that law, smoothed as a ratio (the 1/f power changes by
+    # factors across a few of the lowest frequencies), is error: the scene.
+    model = signal[1:] + floor
+    ratio = np.pad(power[1:] / model, _SMOOTH_BINS // 2, mode="edge")
+    smooth = np.convolve(ratio, np.ones(_SMOOTH_BINS) / _SMOOTH_BINS, mode="valid")
+    error = np.full(freq.size, floor)
+    error[1:] += np.maximum(smooth - 1.0, 0.0) * model
+    gain = signal / (signal + error)
+    gain[0] = 0.0  # the mean is the offset, already taken
+    return np.fft.irfft(gain * spectrum, n_lines)
 
 
 def _common_level(raw, ok, error_var):
