@@ -3,7 +3,8 @@
 The outputs of a full frame are read at the same time, so most of a line's
 stripe is common to all of them; only a smaller part is each output's own.
 A group's measured level (band, parity) is ``c + O + q + e``: the line's
-common level ``c`` (the precision-weighted mean of its groups), the group's
+common level ``c`` (the weighted mean of its groups' levels less their
+offsets, without those that stray), the group's
 constant offset ``O``, its own stripe ``q`` and an error ``e``. The level used
 is ``c + O`` plus ``q`` as a Wiener filter over the lines recovers it from the
 measured ``q + e``:
@@ -41,6 +42,9 @@ _MIN_LINES = 16
 _MIN_SPECTRUM_LINES = 64
 _SCENE_LINES = 16
 _SMOOTH_BINS = 9
+# A group this many robust spreads from the median of its line's groups is
+# left out of the line's common level.
+_STRAY = 3.0
 # The MAD of a Gaussian times this is its standard deviation.
 _MAD_TO_SIGMA = 1.4826
 
@@ -77,7 +81,8 @@ def share_common_mode(measured, sigma: np.ndarray):
         own_error_var = np.maximum(error_var - common_var[:, :, None], 0.0)
         ok &= np.isfinite(own)
         offset = _group_offsets(own, ok)
-        own -= offset[:, None, :]
+        common = _robust_common(raw, ok, offset, (common, np.where(ok, 1.0 / error_var, 0.0)))
+        own = raw - common[:, :, None] - offset[:, None, :]
         tau2 = _own_variance(own, own_error_var, ok)
         filtered = tau2[None, None, :] / (tau2[None, None, :] + own_error_var) * own
         for p in range(raw.shape[0]):
@@ -119,7 +124,8 @@ def wiener_over_lines(measured, valid, error_var):
     # part; what of N is above the error floor is white own signal.
     design = np.stack([1.0 / freq[high], np.ones(int(high.sum()))], axis=1)
     (slope, white), *_ = np.linalg.lstsq(design, power[high], rcond=None)
-    slope, white = max(float(slope), 0.0), max(float(white), floor)
+    slope = max(float(slope), 0.0)
+    white = max(float(white), floor)
     signal = np.zeros(freq.size)
     signal[1:] = slope / freq[1:] + (white - floor)
     # Power beyond that law, smoothed as a ratio (the 1/f power changes by
@@ -140,6 +146,29 @@ def _common_level(raw, ok, error_var):
     total = precision.sum(axis=2)
     common = (precision * np.where(ok, raw, 0.0)).sum(axis=2) / total
     return np.where(total > 0, common, np.nan), 1.0 / total
+
+
+def _robust_common(raw, ok, offset, weighted):
+    """``(P, n_lines)`` the line's common level, without the groups that stray from it.
+
+    The precision-weighted mean of the groups' levels less their offsets,
+    leaving out a group further than :data:`_STRAY` robust spreads (of its
+    own distance over the lines) from the median of the line's groups: a band
+    whose level a source wing biased would otherwise pass its bias to every
+    other band of the line.
+    """
+    aligned = np.where(ok, raw - offset[:, None, :], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # lines without a group
+        median = np.nanmedian(aligned, axis=2)
+        distance = np.abs(aligned - median[:, :, None])
+        spread = _MAD_TO_SIGMA * np.nanmedian(distance, axis=1)  # (P, n_groups)
+    kept = ok & (distance <= _STRAY * spread[:, None, :])
+    weights = np.where(kept, weighted[1], 0.0)
+    total = weights.sum(axis=2)
+    mean = (weights * np.where(kept, aligned, 0.0)).sum(axis=2) / np.where(total > 0, total, 1)
+    common = np.where(total > 0, mean, median)
+    return np.where(np.isfinite(common), common, weighted[0])
 
 
 def _group_offsets(own, ok):

@@ -37,9 +37,10 @@ def test_shrunk_levels_are_closer_to_truth_than_measured(rng, own_sd):
     shared = share_common_mode(_measured(raw, counts), np.array([1.0])).raw
     err_before = np.sqrt(np.mean((raw - truth) ** 2, axis=1))[0]
     err_after = np.sqrt(np.mean((shared - truth) ** 2, axis=1))[0]
-    # Never worse than the group's own level (beyond the sampling of the
-    # spectrum's fit) ...
-    assert np.all(err_after <= 1.1 * err_before)
+    # Never much worse than the group's own level: with own parts four times
+    # the measuring error, the well-measured bands lose up to ~12% (the
+    # spectrum's fit, and which bands the common level leaves out) ...
+    assert np.all(err_after <= 1.15 * err_before)
     # ... and far better for the masked output when its own part is small.
     if own_sd <= 0.02:
         assert err_after[1] < 0.5 * err_before[1]
@@ -97,3 +98,15 @@ def test_wiener_keeps_the_1_over_f_part_and_drops_slow_scene_error(rng, scene_rm
     assert after < (0.4 if scene_rms else 1.1) * before
     if not scene_rms:  # the own stripe itself is kept, not shrunk away
         assert np.corrcoef(filtered[valid], own[valid])[0, 1] > 0.95
+
+
+def test_a_biased_band_does_not_pass_its_bias_to_the_others(rng):
+    """A source wing biasing one band on some lines stays in that band."""
+    counts = np.full((1, 1024, 4), 512, np.int64)
+    truth, raw = _levels(rng, 1024, 0.0, counts[0])
+    raw[0, 300:400, 2] += 0.5  # ten times the band's measuring error
+    shared = share_common_mode(_measured(raw, counts), np.array([1.0])).raw
+    others = [0, 1, 3]
+    err = (shared - truth)[0, 300:400][:, others]
+    err_elsewhere = (shared - truth)[0, 500:600][:, others]
+    assert abs(err.mean() - err_elsewhere.mean()) < 0.02
