@@ -22,10 +22,9 @@ from bgdnoise import _numba_cache, cli
 
 BIN = Path(sys.executable).parent
 
-# Corrections on sizes the warm-up never saw, each along a path it took.
-AFTER_WARM = r"""
+# Records every compilation numba finishes in ``compiled``: "module.name(args)".
+LISTENER = r"""
 import json, sys
-import numpy as np
 from numba.core import event
 
 compiled = []
@@ -39,7 +38,12 @@ class Listener(event.Listener):
         compiled.append(f"{func.__module__}.{func.__qualname__}{tuple(ev.data['args'])}")
 
 event.register("numba:compile", Listener())
+"""
 
+# Run after LISTENER: corrections on sizes the warm-up never saw, each along a
+# path it took.
+AFTER_WARM = r"""
+import numpy as np
 import bgdnoise
 
 rng = np.random.default_rng(7)
@@ -68,28 +72,13 @@ print(json.dumps(found))
 """
 
 
-# ``bgdnoise warm`` watched: the compilations numba did for literal arguments.
+# Run after LISTENER: ``bgdnoise warm``, and the compilations numba did for
+# literal arguments.
 WARM_WATCHED = r"""
-import json, sys
-from numba.core import event
-
-literal = []
-
-class Listener(event.Listener):
-    def on_start(self, ev):
-        pass
-
-    def on_end(self, ev):
-        args = tuple(ev.data["args"])
-        if any("Literal" in str(a) for a in args):
-            literal.append(f"{ev.data['dispatcher'].py_func.__qualname__}{args}")
-
-event.register("numba:compile", Listener())
-
 from bgdnoise import cli
 
 code = cli.main(["warm"])
-print(json.dumps(literal))
+print(json.dumps([c for c in compiled if "Literal" in c]))
 sys.exit(code)
 """
 
@@ -101,7 +90,7 @@ def _env(cache: Path) -> dict[str, str]:
 def test_warm_then_nothing_compiles(tmp_path):
     cache = tmp_path / "numba-cache"
     warm = subprocess.run(
-        [sys.executable, "-c", WARM_WATCHED], capture_output=True, text=True,
+        [sys.executable, "-c", LISTENER + WARM_WATCHED], capture_output=True, text=True,
         env=_env(cache), timeout=900, check=False,
     )  # fmt: skip
     assert warm.returncode == 0, warm.stderr
@@ -114,8 +103,8 @@ def test_warm_then_nothing_compiles(tmp_path):
     assert "float64" in warm.stdout and "read-only" in warm.stdout
 
     after = subprocess.run(
-        [sys.executable, "-c", AFTER_WARM], capture_output=True, text=True, env=_env(cache),
-        timeout=900, check=False,
+        [sys.executable, "-c", LISTENER + AFTER_WARM], capture_output=True, text=True,
+        env=_env(cache), timeout=900, check=False,
     )  # fmt: skip
     assert after.returncode == 0, after.stderr
     found = json.loads(after.stdout.strip().splitlines()[-1])
