@@ -76,24 +76,28 @@ def share_common_mode(measured, sigma: np.ndarray):
             error_var[p] = MEDIAN_EFFICIENCY * sigma[p] ** 2 / np.maximum(counts[p], 1)
     ok &= np.isfinite(error_var)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        common, common_var = _common_level(raw, ok, error_var)
-        own = raw - common[:, :, None]
+        precision = np.where(ok, 1.0 / error_var, 0.0)
+        common, common_var = _common_level(raw, ok, precision)
         own_error_var = np.maximum(error_var - common_var[:, :, None], 0.0)
-        ok &= np.isfinite(own)
-        offset = _group_offsets(own, ok)
-        common = _robust_common(raw, ok, offset, (common, np.where(ok, 1.0 / error_var, 0.0)))
+        ok &= np.isfinite(raw - common[:, :, None])
+        offset = _group_offsets(raw - common[:, :, None], ok)
+        common = _robust_common(raw, ok, offset, precision, common)
         own = raw - common[:, :, None] - offset[:, None, :]
-        tau2 = _own_variance(own, own_error_var, ok)
-        filtered = tau2[None, None, :] / (tau2[None, None, :] + own_error_var) * own
-        for p in range(raw.shape[0]):
-            for g in range(raw.shape[2]):
-                if ok[p, :, g].sum() >= _MIN_SPECTRUM_LINES:
-                    filtered[p, :, g] = wiener_over_lines(
-                        own[p, :, g], ok[p, :, g], own_error_var[p, :, g]
-                    )
-        shared = common[:, :, None] + offset[:, None, :] + filtered
+        shared = common[:, :, None] + offset[:, None, :] + _filtered(own, own_error_var, ok)
     ok &= np.isfinite(shared)
     return replace(measured, raw=np.where(ok, shared, raw))
+
+
+def _filtered(own, own_error_var, ok):
+    """The own parts, Wiener-filtered over the lines (one weight per line on short planes)."""
+    filtered = np.empty(own.shape)
+    spectral = ok.sum(axis=1) >= _MIN_SPECTRUM_LINES  # (P, n_groups)
+    if not spectral.all():
+        tau2 = _own_variance(own, own_error_var, ok)
+        filtered[...] = tau2[None, None, :] / (tau2[None, None, :] + own_error_var) * own
+    for p, g in np.argwhere(spectral):
+        filtered[p, :, g] = wiener_over_lines(own[p, :, g], ok[p, :, g], own_error_var[p, :, g])
+    return filtered
 
 
 def wiener_over_lines(measured, valid, error_var):
@@ -140,22 +144,21 @@ def wiener_over_lines(measured, valid, error_var):
     return np.fft.irfft(gain * spectrum, n_lines)
 
 
-def _common_level(raw, ok, error_var):
+def _common_level(raw, ok, precision):
     """``(P, n_lines)`` precision-weighted mean of a line's groups, and its variance."""
-    precision = np.where(ok, 1.0 / error_var, 0.0)
     total = precision.sum(axis=2)
     common = (precision * np.where(ok, raw, 0.0)).sum(axis=2) / total
     return np.where(total > 0, common, np.nan), 1.0 / total
 
 
-def _robust_common(raw, ok, offset, weighted):
+def _robust_common(raw, ok, offset, precision, fallback):
     """``(P, n_lines)`` the line's common level, without the groups that stray from it.
 
     The precision-weighted mean of the groups' levels less their offsets,
     leaving out a group further than :data:`_STRAY` robust spreads (of its
     own distance over the lines) from the median of the line's groups: a band
     whose level a source wing biased would otherwise pass its bias to every
-    other band of the line.
+    other band of the line. ``fallback`` where no group is left.
     """
     aligned = np.where(ok, raw - offset[:, None, :], np.nan)
     with warnings.catch_warnings():
@@ -164,11 +167,11 @@ def _robust_common(raw, ok, offset, weighted):
         distance = np.abs(aligned - median[:, :, None])
         spread = _MAD_TO_SIGMA * np.nanmedian(distance, axis=1)  # (P, n_groups)
     kept = ok & (distance <= _STRAY * spread[:, None, :])
-    weights = np.where(kept, weighted[1], 0.0)
+    weights = np.where(kept, precision, 0.0)
     total = weights.sum(axis=2)
     mean = (weights * np.where(kept, aligned, 0.0)).sum(axis=2) / np.where(total > 0, total, 1)
     common = np.where(total > 0, mean, median)
-    return np.where(np.isfinite(common), common, weighted[0])
+    return np.where(np.isfinite(common), common, fallback)
 
 
 def _group_offsets(own, ok):
