@@ -3,8 +3,8 @@
 ``prepare`` (``_prepare.py``: dtype, byte order, usable-pixel flags, layout)
 -> ``scene`` (``scene.py``: source mask and background, found once for the
 chunk) -> ``measure`` (clipped level per line, band and parity) -> common
-mode (``outputs.py``: each band's own part weighed against the line's common
-level, with the scene stages) -> ``resolve`` (band fallbacks, plane
+mode (``outputs.py``: each band's own part Wiener-filtered against the line's
+common level, with the scene stages) -> ``resolve`` (band fallbacks, plane
 pedestal, empty lines from reference pixels) -> ``apply`` (subtract, keep the
 pedestal) -> stripe excess (``excess.py``). Each stage is a function with one
 job; :func:`correct_planes` runs them and returns the corrected planes with a
