@@ -41,17 +41,22 @@ def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma
         ``(P,)`` sky level (after the background) and white-noise dispersion.
     """
     n_planes = planes.shape[0]
-    n_lines = prepared.layout.n_lines
-    means = np.empty((n_planes, n_lines))
-    counts = np.empty((n_planes, n_lines), np.int64)
-    centre = np.where(np.isfinite(sky), sky, 0.0)
+    layout = prepared.layout
+    means = np.empty((n_planes, layout.n_lines, 1))
+    counts = np.empty((n_planes, layout.n_lines, 1), np.int64)
+    centre = np.where(np.isfinite(sky), sky, 0.0).astype(np.float64)
     ok_sigma = np.isfinite(sigma) & (sigma > 0)
     with np.errstate(over="ignore"):  # a window beyond the float range is no window
         half_width = np.where(ok_sigma, _WINDOW_SIGMAS * np.where(ok_sigma, sigma, 1.0), np.inf)
-    linemeans.sky_line_means(
-        planes, prepared.flags, prepared.background, prepared.layout.along_rows,
-        (centre.astype(np.float64), half_width.astype(np.float64)), means, counts,
+    half_width = half_width.astype(np.float64)
+    whole_line = np.array([0, layout.length], np.int64)
+    linemeans.window_means(
+        planes, prepared.flags, prepared.background,
+        (layout.along_rows, whole_line, np.bool_(False)),
+        (np.repeat(centre, layout.n_lines).reshape(means.shape), half_width, half_width),
+        means, counts,
     )  # fmt: skip
+    means, counts = means[:, :, 0], counts[:, :, 0]
     return _excess_of(means, counts, sigma, ok_sigma)
 
 

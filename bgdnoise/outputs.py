@@ -19,7 +19,13 @@ measured ``q + e``:
 - each frequency keeps ``S_q / (S_q + S_e)`` of what was measured.
 
 A plane with too few lines for a spectrum uses one weight per line,
-``tau^2 / (tau^2 + var(e))``. See docs/algorithm.rst.
+``tau^2 / (tau^2 + var(e))``.
+
+The common level ``c`` (or the single group's level, with one group) is
+filtered the same way against its own, smaller error: the line's stripe is
+1/f noise too, so at the highest line frequencies, where its power comes
+near the error's, part of what was measured is error. There, power at low
+frequencies beyond the law is kept as stripe. See docs/algorithm.rst.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["MEDIAN_EFFICIENCY", "share_common_mode", "wiener_over_lines"]
+__all__ = ["MEAN_EFFICIENCY", "MEDIAN_EFFICIENCY", "share_common_mode", "wiener_over_lines"]
 
 # Variance of a median over that of a mean of Gaussian values is pi/2; the
 # clipped median sits close to it.
 MEDIAN_EFFICIENCY = np.pi / 2
+# The mean of Gaussian values within +-3 sigma has about the mean's variance.
+MEAN_EFFICIENCY = 1.0
 # Lines a group needs to estimate its offset and own variance.
 _MIN_LINES = 16
 # Lines a group needs for the spectral filter; the 1/f law and the white
@@ -49,7 +57,7 @@ _STRAY = 3.0
 _MAD_TO_SIGMA = 1.4826
 
 
-def share_common_mode(measured, sigma: np.ndarray):
+def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EFFICIENCY):
     """``measured`` with each group's own part filtered (see the module docstring).
 
     Parameters
@@ -59,6 +67,9 @@ def share_common_mode(measured, sigma: np.ndarray):
         needs (groups with fewer are left for the band fallback).
     sigma : numpy.ndarray
         ``(P,)`` white-noise dispersion of a pixel in each plane.
+    efficiency : float
+        A level's variance over ``sigma**2 / count``: pi/2 for clipped
+        medians, 1 for the means of :func:`bgdnoise.stages.sky_means`.
 
     Returns
     -------
@@ -67,25 +78,53 @@ def share_common_mode(measured, sigma: np.ndarray):
         line or a dispersion that is not a positive finite number.
     """
     raw, counts = measured.raw, measured.counts
-    if raw.shape[2] == 1:
-        return measured
     ok = (counts >= measured.needed) & np.isfinite(raw)
     error_var = np.full(raw.shape, np.inf)
     for p in range(raw.shape[0]):
         if np.isfinite(sigma[p]) and sigma[p] > 0:
-            error_var[p] = MEDIAN_EFFICIENCY * sigma[p] ** 2 / np.maximum(counts[p], 1)
+            error_var[p] = efficiency * sigma[p] ** 2 / np.maximum(counts[p], 1)
     ok &= np.isfinite(error_var)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         precision = np.where(ok, 1.0 / error_var, 0.0)
-        common, common_var = _common_level(raw, ok, precision)
-        own_error_var = np.maximum(error_var - common_var[:, :, None], 0.0)
-        ok &= np.isfinite(raw - common[:, :, None])
-        offset = _group_offsets(raw - common[:, :, None], ok)
-        common = _robust_common(raw, ok, offset, precision, common)
-        own = raw - common[:, :, None] - offset[:, None, :]
-        shared = common[:, :, None] + offset[:, None, :] + _filtered(own, own_error_var, ok)
+        if raw.shape[2] == 1:
+            common, common_var = np.where(ok[:, :, 0], raw[:, :, 0], np.nan), error_var[:, :, 0]
+            shared = _filtered_common(common, common_var)[:, :, None]
+        else:
+            common, common_var = _common_level(raw, ok, precision)
+            own_error_var = np.maximum(error_var - common_var[:, :, None], 0.0)
+            ok &= np.isfinite(raw - common[:, :, None])
+            offset = _group_offsets(raw - common[:, :, None], ok)
+            common, common_var = _robust_common(raw, ok, offset, precision, common, common_var)
+            own = raw - common[:, :, None] - offset[:, None, :]
+            shared = (
+                _filtered_common(common, common_var)[:, :, None]
+                + offset[:, None, :]
+                + _filtered(own, own_error_var, ok)
+            )
     ok &= np.isfinite(shared)
     return replace(measured, raw=np.where(ok, shared, raw))
+
+
+def _filtered_common(common, common_var):
+    """``(P, n_lines)`` the common level, Wiener-filtered over the lines where it has enough.
+
+    The line's stripe is 1/f noise read out line after line too, and its
+    measuring error white: where the stripe's power is near the error's (the
+    highest line frequencies) part of what was measured is error. Power at
+    low frequencies beyond the fitted law is kept as stripe (a steeper
+    spectrum), not taken for scene as for the own parts.
+    """
+    filtered = common.copy()
+    for p in range(common.shape[0]):
+        valid = np.isfinite(common[p]) & np.isfinite(common_var[p])
+        if valid.sum() < _MIN_SPECTRUM_LINES:
+            continue
+        level = float(np.median(common[p, valid]))
+        filtered[p, valid] = (
+            level
+            + wiener_over_lines(common[p] - level, valid, common_var[p], low_excess="signal")[valid]
+        )
+    return filtered
 
 
 def _filtered(own, own_error_var, ok):
@@ -100,22 +139,26 @@ def _filtered(own, own_error_var, ok):
     return filtered
 
 
-def wiener_over_lines(measured, valid, error_var):
-    """The own stripe in ``measured`` (one group, every line), Wiener-filtered.
+def wiener_over_lines(measured, valid, error_var, low_excess="error"):
+    """The 1/f stripe in ``measured`` (one series over the lines), Wiener-filtered.
 
     Parameters
     ----------
     measured : numpy.ndarray
-        ``(n_lines,)`` own part plus error, offset removed; read where ``valid``.
+        ``(n_lines,)`` stripe plus error, its level removed; read where ``valid``.
     valid : numpy.ndarray
         bool ``(n_lines,)``.
     error_var : numpy.ndarray
         ``(n_lines,)`` variance of the white measuring error (its floor).
+    low_excess : {"error", "signal"}
+        What power beyond the 1/f law at frequencies below 1 / 16 lines is:
+        the scene (an own part's error) or stripe (the common level, whose
+        spectrum may be steeper).
 
     Returns
     -------
     numpy.ndarray
-        ``(n_lines,)`` the filtered own part (meaningful where ``valid``).
+        ``(n_lines,)`` the filtered stripe (meaningful where ``valid``).
     """
     n_lines = measured.size
     values = np.where(valid, measured, 0.0)
@@ -138,7 +181,11 @@ def wiener_over_lines(measured, valid, error_var):
     ratio = np.pad(power[1:] / model, _SMOOTH_BINS // 2, mode="edge")
     smooth = np.convolve(ratio, np.ones(_SMOOTH_BINS) / _SMOOTH_BINS, mode="valid")
     error = np.full(freq.size, floor)
-    error[1:] += np.maximum(smooth - 1.0, 0.0) * model
+    excess = np.maximum(smooth - 1.0, 0.0) * model
+    if low_excess == "error":
+        error[1:] += excess
+    else:
+        signal[1:] += np.where(high[1:], 0.0, excess)
     gain = signal / (signal + error)
     gain[0] = 0.0  # the mean is the offset, already taken
     return np.fft.irfft(gain * spectrum, n_lines)
@@ -151,7 +198,7 @@ def _common_level(raw, ok, precision):
     return np.where(total > 0, common, np.nan), 1.0 / total
 
 
-def _robust_common(raw, ok, offset, precision, fallback):
+def _robust_common(raw, ok, offset, precision, fallback, fallback_var):
     """``(P, n_lines)`` the line's common level, without the groups that stray from it.
 
     The precision-weighted mean of the groups' levels less their offsets,
@@ -171,7 +218,9 @@ def _robust_common(raw, ok, offset, precision, fallback):
     total = weights.sum(axis=2)
     mean = (weights * np.where(kept, aligned, 0.0)).sum(axis=2) / np.where(total > 0, total, 1)
     common = np.where(total > 0, mean, median)
-    return np.where(np.isfinite(common), common, fallback)
+    variance = np.where(total > 0, 1.0 / np.where(total > 0, total, 1), fallback_var)
+    finite = np.isfinite(common)
+    return np.where(finite, common, fallback), np.where(finite, variance, fallback_var)
 
 
 def _group_offsets(own, ok):

@@ -22,15 +22,24 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._prepare import Prepared, check_out, prepare
+from ._kernels import linemeans
+from ._prepare import Prepared, check_out, make_layout, prepare
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
-from .outputs import share_common_mode
+from .outputs import MEAN_EFFICIENCY, share_common_mode
 from .report import make_report
 from .scene import model_scene, with_scene
 
-__all__ = ["Measured", "Resolved", "apply", "correct_planes", "measure", "resolve"]
+__all__ = [
+    "Measured",
+    "Resolved",
+    "apply",
+    "correct_planes",
+    "measure",
+    "resolve",
+    "sky_means",
+]
 
 # One pixel pair in this many is sampled for the global dispersion (about
 # half are kept): on a full frame a sigma to ~0.3% for about a millisecond;
@@ -44,6 +53,9 @@ _COLUMN_BLOCK = 16
 # it (the same share of the work on any plane), on at least _MIN_OFFSET_LINES.
 _OFFSET_LINE_STEP = 8
 _MIN_OFFSET_LINES = 8
+# With the scene stages, a line read by one output is measured in read-time
+# segments of this many pixels (see read_segments).
+_SEGMENT = 256
 # Below these magnitudes of the subtracted model no finite value of the
 # output dtype can overflow (half an ulp of the dtype's maximum, halved).
 _SAFE_MODEL = {np.dtype(np.float32): 2.0**102, np.dtype(np.float64): 2.0**969}
@@ -152,9 +164,7 @@ def measure(
     n_items = n_planes * -(-n_lines // block)
     needed = needed_counts(layout.group_sizes, float(options.min_fraction))
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
-    sigma = options.sigma
-    lower = sigma if options.sigma_lower is None else options.sigma_lower
-    upper = sigma if options.sigma_upper is None else options.sigma_upper
+    lower, upper = _clip_sigmas(options)
     maxiters = -1 if options.maxiters is None else options.maxiters
     _kernels.line_levels(
         planes, prepared.flags, prepared.background,
@@ -342,6 +352,67 @@ def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=Fals
     return result, (model if return_model else None)
 
 
+def read_segments(prepared: Prepared, options: CorrectionOptions) -> Prepared:
+    """``prepared`` with each line of a one-output plane split into read-time segments.
+
+    A line read by one output takes a few tens of milliseconds, over which
+    the 1/f noise moves: on a subarray most of the stripe's variance is
+    within the line, which one level per line cannot follow. Each segment of
+    :data:`_SEGMENT` pixels is then a group of its own: its level is measured
+    where it has sky, and the common mode stage shares the line's level with
+    it (its own part Wiener-filtered) and lets a segment a trace covers fall
+    back to the line's level. Planes read by several outputs, or with lines
+    shorter than two segments, are returned unchanged.
+    """
+    layout = prepared.layout
+    n_segments = layout.length // _SEGMENT
+    if layout.band_edges.size != 2 or n_segments < 2:
+        return prepared
+    segmented = make_layout(
+        prepared.planes.shape, prepared.axis, dataclasses.replace(options, n_outputs=n_segments)
+    )
+    return dataclasses.replace(prepared, layout=segmented)
+
+
+def sky_means(
+    prepared: Prepared, measured: Measured, sigma: np.ndarray, options: CorrectionOptions
+) -> Measured:
+    """``measured`` with each group's level the mean of its values within the clip.
+
+    Once the sources are masked, a group's usable values are sky plus white
+    noise, whose mean has pi/2 less variance than its median: the level
+    becomes the mean of the values within the clip's bounds (``sigma_lower``
+    and ``sigma_upper`` times the plane's dispersion) around the clipped
+    median, which keeps the median's robustness to what the mask missed.
+    Groups without such values, and planes without a dispersion, keep the
+    median.
+    """
+    usable = np.isfinite(sigma) & (sigma > 0)
+    if not usable.any():
+        return measured
+    lower, upper = _clip_sigmas(options)
+    layout = prepared.layout
+    means = np.empty(measured.raw.shape)
+    counts = np.empty(measured.raw.shape, np.int64)
+    below = np.where(usable, lower * np.where(usable, sigma, 0.0), -np.inf)
+    above = np.where(usable, upper * np.where(usable, sigma, 0.0), -np.inf)
+    linemeans.window_means(
+        prepared.planes, prepared.flags, prepared.background,
+        (layout.along_rows, layout.band_edges, np.bool_(layout.odd_even)),
+        (measured.raw, below.astype(np.float64), above.astype(np.float64)),
+        means, counts,
+    )  # fmt: skip
+    keep = (counts > 0) & np.isfinite(means)
+    return dataclasses.replace(measured, raw=np.where(keep, means, measured.raw))
+
+
+def _clip_sigmas(options: CorrectionOptions) -> tuple[float, float]:
+    """The clip's lower and upper bounds, in sigmas."""
+    lower = options.sigma if options.sigma_lower is None else options.sigma_lower
+    upper = options.sigma if options.sigma_upper is None else options.sigma_upper
+    return float(lower), float(upper)
+
+
 def _white_sigma(prepared: Prepared, measured: Measured, options: CorrectionOptions):
     """Each plane's white-noise dispersion: the clip's, or measured for the report."""
     if np.isfinite(measured.scale).all():
@@ -372,12 +443,15 @@ def correct_planes(
     lap("prepare")
     scene = model_scene(prepared, options)
     prepared = with_scene(prepared, scene)
+    if scene.mask is not None or scene.background is not None:
+        prepared = read_segments(prepared, options)
     lap("scene")
     measured = measure(prepared, options)
     lap("measure")
     sigma = _white_sigma(prepared, measured, options)
     if scene.mask is not None or scene.background is not None:
-        measured = share_common_mode(measured, sigma)
+        measured = sky_means(prepared, measured, sigma, options)
+        measured = share_common_mode(measured, sigma, MEAN_EFFICIENCY)
     resolved = resolve(prepared, measured, options)
     lap("resolve")
     before, rms_before = stripe_excess(prepared.planes, prepared, resolved.plane_level, sigma)
@@ -385,7 +459,7 @@ def correct_planes(
     lap("apply")
     planes_after = result.reshape((-1,) + result.shape[-2:])
     # The pedestal stays with keep_level; otherwise the sky is at zero.
-    sky_after = resolved.plane_level if options.keep_level else np.zeros(result.shape[:1])
+    sky_after = resolved.plane_level if options.keep_level else np.zeros(planes_after.shape[:1])
     after, rms_after = stripe_excess(planes_after, prepared, sky_after, sigma)
     lap("excess")
     clock.pop("last")

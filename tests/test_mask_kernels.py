@@ -1,4 +1,4 @@
-"""The source-mask kernels (``_kernels.mask``) and ``sky_line_means`` against numpy.
+"""The source-mask kernels (``_kernels.mask``) and ``window_means`` against numpy.
 
 Every reference here is a plain numpy (or brute-force loop) version of what
 the kernel's docstring says, written without the kernel's running sums,
@@ -374,38 +374,49 @@ def test_binning_keeps_a_stripe_whole(rng):
 
 
 # --------------------------------------------------------------------------
-# sky_line_means
+# window_means
 # --------------------------------------------------------------------------
-def ref_sky_line_means(data, flags, background, along_rows, centre, half_width):
-    n_planes = data.shape[0]
+def ref_window_means(data, flags, background, geometry, centre, below, above):
+    along_rows, band_edges, odd_even = geometry
     values = np.asarray(data, np.float64).copy()
+    values[values == 0.0] = np.nan  # no data in a rate file
     if background.shape[-1]:
         values = values - np.broadcast_to(background, values.shape)
     if flags.shape[-1]:
         values[np.broadcast_to(flags & EXCLUDE != 0, values.shape)] = np.nan
-    n_lines = data.shape[1] if along_rows else data.shape[2]
-    means, counts = np.full((n_planes, n_lines), np.nan), np.zeros((n_planes, n_lines), int)
-    for p in range(n_planes):
-        for line in range(n_lines):
-            v = values[p, line, :] if along_rows else values[p, :, line]
-            with np.errstate(invalid="ignore"):
-                v = v[(v >= centre[p] - half_width[p]) & (v <= centre[p] + half_width[p])]
-            counts[p, line] = v.size
-            if v.size:
-                means[p, line] = v.mean()
+    if not along_rows:
+        values = values.transpose(0, 2, 1)
+    n_planes, n_lines, n_groups = centre.shape
+    means, counts = np.full(centre.shape, np.nan), np.zeros(centre.shape, int)
+    for g in range(n_groups):
+        band = g // 2 if odd_even else g
+        positions = np.arange(band_edges[band], band_edges[band + 1])
+        if odd_even:
+            positions = positions[positions % 2 == g % 2]
+        for p in range(n_planes):
+            for line in range(n_lines):
+                v = values[p, line, positions]
+                with np.errstate(invalid="ignore"):
+                    low, high = centre[p, line, g] - below[p], centre[p, line, g] + above[p]
+                    keep = (v >= low) & (v <= high)
+                counts[p, line, g] = keep.sum()
+                if keep.any():
+                    means[p, line, g] = v[keep].mean()
     return means, counts
 
 
 @pytest.mark.parametrize("along_rows", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_flags", [0, 1, 3])
-@pytest.mark.parametrize("n_background", [0, 1, 3])
-def test_sky_line_means(along_rows, dtype, n_flags, n_background, rng):
+@pytest.mark.parametrize("n_background", [0, 3])
+@pytest.mark.parametrize("odd_even", [False, True])
+def test_window_means(along_rows, dtype, n_flags, n_background, odd_even, rng):
     shape = (3, 37, 53)
     data = rng.normal(10.0, 1.0, shape)
     data[rng.random(shape) < 0.02] += 50.0  # outside the window: left out
     data[rng.random(shape) < 0.05] = np.nan
     data[rng.random(shape) < 0.01] = np.inf
+    data[rng.random(shape) < 0.01] = 0.0  # no data: left out
     data = data.astype(dtype)
     flags = np.zeros((1, 0, 0), np.uint8)
     if n_flags:
@@ -417,14 +428,18 @@ def test_sky_line_means(along_rows, dtype, n_flags, n_background, rng):
     background = np.zeros((1, 0, 0), dtype)
     if n_background:
         background = rng.normal(0.0, 0.3, (n_background, *shape[1:])).astype(dtype)
-    centre = np.array([10.0, 9.5, 11.0])
-    half_width = np.array([3.0, 2.0, 100.0])  # the last one takes the +50 outliers too
-    n_lines = shape[1] if along_rows else shape[2]
-    means, counts = np.empty((3, n_lines)), np.empty((3, n_lines), np.int64)
-    linemeans.sky_line_means(data, flags, background, along_rows, (centre, half_width),
-                             means, counts)  # fmt: skip
-    ref_means, ref_counts = ref_sky_line_means(
-        data, flags, background, along_rows, centre, half_width
+    n_lines, length = (shape[1], shape[2]) if along_rows else (shape[2], shape[1])
+    band_edges = np.array([0, length // 3, length], np.int64)
+    n_groups = 2 * (2 if odd_even else 1)
+    centre = rng.normal(10.0, 0.5, (3, n_lines, n_groups))
+    below = np.array([3.0, 2.0, 100.0])  # the last one takes the +50 outliers too
+    above = np.array([1.5, 2.0, 100.0])
+    means, counts = np.empty(centre.shape), np.empty(centre.shape, np.int64)
+    geometry = (along_rows, band_edges, np.bool_(odd_even))
+    linemeans.window_means(data, flags, background, geometry, (centre, below, above),
+                           means, counts)  # fmt: skip
+    ref_means, ref_counts = ref_window_means(
+        data, flags, background, geometry, centre, below, above
     )
     np.testing.assert_array_equal(counts, ref_counts)
     np.testing.assert_allclose(means, ref_means, rtol=1e-12, equal_nan=True)
