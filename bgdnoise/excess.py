@@ -5,6 +5,13 @@ The stripe excess is the RMS over lines of the line mean on unmasked sky
 dispersion gives for lines of those pixel counts: 1.0 means no striping is
 left, 2.0 means twice the white-noise floor. It does not grow with depth or
 exposure time, so a thousand corrected files can be sorted by it.
+
+The sky of a line is its usable values within the clip's bounds around each
+group's clipped median (:func:`bgdnoise.stages.sky_means`: a source the mask
+missed, a cosmic ray do not count). After the correction the same pixels
+are used, less what was subtracted from their group: the correction is
+constant along a group, so that is the corrected image's line mean without
+another pass over it.
 """
 
 from __future__ import annotations
@@ -13,18 +20,13 @@ import warnings
 
 import numpy as np
 
-from ._kernels import linemeans
-from ._prepare import Prepared
-
 __all__ = ["stripe_excess"]
 
-# Values further than this many sigmas from the sky do not count.
-_WINDOW_SIGMAS = 5.0
 # Lines with fewer values are left out.
 _MIN_COUNT = 16
 
 
-def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma: np.ndarray):
+def stripe_excess(means: np.ndarray, counts: np.ndarray, sigma: np.ndarray, subtracted=None):
     """Stripe excess of each plane and the RMS it is made of.
 
     Returns ``(excess, rms)``, each ``(P,)`` float64, NaN where not
@@ -33,31 +35,23 @@ def stripe_excess(planes: np.ndarray, prepared: Prepared, sky: np.ndarray, sigma
 
     Parameters
     ----------
-    planes : numpy.ndarray
-        ``(P, ny, nx)`` values (the data before, or the result after).
-    prepared : Prepared
-        Flags (sources included) and background of the correction.
-    sky, sigma : numpy.ndarray
-        ``(P,)`` sky level (after the background) and white-noise dispersion.
+    means, counts : numpy.ndarray
+        ``(P, n_lines, n_groups)`` mean and number of each group's sky values
+        (:func:`bgdnoise.stages.sky_means`).
+    sigma : numpy.ndarray
+        ``(P,)`` white-noise dispersion of a pixel.
+    subtracted : numpy.ndarray, optional
+        ``(P, n_lines, n_groups)`` what the correction subtracted from each
+        group: the excess after it.
     """
-    n_planes = planes.shape[0]
-    layout = prepared.layout
-    means = np.empty((n_planes, layout.n_lines, 1))
-    counts = np.empty((n_planes, layout.n_lines, 1), np.int64)
-    centre = np.where(np.isfinite(sky), sky, 0.0).astype(np.float64)
+    values = means if subtracted is None else means - subtracted
+    used = (counts > 0) & np.isfinite(values)
+    line_counts = np.where(used, counts, 0).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        totals = np.where(used, counts * np.where(used, values, 0.0), 0.0).sum(axis=2)
+        line_means = totals / line_counts
     ok_sigma = np.isfinite(sigma) & (sigma > 0)
-    with np.errstate(over="ignore"):  # a window beyond the float range is no window
-        half_width = np.where(ok_sigma, _WINDOW_SIGMAS * np.where(ok_sigma, sigma, 1.0), np.inf)
-    half_width = half_width.astype(np.float64)
-    whole_line = np.array([0, layout.length], np.int64)
-    linemeans.window_means(
-        planes, prepared.flags, prepared.background,
-        (layout.along_rows, whole_line, np.bool_(False)),
-        (np.repeat(centre, layout.n_lines).reshape(means.shape), half_width, half_width),
-        means, counts,
-    )  # fmt: skip
-    means, counts = means[:, :, 0], counts[:, :, 0]
-    return _excess_of(means, counts, sigma, ok_sigma)
+    return _excess_of(line_means, line_counts, sigma, ok_sigma)
 
 
 def _excess_of(means, counts, sigma, ok_sigma):

@@ -39,6 +39,7 @@ __all__ = [
     "measure",
     "resolve",
     "sky_means",
+    "with_sky_levels",
 ]
 
 # One pixel pair in this many is sampled for the global dispersion (about
@@ -376,24 +377,23 @@ def read_segments(prepared: Prepared, options: CorrectionOptions) -> Prepared:
 
 def sky_means(
     prepared: Prepared, measured: Measured, sigma: np.ndarray, options: CorrectionOptions
-) -> Measured:
-    """``measured`` with each group's level the mean of its values within the clip.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and number of each group's values within the clip around its clipped median.
 
-    Once the sources are masked, a group's usable values are sky plus white
-    noise, whose mean has pi/2 less variance than its median: the level
-    becomes the mean of the values within the clip's bounds (``sigma_lower``
-    and ``sigma_upper`` times the plane's dispersion) around the clipped
-    median, which keeps the median's robustness to what the mask missed.
-    Groups without such values, and planes without a dispersion, keep the
-    median.
+    One pass over the planes: the values within the clip's bounds
+    (``sigma_lower`` and ``sigma_upper`` times the plane's dispersion
+    ``sigma``) around the group's clipped median. ``(means, counts)``, each
+    ``(P, n_lines, n_groups)``; NaN and 0 where a group has none (and on
+    planes without a dispersion). The scene stages take them as the levels
+    (:func:`with_sky_levels`); the stripe excess of every correction is
+    built from them.
     """
     usable = np.isfinite(sigma) & (sigma > 0)
-    if not usable.any():
-        return measured
     lower, upper = _clip_sigmas(options)
     layout = prepared.layout
     means = np.empty(measured.raw.shape)
     counts = np.empty(measured.raw.shape, np.int64)
+    # No window on a plane without a dispersion: its groups get no values.
     below = np.where(usable, lower * np.where(usable, sigma, 0.0), -np.inf)
     above = np.where(usable, upper * np.where(usable, sigma, 0.0), -np.inf)
     linemeans.window_means(
@@ -402,6 +402,18 @@ def sky_means(
         (measured.raw, below.astype(np.float64), above.astype(np.float64)),
         means, counts,
     )  # fmt: skip
+    return means, counts
+
+
+def with_sky_levels(measured: Measured, means: np.ndarray, counts: np.ndarray) -> Measured:
+    """``measured`` with each group's level the mean of :func:`sky_means` (scene stages).
+
+    Once the sources are masked, a group's usable values are sky plus white
+    noise, whose mean has pi/2 less variance than its median; taking the
+    values within the clip around the clipped median keeps the median's
+    robustness to what the mask missed. Groups without such values keep the
+    median.
+    """
     keep = (counts > 0) & np.isfinite(means)
     return dataclasses.replace(measured, raw=np.where(keep, means, measured.raw))
 
@@ -449,18 +461,17 @@ def correct_planes(
     measured = measure(prepared, options)
     lap("measure")
     sigma = _white_sigma(prepared, measured, options)
+    means, counts = sky_means(prepared, measured, sigma, options)
     if scene.mask is not None or scene.background is not None:
-        measured = sky_means(prepared, measured, sigma, options)
-        measured = share_common_mode(measured, sigma, MEAN_EFFICIENCY)
+        measured = share_common_mode(
+            with_sky_levels(measured, means, counts), sigma, MEAN_EFFICIENCY
+        )
     resolved = resolve(prepared, measured, options)
     lap("resolve")
-    before, rms_before = stripe_excess(prepared.planes, prepared, resolved.plane_level, sigma)
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")
-    planes_after = result.reshape((-1,) + result.shape[-2:])
-    # The pedestal stays with keep_level; otherwise the sky is at zero.
-    sky_after = resolved.plane_level if options.keep_level else np.zeros(planes_after.shape[:1])
-    after, rms_after = stripe_excess(planes_after, prepared, sky_after, sigma)
+    before, rms_before = stripe_excess(means, counts, sigma)
+    after, rms_after = stripe_excess(means, counts, sigma, resolved.line_model)
     lap("excess")
     clock.pop("last")
     clock.pop("start")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import bgdnoise
+from bgdnoise import stages
 from bgdnoise._prepare import prepare
 from bgdnoise.excess import stripe_excess
 from bgdnoise.options import CorrectionOptions
@@ -220,23 +221,45 @@ def test_detect_grow_zero_and_unusable_pixels(rng):
 # --------------------------------------------------------------------------
 # stripe_excess
 # --------------------------------------------------------------------------
-def excess_of(data, axis, sky, sigma, background=None, **kwargs):
+def sky_of(data, axis, sigma, background=None, **kwargs):
+    """``(means, counts)`` of the sky of every line, as a correction measures them."""
     options = CorrectionOptions.from_kwargs(n_outputs=1, **kwargs)
     prepared = prepare(data, axis, options, background=background)
-    planes = prepared.planes
+    measured = stages.measure(prepared, options)
     sigma = np.atleast_1d(sigma).astype(float)
-    return stripe_excess(planes, prepared, np.atleast_1d(sky).astype(float), sigma)[0]
+    return stages.sky_means(prepared, measured, sigma, options)
+
+
+def excess_of(data, axis, sigma, background=None, **kwargs):
+    means, counts = sky_of(data, axis, sigma, background, **kwargs)
+    return stripe_excess(means, counts, np.atleast_1d(sigma).astype(float))[0]
 
 
 def test_excess_rms_is_its_numerator(rng):
-    # Full lines of 256 usable values: rms = excess * sigma / sqrt(256).
+    # Full lines of 256 values (the 3-sigma window keeps 99.7%):
+    # rms = excess * sigma / sqrt(n).
     data = rng.normal(5.0, 2.0, (300, 256)) + rng.normal(0.0, 0.5, (300, 1))
-    options = CorrectionOptions.from_kwargs(n_outputs=1)
-    prepared = prepare(data, "rows", options)
-    excess, rms = stripe_excess(prepared.planes, prepared, np.array([5.0]), np.array([2.0]))
-    np.testing.assert_allclose(rms, excess * 2.0 / 16.0, rtol=1e-12)
+    means, counts = sky_of(data, "rows", 2.0)
+    excess, rms = stripe_excess(means, counts, np.array([2.0]))
+    floor = 2.0 * np.sqrt(np.mean(1.0 / counts))
+    np.testing.assert_allclose(rms, excess * floor, rtol=1e-12)
     # The injected line RMS (0.5) over the floor (2/16), both in quadrature.
     assert rms[0] == pytest.approx(np.hypot(0.5, 2.0 / 16.0), rel=0.1)
+
+
+def test_excess_after_is_that_of_the_corrected_image(rng):
+    # What the correction subtracted from each group, taken from the same
+    # pixels' means, gives the corrected image's line means.
+    data = rng.normal(5.0, 1.0, (200, 256)) + rng.normal(0.0, 0.5, (200, 1))
+    means, counts = sky_of(data, "rows", 1.0)
+    subtracted = rng.normal(0.0, 0.3, means.shape)
+    corrected = data - subtracted[0]
+    kept = np.abs(data - np.nanmedian(data, axis=1, keepdims=True)) <= 3.0
+    line_means = np.array([corrected[i, kept[i]].mean() for i in range(200)])
+    deviation = line_means - np.median(line_means)
+    _, rms = stripe_excess(means, counts, np.array([1.0]), subtracted)
+    # The window is around each line's clipped median, not the plain median.
+    assert rms[0] == pytest.approx(np.sqrt(np.mean(deviation**2)), rel=0.02)
 
 
 @pytest.mark.parametrize("axis", ["rows", "columns"])
@@ -244,7 +267,7 @@ def test_excess_of_white_noise_is_one(axis, rng):
     # 512 lines: the RMS of 512 line means scatters by 1/sqrt(2*512) = 3%.
     sigma = 2.0
     data = rng.normal(10.0, sigma, SHAPE if axis == "rows" else SHAPE[::-1])
-    excess = excess_of(data, axis, 10.0, sigma)
+    excess = excess_of(data, axis, sigma)
     assert excess.shape == (1,)
     assert abs(excess[0] - 1.0) < 0.10
 
@@ -259,7 +282,7 @@ def test_excess_of_injected_stripes(axis, stripe_rms, rng):
     stripes = rng.normal(0.0, stripe_rms, n_lines)
     lines = rng.normal(10.0, sigma, (n_lines, length)) + stripes[:, None]
     data = lines if axis == "rows" else np.ascontiguousarray(lines.T)
-    excess = excess_of(data, axis, 10.0, sigma)[0]
+    excess = excess_of(data, axis, sigma)[0]
     floor = sigma / np.sqrt(length)
     injected = np.sqrt(np.mean((stripes - np.median(stripes)) ** 2))
     expected = np.sqrt(injected**2 + floor**2) / floor
@@ -282,8 +305,8 @@ def test_excess_per_plane_with_sources_masked_and_windowed(rng):
     # Only unmasked pixels count: the floor is sigma / sqrt(300).
     floor = sigma / np.sqrt(300)
     expected = [np.sqrt(np.mean((s - np.median(s)) ** 2) + floor**2) / floor for s in stripes]
-    masked = excess_of(cube, "rows", np.zeros(3), np.full(3, sigma), mask=source)
-    windowed = excess_of(cube, "rows", np.zeros(3), np.full(3, sigma))
+    masked = excess_of(cube, "rows", np.full(3, sigma), mask=source)
+    windowed = excess_of(cube, "rows", np.full(3, sigma))
     np.testing.assert_allclose(masked, expected, rtol=0.10)
     np.testing.assert_allclose(windowed, expected, rtol=0.10)
 
@@ -293,17 +316,17 @@ def test_excess_subtracts_the_background(rng):
     sigma = 1.0
     background = np.linspace(0.0, 3.0, 256)[:, None] * np.ones((256, 512))
     data = background + rng.normal(0.0, sigma, (256, 512))
-    with_bg = excess_of(data, "rows", 0.0, sigma, background=background)[0]
-    without = excess_of(data, "rows", 0.0, sigma)[0]
+    with_bg = excess_of(data, "rows", sigma, background=background)[0]
+    without = excess_of(data, "rows", sigma)[0]
     assert abs(with_bg - 1.0) < 0.15
     assert without > 5.0
 
 
 def test_excess_is_nan_when_not_measurable(rng):
     data = rng.normal(0.0, 1.0, (3, 64, 128))
-    got = excess_of(data, "rows", np.zeros(3), np.array([1.0, np.nan, 0.0]))
+    got = excess_of(data, "rows", np.array([1.0, np.nan, 0.0]))
     assert np.isfinite(got[0]) and np.isnan(got[1]) and np.isnan(got[2])
     # Fewer than 8 lines with 16 values: NaN.
-    assert np.isnan(excess_of(rng.normal(0.0, 1.0, (7, 128)), "rows", 0.0, 1.0)[0])
-    short = excess_of(rng.normal(0.0, 1.0, (64, 15)), "rows", 0.0, 1.0)
+    assert np.isnan(excess_of(rng.normal(0.0, 1.0, (7, 128)), "rows", 1.0)[0])
+    short = excess_of(rng.normal(0.0, 1.0, (64, 15)), "rows", 1.0)
     assert np.isnan(short[0])

@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .gather import _group_span, _plane_rows, _usable_value
+from .flags import EXCLUDE
+from .gather import _group_span, _plane_rows
 from .threads import run_ranges
 
 # Column lines are summed this many at a time, walking rows, so reads stay contiguous.
-_COLUMN_BLOCK = 16
+_COLUMN_BLOCK = 64
 
 
 def window_means(data, flags, background, geometry, window, means, counts):
@@ -69,36 +70,81 @@ def _window_means_range(
     blocks_per_plane = (n_lines + block - 1) // block
     totals = np.zeros((block, n_groups))
     n = np.zeros((block, n_groups), np.int64)
+    lows, highs = np.empty(block), np.empty(block)
     for item in range(start, stop):
         p = item // blocks_per_plane
         first = (item % blocks_per_plane) * block
         nl = min(block, n_lines - first)
         dplane, fplane, bplane = _plane_rows(data, flags, background, p)
-        has_flags = fplane.shape[0] > 0
-        has_bg = bplane.shape[0] > 0
         totals[:] = 0.0
         n[:] = 0
         for g in range(n_groups):
             span = _group_span(band_edges, odd_even, g)
             if along_rows:
-                low = centre[p, first, g] - below[p]
-                high = centre[p, first, g] + above[p]
-                drow = dplane[first]
-                for x in range(span[0], span[1], span[2]):
-                    v, ok = _usable_value(drow[x], fplane, bplane, first, x, has_flags, has_bg)
-                    if ok and low <= v <= high:
-                        totals[0, g] += v
-                        n[0, g] += 1
+                _row_sums(dplane, fplane, bplane, first, span, centre[p, first, g] - below[p],
+                          centre[p, first, g] + above[p], totals, n, g)  # fmt: skip
             else:
-                for y in range(span[0], span[1], span[2]):
-                    drow = dplane[y]
-                    for j in range(nl):
-                        x = first + j
-                        v, ok = _usable_value(drow[x], fplane, bplane, y, x, has_flags, has_bg)
-                        if ok and centre[p, x, g] - below[p] <= v <= centre[p, x, g] + above[p]:
-                            totals[j, g] += v
-                            n[j, g] += 1
+                for j in range(nl):
+                    lows[j] = centre[p, first + j, g] - below[p]
+                    highs[j] = centre[p, first + j, g] + above[p]
+                _column_sums(dplane, fplane, bplane, (first, nl), span, (lows, highs), totals, n, g)
         for j in range(nl):
             for g in range(n_groups):
                 counts[p, first + j, g] = n[j, g]
                 means[p, first + j, g] = totals[j, g] / n[j, g] if n[j, g] > 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _row_sums(dplane, fplane, bplane, y, span, low, high, totals, n, g):
+    """Sum and count of row ``y``'s usable values at ``range(*span)`` within ``[low, high]``.
+
+    Written to ``totals[0, g]`` and ``n[0, g]``.
+    """
+    has_flags = fplane.shape[0] > 0
+    has_bg = bplane.shape[0] > 0
+    drow = dplane[y]
+    total = 0.0
+    count = 0
+    for x in range(span[0], span[1], span[2]):
+        # The test of .gather._usable_value written out, branch-free, as in
+        # .gather._gather_row: with a call or branches here the loop is not vectorised.
+        v = np.float64(drow[x])
+        keep = (v - v == 0.0) & (v != 0.0)
+        if has_flags:
+            keep &= (fplane[y, x] & EXCLUDE) == 0
+        if has_bg:
+            v -= np.float64(bplane[y, x])
+        keep &= (v - v == 0.0) & (low <= v) & (v <= high)
+        total += v if keep else 0.0
+        count += keep
+    totals[0, g] = total
+    n[0, g] = count
+
+
+@njit(cache=True, nogil=True)
+def _column_sums(dplane, fplane, bplane, block, span, window, totals, n, g):
+    """Columns ``first..first + nl - 1`` at rows ``range(*span)``: rows ``j`` of column g.
+
+    Walks rows, ``nl`` columns at a time, so reads stay contiguous; each
+    column j keeps its values within ``[lows[j], highs[j]]``.
+    """
+    first, nl = block
+    lows, highs = window
+    has_flags = fplane.shape[0] > 0
+    has_bg = bplane.shape[0] > 0
+    for j in range(nl):
+        totals[j, g] = 0.0
+        n[j, g] = 0
+    for y in range(span[0], span[1], span[2]):
+        drow = dplane[y]
+        for j in range(nl):
+            x = first + j
+            v = np.float64(drow[x])
+            keep = (v - v == 0.0) & (v != 0.0)
+            if has_flags:
+                keep &= (fplane[y, x] & EXCLUDE) == 0
+            if has_bg:
+                v -= np.float64(bplane[y, x])
+            keep &= (v - v == 0.0) & (lows[j] <= v) & (v <= highs[j])
+            totals[j, g] += v if keep else 0.0
+            n[j, g] += keep
