@@ -7,8 +7,8 @@ left, 2.0 means twice the white-noise floor. It does not grow with depth or
 exposure time, so a thousand corrected files can be sorted by it.
 
 The sky of a line is its usable values within the clip's bounds around each
-group's clipped median (:func:`bgdnoise.stages.sky_means`: a source the mask
-missed, a cosmic ray do not count). After the correction the same pixels
+group's clipped median (``Measured.sky_means``, from the levels' own pass: a
+source the mask missed, a cosmic ray do not count). After the correction the same pixels
 are used, less what was subtracted from their group: the correction is
 constant along a group, so that is the corrected image's line mean without
 another pass over it.
@@ -37,7 +37,7 @@ def stripe_excess(means: np.ndarray, counts: np.ndarray, sigma: np.ndarray, subt
     ----------
     means, counts : numpy.ndarray
         ``(P, n_lines, n_groups)`` mean and number of each group's sky values
-        (:func:`bgdnoise.stages.sky_means`).
+        (``sky_means``, ``sky_counts`` of :class:`bgdnoise.stages.Measured`).
     sigma : numpy.ndarray
         ``(P,)`` white-noise dispersion of a pixel.
     subtracted : numpy.ndarray, optional

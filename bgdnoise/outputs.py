@@ -58,7 +58,7 @@ _MAD_TO_SIGMA = 1.4826
 
 
 def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EFFICIENCY):
-    """``measured`` with each group's own part filtered (see the module docstring).
+    """``measured`` with its common level and each group's own part filtered (module docstring).
 
     Parameters
     ----------
@@ -69,13 +69,14 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
         ``(P,)`` white-noise dispersion of a pixel in each plane.
     efficiency : float
         A level's variance over ``sigma**2 / count``: pi/2 for clipped
-        medians, 1 for the means of :func:`bgdnoise.stages.sky_means`.
+        medians, 1 for the sky means of :func:`bgdnoise.stages.with_sky_levels`.
 
     Returns
     -------
     bgdnoise.stages.Measured
-        The same, with new ``raw`` levels; unchanged with one group per
-        line or a dispersion that is not a positive finite number.
+        The same, with new ``raw`` levels: with one group per line, that
+        level filtered as the common level is; unchanged on planes whose
+        dispersion is not a positive finite number.
     """
     raw, counts = measured.raw, measured.counts
     ok = (counts >= measured.needed) & np.isfinite(raw)
@@ -119,7 +120,9 @@ def _filtered_common(common, common_var):
         valid = np.isfinite(common[p]) & np.isfinite(common_var[p])
         if valid.sum() < _MIN_SPECTRUM_LINES:
             continue
-        level = float(np.median(common[p, valid]))
+        # The mean, not the median: the filter drops the series' mean (gain 0
+        # at frequency 0), which must come back whole or the plane shifts.
+        level = float(np.mean(common[p, valid]))
         filtered[p, valid] = (
             level
             + wiener_over_lines(common[p] - level, valid, common_var[p], low_excess="signal")[valid]
@@ -151,15 +154,18 @@ def wiener_over_lines(measured, valid, error_var, low_excess="error"):
     error_var : numpy.ndarray
         ``(n_lines,)`` variance of the white measuring error (its floor).
     low_excess : {"error", "signal"}
-        What power beyond the 1/f law at frequencies below 1 / 16 lines is:
-        the scene (an own part's error) or stripe (the common level, whose
-        spectrum may be steeper).
+        What power beyond the fitted law is: ``"error"`` at every frequency
+        (an own part: the scene's structure), ``"signal"`` below 1/16 only,
+        where the law is extrapolated (the common level, whose spectrum may
+        be steeper than 1/f; above 1/16 the law was fitted there).
 
     Returns
     -------
     numpy.ndarray
         ``(n_lines,)`` the filtered stripe (meaningful where ``valid``).
     """
+    if low_excess not in ("error", "signal"):
+        raise ValueError(f"low_excess must be 'error' or 'signal', not {low_excess!r}")
     n_lines = measured.size
     values = np.where(valid, measured, 0.0)
     spectrum = np.fft.rfft(values)

@@ -32,7 +32,8 @@ class CorrectionReport:
         (masked, flagged, NaN, zero or clipped away never counted here:
         only what could not enter).
     fallback_groups : numpy.ndarray
-        int64: line groups (band, parity) that took the band fallback.
+        int64: line groups (band, parity, or read-time segment of a
+        one-output line) that took the band fallback.
     empty_lines : numpy.ndarray
         int64: lines with no usable pixel (full-frame reference rows or
         columns excepted).

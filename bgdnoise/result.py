@@ -27,7 +27,8 @@ class CorrectionResult:
         Axis and outputs used.
     rms_before, rms_after : numpy.ndarray
         Per plane (leading shape of the data): RMS over lines of the line
-        mean on unmasked sky (within 5 sigma of it) around its median,
+        mean on unmasked sky (within the clip's bounds around each band's
+        level) around its median,
         before and after, in data units. It includes the white-noise floor,
         so it does not drop to zero (``stripe_excess`` divides by that).
     empty_lines : int

@@ -108,6 +108,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
             return SceneModel(_keep_lines(plane, extended), None, method)
         # The compact sources again, on what the extended mask's destriping left.
         compact = detect(residual, usable, compact, COMPACT_SCALES, _GROW)
+        del residual, usable  # a float64 plane: not held through the surface fit
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]
@@ -175,7 +176,8 @@ def with_scene(prepared: Prepared, scene: SceneModel) -> Prepared:
     if scene.mask is not None:
         prepared = with_mask(prepared, scene.mask.view(np.uint8))
     if scene.background is not None:
-        background = scene.background[None].astype(prepared.planes.dtype)
+        # No copy when the surface has the data's dtype (float32): it is the report's.
+        background = scene.background[None].astype(prepared.planes.dtype, copy=False)
         if prepared.background.shape[1]:
             background = background + prepared.background
         prepared = replace(prepared, background=np.ascontiguousarray(background))

@@ -158,8 +158,7 @@ def residual_of(
     masked = prepared if mask is None else with_mask(prepared, mask)
     measured = stages.measure(masked, options, plane_scale=plane_scale)
     resolved = stages.resolve(masked, measured, options)
-    corrected, _ = stages.apply(masked, resolved)
-    return _residual(prepared, corrected, mask)
+    return _residual(prepared, stages.apply(masked, resolved)[0], mask)  # frees the plane early
 
 
 def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +169,7 @@ def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarr
     usable = np.empty((ny, nx), np.uint8)
     residual = np.empty((ny, nx))
     _planes.residual_plane(plane, flags, np.zeros((0, 0)), 0.0, usable, residual)
+    del plane, corrected  # freed here when the caller handed it over
     free = usable if mask is None else usable & (mask == 0).view(np.uint8)
     residual -= _sky_level(residual, free)
     return residual, usable
@@ -262,8 +262,13 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     resolved = stages.resolve(masked, measured, bin_options)
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
-    corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)
-    return (full_mask, *_residual(prepared, corrected, full_mask))
+    # The corrected plane is handed over, not kept: _residual frees it early.
+    return (
+        full_mask,
+        *_residual(
+            prepared, stages.apply(replace(prepared, layout=layout), resolved)[0], full_mask
+        ),
+    )
 
 
 def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs) -> np.ndarray:

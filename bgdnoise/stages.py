@@ -2,9 +2,11 @@
 
 ``prepare`` (``_prepare.py``: dtype, byte order, usable-pixel flags, layout)
 -> ``scene`` (``scene.py``: source mask and background, found once for the
-chunk) -> ``measure`` (clipped level per line, band and parity) -> common
-mode (``outputs.py``: each band's own part Wiener-filtered against the line's
-common level, with the scene stages) -> ``resolve`` (band fallbacks, plane
+chunk; with them, ``read_segments`` splits a one-output line into read-time
+groups) -> ``measure`` (clipped level per line, band and parity) ->
+each group's sky (the mean within the clip, from the same pass: the scene
+stages' levels and the stripe excess) -> common mode (``outputs.py``: the line's common level and
+each band's own part Wiener-filtered, with the scene stages) -> ``resolve`` (band fallbacks, plane
 pedestal, empty lines from reference pixels) -> ``apply`` (subtract, keep the
 pedestal) -> stripe excess (``excess.py``). Each stage is a function with one
 job; :func:`correct_planes` runs them and returns the corrected planes with a
@@ -22,7 +24,6 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._kernels import linemeans
 from ._prepare import Prepared, check_out, make_layout, prepare
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
@@ -38,7 +39,6 @@ __all__ = [
     "correct_planes",
     "measure",
     "resolve",
-    "sky_means",
     "with_sky_levels",
 ]
 
@@ -69,7 +69,8 @@ class Measured:
     Attributes
     ----------
     raw : numpy.ndarray
-        Clipped median of each group, NaN where it had no usable pixel.
+        Clipped median of each group, NaN where it had no usable pixel
+        (after :func:`with_sky_levels`, the sky means).
     counts : numpy.ndarray
         Usable pixels per group.
     full, full_counts : numpy.ndarray
@@ -79,6 +80,15 @@ class Measured:
         Usable pixels a group needs to keep its own level.
     scale : numpy.ndarray
         ``(P,)`` clipping dispersion, NaN where each line's own is used.
+    sigma : numpy.ndarray or None
+        ``(P,)`` the planes' white-noise dispersion (the clip's with
+        ``scale="global"``); measured with the sky.
+    sky_means, sky_counts : numpy.ndarray or None
+        Mean and number of each group's sky values: its usable values within
+        the clip's bounds (``sigma_lower``, ``sigma_upper`` times ``sigma``)
+        around its clipped median; all of them on a plane without a
+        dispersion. The scene stages' levels (:func:`with_sky_levels`) and
+        the stripe excess of every correction.
     """
 
     raw: np.ndarray
@@ -87,6 +97,9 @@ class Measured:
     full_counts: np.ndarray
     needed: np.ndarray
     scale: np.ndarray
+    sigma: np.ndarray | None = None
+    sky_means: np.ndarray | None = None
+    sky_counts: np.ndarray | None = None
 
 
 @dataclass
@@ -144,7 +157,11 @@ def plane_dispersion(prepared: Prepared, options: CorrectionOptions) -> np.ndarr
 
 
 def measure(
-    prepared: Prepared, options: CorrectionOptions, all_lines: bool = False, plane_scale=None
+    prepared: Prepared,
+    options: CorrectionOptions,
+    all_lines: bool = False,
+    plane_scale=None,
+    sky: bool = False,
 ) -> Measured:
     """The clipped median of every group of every line: the kernel stage.
 
@@ -152,6 +169,8 @@ def measure(
     :func:`~bgdnoise.measure_levels`), not only where a band falls back and
     on a sample of lines. ``plane_scale``: the planes' dispersion when the
     caller already has it (:func:`plane_dispersion` of the same planes).
+    ``sky``: also each group's sky (mean and count within the clip's bounds
+    around its level, from the values the kernel gathered: no extra pass).
     """
     planes, layout = prepared.planes, prepared.layout
     n_planes, n_lines, n_groups = planes.shape[0], layout.n_lines, layout.group_sizes.size
@@ -167,18 +186,30 @@ def measure(
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     lower, upper = _clip_sigmas(options)
     maxiters = -1 if options.maxiters is None else options.maxiters
+    sigma, sky_scale = None, np.full(n_planes, np.nan)  # NaN: no sky
+    if sky:
+        sigma = _white_sigma(prepared, plane_scale, options)
+        # A plane without a dispersion has no window: all its values.
+        sky_scale = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.inf)
+    sky_means = np.empty((n_planes, n_lines, n_groups))
+    sky_counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
     _kernels.line_levels(
         planes, prepared.flags, prepared.background,
         (layout.along_rows, layout.band_edges, layout.odd_even, layout.group_start),
         (lower, upper, plane_scale, int(maxiters)),
         (needed, full_every),
+        sky_scale.astype(np.float64),
         (block, _n_chunks(n_items)),
-        (raw, counts, full, full_counts),
+        (raw, counts, full, full_counts, sky_means, sky_counts),
     )  # fmt: skip
     if n_groups == 1:
         full = raw[:, :, 0].copy()
         full_counts = counts[:, :, 0]
-    return Measured(raw, counts, full, full_counts, needed, plane_scale)
+    if not sky:
+        sky_means = sky_counts = None
+    return Measured(
+        raw, counts, full, full_counts, needed, plane_scale, sigma, sky_means, sky_counts
+    )
 
 
 def _fallback(measured: Measured) -> tuple[np.ndarray, np.ndarray]:
@@ -359,7 +390,8 @@ def read_segments(prepared: Prepared, options: CorrectionOptions) -> Prepared:
     A line read by one output takes a few tens of milliseconds, over which
     the 1/f noise moves: on a subarray most of the stripe's variance is
     within the line, which one level per line cannot follow. Each segment of
-    :data:`_SEGMENT` pixels is then a group of its own: its level is measured
+    :data:`_SEGMENT` pixels (``length // (length // _SEGMENT)``: up to twice
+    that) is then a group of its own: its level is measured
     where it has sky, and the common mode stage shares the line's level with
     it (its own part Wiener-filtered) and lets a segment a trace covers fall
     back to the line's level. Planes read by several outputs, or with lines
@@ -375,46 +407,18 @@ def read_segments(prepared: Prepared, options: CorrectionOptions) -> Prepared:
     return dataclasses.replace(prepared, layout=segmented)
 
 
-def sky_means(
-    prepared: Prepared, measured: Measured, sigma: np.ndarray, options: CorrectionOptions
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and number of each group's values within the clip around its clipped median.
-
-    One pass over the planes: the values within the clip's bounds
-    (``sigma_lower`` and ``sigma_upper`` times the plane's dispersion
-    ``sigma``) around the group's clipped median. ``(means, counts)``, each
-    ``(P, n_lines, n_groups)``; NaN and 0 where a group has none (and on
-    planes without a dispersion). The scene stages take them as the levels
-    (:func:`with_sky_levels`); the stripe excess of every correction is
-    built from them.
-    """
-    usable = np.isfinite(sigma) & (sigma > 0)
-    lower, upper = _clip_sigmas(options)
-    layout = prepared.layout
-    means = np.empty(measured.raw.shape)
-    counts = np.empty(measured.raw.shape, np.int64)
-    # No window on a plane without a dispersion: its groups get no values.
-    below = np.where(usable, lower * np.where(usable, sigma, 0.0), -np.inf)
-    above = np.where(usable, upper * np.where(usable, sigma, 0.0), -np.inf)
-    linemeans.window_means(
-        prepared.planes, prepared.flags, prepared.background,
-        (layout.along_rows, layout.band_edges, np.bool_(layout.odd_even)),
-        (measured.raw, below.astype(np.float64), above.astype(np.float64)),
-        means, counts,
-    )  # fmt: skip
-    return means, counts
-
-
-def with_sky_levels(measured: Measured, means: np.ndarray, counts: np.ndarray) -> Measured:
-    """``measured`` with each group's level the mean of :func:`sky_means` (scene stages).
+def with_sky_levels(measured: Measured) -> Measured:
+    """``measured`` with each group's level the mean of its sky (the scene stages).
 
     Once the sources are masked, a group's usable values are sky plus white
     noise, whose mean has pi/2 less variance than its median; taking the
     values within the clip around the clipped median keeps the median's
-    robustness to what the mask missed. Groups without such values keep the
-    median.
+    robustness to what the mask missed. Groups without such values, and
+    planes without a dispersion (no clip window), keep the median.
     """
-    keep = (counts > 0) & np.isfinite(means)
+    means, counts, sigma = measured.sky_means, measured.sky_counts, measured.sigma
+    windowed = (np.isfinite(sigma) & (sigma > 0))[:, None, None]
+    keep = windowed & (counts > 0) & np.isfinite(means)
     return dataclasses.replace(measured, raw=np.where(keep, means, measured.raw))
 
 
@@ -425,10 +429,10 @@ def _clip_sigmas(options: CorrectionOptions) -> tuple[float, float]:
     return float(lower), float(upper)
 
 
-def _white_sigma(prepared: Prepared, measured: Measured, options: CorrectionOptions):
-    """Each plane's white-noise dispersion: the clip's, or measured for the report."""
-    if np.isfinite(measured.scale).all():
-        return measured.scale
+def _white_sigma(prepared: Prepared, plane_scale: np.ndarray, options: CorrectionOptions):
+    """Each plane's white-noise dispersion: the clip's, or measured for the sky and report."""
+    if np.isfinite(plane_scale).all():
+        return plane_scale
     return plane_dispersion(prepared, dataclasses.replace(options, scale="global"))
 
 
@@ -458,14 +462,11 @@ def correct_planes(
     if scene.mask is not None or scene.background is not None:
         prepared = read_segments(prepared, options)
     lap("scene")
-    measured = measure(prepared, options)
+    measured = measure(prepared, options, sky=True)
     lap("measure")
-    sigma = _white_sigma(prepared, measured, options)
-    means, counts = sky_means(prepared, measured, sigma, options)
+    sigma, means, counts = measured.sigma, measured.sky_means, measured.sky_counts
     if scene.mask is not None or scene.background is not None:
-        measured = share_common_mode(
-            with_sky_levels(measured, means, counts), sigma, MEAN_EFFICIENCY
-        )
+        measured = share_common_mode(with_sky_levels(measured), sigma, MEAN_EFFICIENCY)
     resolved = resolve(prepared, measured, options)
     lap("resolve")
     result, model = apply(prepared, resolved, out=out, return_model=return_model)

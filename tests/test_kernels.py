@@ -5,7 +5,8 @@ import pytest
 from reference import REGISTRY, astropy_line_levels, unusable
 from testdata import messy_lines
 
-from bgdnoise import _kernels, measure_levels
+from bgdnoise import CorrectionOptions, _kernels, measure_levels, stages
+from bgdnoise._prepare import prepare
 
 RTOL = 1e-6
 
@@ -100,6 +101,7 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
     edges = np.array([0, 400])
     raw = np.empty((1, 30, 1))
     counts = np.empty((1, 30, 1), np.int64)
+    sky_means, sky_counts = np.empty((1, 30, 1)), np.empty((1, 30, 1), np.int64)
     _kernels.line_levels(
         data[None],
         flags,
@@ -107,10 +109,70 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
         (True, edges, False, np.array([0, 400])),
         (3.0, 3.0, np.array([scale]), 10),
         (np.array([1]), 1),
+        np.array([scale]),
         (1, 2),
-        (raw, counts, np.empty((0, 0)), np.empty((0, 0), np.int64)),
+        (raw, counts, np.empty((0, 0)), np.empty((0, 0), np.int64), sky_means, sky_counts),
     )
     assert_levels_equal(raw[0, :, 0], np.array(expected))
+    # The sky: the usable values within the clip's bounds around the level.
+    for line, row in enumerate(values):
+        row = row[np.isfinite(row)]
+        sky = row[np.abs(row - raw[0, line, 0]) <= 3.0 * scale]
+        assert sky_counts[0, line, 0] == sky.size
+        np.testing.assert_allclose(sky_means[0, line, 0], sky.mean(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("odd_even", [False, True])
+@pytest.mark.parametrize("n_background", [0, 1, 3])
+def test_sky_is_the_mean_within_the_clip_around_each_level(
+    axis, dtype, odd_even, n_background, rng
+):
+    """``measure(sky=True)``: each group's usable values within the clip's bounds."""
+    shape = (3, 37, 130)
+    data = rng.normal(10.0, 1.0, shape)
+    data[rng.random(shape) < 0.03] += 50.0  # beyond the window
+    data[rng.random(shape) < 0.05] = np.nan
+    data[rng.random(shape) < 0.01] = 0.0  # no data in a rate file
+    data[1, 4] = np.nan  # a line without values (rows; columns: 4 values fewer)
+    data = data.astype(dtype)
+    dq = (rng.random(shape) < 0.1).astype(np.uint32)  # DO_NOT_USE
+    background = None
+    if n_background:
+        background = rng.normal(
+            0.0, 0.3, (n_background, *shape[1:]) if n_background > 1 else shape[1:]
+        )
+    options = CorrectionOptions.from_kwargs(n_outputs=2, odd_even=odd_even, sigma_upper=2.5)
+    prepared = prepare(data, axis, options, dq=dq, background=background)
+    measured = stages.measure(prepared, options, sky=True)
+    values = data.astype(np.float64)
+    values[(values == 0.0) | (dq & 1 != 0)] = np.nan
+    if background is not None:
+        # the background in the data's dtype, as the correction takes it
+        values = values - np.broadcast_to(background.astype(dtype), shape)
+    if axis == "columns":
+        values = values.transpose(0, 2, 1)
+    layout = prepared.layout
+    for p in range(shape[0]):
+        low = measured.raw[p] - 3.0 * measured.sigma[p]
+        high = measured.raw[p] + 2.5 * measured.sigma[p]
+        for g in range(layout.group_sizes.size):
+            band = g // 2 if odd_even else g
+            positions = np.arange(layout.band_edges[band], layout.band_edges[band + 1])
+            if odd_even:
+                positions = positions[positions % 2 == g % 2]
+            group = values[p][:, positions]
+            with np.errstate(invalid="ignore"):
+                sky = (group >= low[:, g, None]) & (group <= high[:, g, None])
+            np.testing.assert_array_equal(measured.sky_counts[p, :, g], sky.sum(axis=1))
+            with np.errstate(invalid="ignore"):
+                expected = np.where(sky, group, 0.0).sum(axis=1) / sky.sum(axis=1)
+            np.testing.assert_allclose(
+                measured.sky_means[p, :, g], expected, rtol=1e-12, equal_nan=True
+            )
+    # Without the sky nothing is summed; a plane without a dispersion takes all values.
+    assert stages.measure(prepared, options).sky_means is None
 
 
 def test_partition_and_binned_algorithms_agree(rng):

@@ -1,4 +1,4 @@
-"""The source-mask kernels (``_kernels.mask``) and ``window_means`` against numpy.
+"""The source-mask kernels (``_kernels.mask``) and the plane kernels (``_kernels.planes``).
 
 Every reference here is a plain numpy (or brute-force loop) version of what
 the kernel's docstring says, written without the kernel's running sums,
@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bgdnoise._kernels import EXCLUDE, linemeans
+from bgdnoise._kernels import EXCLUDE
 from bgdnoise._kernels import mask as mk
 from bgdnoise._kernels import planes as pk
 
@@ -371,77 +371,3 @@ def test_binning_keeps_a_stripe_whole(rng):
     pk.bin_along_lines(np.ascontiguousarray(plane.T), no_flags(), False, 4, out_c, flags_c)
     np.testing.assert_allclose(out_c, out.T, rtol=1e-14)
     assert not out_flags.any() and not flags_c.any()
-
-
-# --------------------------------------------------------------------------
-# window_means
-# --------------------------------------------------------------------------
-def ref_window_means(data, flags, background, geometry, centre, below, above):
-    along_rows, band_edges, odd_even = geometry
-    values = np.asarray(data, np.float64).copy()
-    values[values == 0.0] = np.nan  # no data in a rate file
-    if background.shape[-1]:
-        values = values - np.broadcast_to(background, values.shape)
-    if flags.shape[-1]:
-        values[np.broadcast_to(flags & EXCLUDE != 0, values.shape)] = np.nan
-    if not along_rows:
-        values = values.transpose(0, 2, 1)
-    n_planes, n_lines, n_groups = centre.shape
-    means, counts = np.full(centre.shape, np.nan), np.zeros(centre.shape, int)
-    for g in range(n_groups):
-        band = g // 2 if odd_even else g
-        positions = np.arange(band_edges[band], band_edges[band + 1])
-        if odd_even:
-            positions = positions[positions % 2 == g % 2]
-        for p in range(n_planes):
-            for line in range(n_lines):
-                v = values[p, line, positions]
-                with np.errstate(invalid="ignore"):
-                    low, high = centre[p, line, g] - below[p], centre[p, line, g] + above[p]
-                    keep = (v >= low) & (v <= high)
-                counts[p, line, g] = keep.sum()
-                if keep.any():
-                    means[p, line, g] = v[keep].mean()
-    return means, counts
-
-
-@pytest.mark.parametrize("along_rows", [True, False])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_flags", [0, 1, 3])
-@pytest.mark.parametrize("n_background", [0, 3])
-@pytest.mark.parametrize("odd_even", [False, True])
-def test_window_means(along_rows, dtype, n_flags, n_background, odd_even, rng):
-    shape = (3, 37, 53)
-    data = rng.normal(10.0, 1.0, shape)
-    data[rng.random(shape) < 0.02] += 50.0  # outside the window: left out
-    data[rng.random(shape) < 0.05] = np.nan
-    data[rng.random(shape) < 0.01] = np.inf
-    data[rng.random(shape) < 0.01] = 0.0  # no data: left out
-    data = data.astype(dtype)
-    flags = np.zeros((1, 0, 0), np.uint8)
-    if n_flags:
-        flags = (rng.random((n_flags, *shape[1:])) < 0.2).astype(np.uint8) * EXCLUDE
-        if along_rows:
-            flags[:, 5, :] = EXCLUDE  # a line with no values
-        else:
-            flags[:, :, 5] = EXCLUDE
-    background = np.zeros((1, 0, 0), dtype)
-    if n_background:
-        background = rng.normal(0.0, 0.3, (n_background, *shape[1:])).astype(dtype)
-    n_lines, length = (shape[1], shape[2]) if along_rows else (shape[2], shape[1])
-    band_edges = np.array([0, length // 3, length], np.int64)
-    n_groups = 2 * (2 if odd_even else 1)
-    centre = rng.normal(10.0, 0.5, (3, n_lines, n_groups))
-    below = np.array([3.0, 2.0, 100.0])  # the last one takes the +50 outliers too
-    above = np.array([1.5, 2.0, 100.0])
-    means, counts = np.empty(centre.shape), np.empty(centre.shape, np.int64)
-    geometry = (along_rows, band_edges, np.bool_(odd_even))
-    linemeans.window_means(data, flags, background, geometry, (centre, below, above),
-                           means, counts)  # fmt: skip
-    ref_means, ref_counts = ref_window_means(
-        data, flags, background, geometry, centre, below, above
-    )
-    np.testing.assert_array_equal(counts, ref_counts)
-    np.testing.assert_allclose(means, ref_means, rtol=1e-12, equal_nan=True)
-    if n_flags:
-        assert (counts[:, 5] == 0).all() and np.isnan(means[:, 5]).all()

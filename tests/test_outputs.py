@@ -82,6 +82,8 @@ def test_common_level_filtered_toward_the_1f_stripe(rng, n_groups, noise):
     # The stripe itself is kept: what was removed is mostly error.
     removed = raw[0].mean(axis=1) - shared[0].mean(axis=1)
     assert rms(removed) < 1.5 * rms(line_before)
+    # ... and the plane keeps its mean level (the pedestal, the sky).
+    assert abs(removed.mean()) < 0.01 * rms(line_before) + 1e-12
 
 
 def test_fallback_groups_and_nan_are_left_alone(rng):

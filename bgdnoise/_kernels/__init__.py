@@ -14,7 +14,8 @@ milliseconds to start a parallel region on a busy machine.
 Modules
 -------
 ``lines``       :func:`line_levels`, the driver: gather a block of lines,
-                then estimate each group's level.
+                then estimate each group's level and its sky (the mean
+                within the clip around it).
 ``gather``      a line's usable pixels, per group.
 ``binned``      the clipped median on a bucket-sorted copy (``histogram``).
 ``partition``   the clipped median by in-place partitioning (short lines,
@@ -26,7 +27,6 @@ Modules
                 median of a few planes.
 ``surface``     the smooth background: per-line sums, banded normal
                 equations, penalties, banded Cholesky, evaluation.
-``linemeans``   the sky's line means (the report's stripe excess).
 ``threads``     :func:`run_ranges`.
 
 Integer and bool constants handed to another kernel are written

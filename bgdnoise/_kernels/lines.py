@@ -10,8 +10,8 @@ from .gather import _plane_rows, gather_block
 from .threads import run_ranges
 
 
-def line_levels(data, flags, background, geometry, clip, full, work, out):
-    """Clipped-median level of every group of every line of every plane.
+def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, out):
+    """Clipped-median level of every group of every line of every plane, and its sky.
 
     Parameters
     ----------
@@ -32,14 +32,21 @@ def line_levels(data, flags, background, geometry, clip, full, work, out):
         full-line level is computed for every ``full_every``-th line and
         for lines where a group g has fewer than ``group_needed[g]`` usable
         pixels (NaN elsewhere).
+    sky_scale : ndarray of float64
+        ``(P,)``: the sky of a group is its usable values within
+        ``[level - sigma_lower * s, level + sigma_upper * s]``, ``s =
+        sky_scale[p]`` (the clip's bounds around its clipped median); a
+        NaN scale skips plane p's sky (means NaN, counts 0), an infinite one
+        keeps every value.
     work : tuple of int
         ``(block, n_chunks)``: work is split into ``n_chunks`` contiguous
         runs of blocks of ``block`` lines, one set of scratch per run.
     out : tuple of ndarray
-        ``(levels, counts, full_levels, full_counts)``, written:
-        ``levels[p, line, g]`` and ``counts[p, line, g]`` (usable pixels),
-        and with more than one group ``full_levels[p, line]`` and
-        ``full_counts[p, line]`` over the whole line (else shape (0, 0)).
+        ``(levels, counts, full_levels, full_counts, sky_means, sky_counts)``,
+        written: ``levels[p, line, g]`` and ``counts[p, line, g]`` (usable
+        pixels), with more than one group ``full_levels[p, line]`` and
+        ``full_counts[p, line]`` over the whole line (else shape (0, 0)),
+        and the mean and number of each group's sky values.
 
     Returns
     -------
@@ -54,6 +61,7 @@ def line_levels(data, flags, background, geometry, clip, full, work, out):
         geometry,
         clip,
         full,
+        sky_scale,
         work,
         out,
         min_items=1,
@@ -61,10 +69,12 @@ def line_levels(data, flags, background, geometry, clip, full, work, out):
 
 
 @njit(cache=True, nogil=True)
-def _line_levels_range(start, stop, data, flags, background, geometry, clip, full, work, out):
+def _line_levels_range(
+    start, stop, data, flags, background, geometry, clip, full, sky_scale, work, out
+):
     """Items ``[start, stop)`` of :func:`line_levels`."""
     along_rows, band_edges, odd_even, group_start = geometry
-    levels, counts, full_levels, full_counts = out
+    levels, counts, full_levels, full_counts, sky_means, sky_counts = out
     n_planes, ny, nx = data.shape
     n_lines, length = (ny, nx) if along_rows else (nx, ny)
     n_groups = (band_edges.shape[0] - 1) * (2 if odd_even else 1)
@@ -85,6 +95,7 @@ def _line_levels_range(start, stop, data, flags, background, geometry, clip, ful
         cnt = np.zeros((block, n_groups), dtype=np.int64)
         gathered = (np.empty((block, length)), cnt)
         lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
+        smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
         scratch = (np.empty(length), binned_scratch(length))
         for item in range(item_start, item_stop):
             p = item // blocks_per_plane
@@ -96,10 +107,13 @@ def _line_levels_range(start, stop, data, flags, background, geometry, clip, ful
             _block_levels(
                 gathered, (first, nl), starts, plane_clip, local_full, (lv, flv, fct), scratch
             )
+            _block_sky(gathered, nl, starts, (clip[0], clip[1], sky_scale[p]), lv, (smv, smc))
             for j in range(nl):
                 for g in range(n_groups):
                     levels[p, first + j, g] = lv[j, g]
                     counts[p, first + j, g] = cnt[j, g]
+                    sky_means[p, first + j, g] = smv[j, g]
+                    sky_counts[p, first + j, g] = smc[j, g]
                 if n_groups > 1:
                     full_levels[p, first + j] = flv[j]
                     full_counts[p, first + j] = fct[j]
@@ -145,6 +159,48 @@ def _block_levels(gathered, where, group_start, clip, full, found, scratch):
                 full_levels[j] = _full_line_level(seg[j], cnt[j], group_start, clip, scratch)
         for g in range(n_groups):
             levels[j, g] = _binned_clipped_median(seg[j, group_start[g] :], cnt[j, g], clip, binned)
+
+
+@njit(cache=True, nogil=True)
+def _block_sky(gathered, nl, group_start, window, levels, found):
+    """Mean and number of each group's values within the window around its level.
+
+    Parameters
+    ----------
+    gathered : tuple of ndarray
+        ``(seg, cnt)`` from :func:`.gather.gather_block` (values unchanged by
+        the level's estimators).
+    nl : int
+        Number of lines.
+    group_start : ndarray of int64
+    window : tuple of float
+        ``(sigma_lower, sigma_upper, scale)``; a NaN scale: no sky.
+    levels : ndarray of float64
+        ``(block, n_groups)`` the lines' levels.
+    found : tuple of ndarray
+        ``(means, counts)`` of shape (block, n_groups), written.
+
+    Returns
+    -------
+    None
+    """
+    seg, cnt = gathered
+    sigma_lower, sigma_upper, scale = window
+    means, counts = found
+    for j in range(nl):
+        for g in range(cnt.shape[1]):
+            low = levels[j, g] - sigma_lower * scale
+            high = levels[j, g] + sigma_upper * scale
+            total = 0.0
+            n = np.int64(0)  # not a literal: see _kernels/__init__.py
+            s0 = group_start[g]
+            for t in range(cnt[j, g]):
+                v = seg[j, s0 + t]
+                keep = (low <= v) & (v <= high)
+                total += v if keep else 0.0
+                n += keep
+            counts[j, g] = n
+            means[j, g] = total / n if n > 0 else np.nan
 
 
 @njit(cache=True, nogil=True)
