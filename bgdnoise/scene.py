@@ -112,7 +112,8 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]
-    fit_usable = _usable(plane, values) & (compact == 0).view(np.uint8)
+    usable = _usable(plane, values)
+    fit_usable = usable & (compact == 0).view(np.uint8)
     surface = fit_surface(
         values, fit_usable, plane.layout, spacing=options.background_box_size,
         sigma=sigma, extended=extended,
@@ -121,18 +122,21 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         return SceneModel(
             _keep_lines(plane, extended) if options.mask_sources else None, None, None
         )
-    mask = _keep_lines(plane, compact) if options.mask_sources else None
+    # (the same pixels as the plane's own usable ones unless a background was given)
+    plane_usable = None if plane.background.shape[1] else usable
+    mask = _keep_lines(plane, compact, plane_usable) if options.mask_sources else None
     return SceneModel(mask, surface, method)
 
 
-def _keep_lines(plane: Prepared, mask: np.ndarray) -> np.ndarray:
+def _keep_lines(plane: Prepared, mask: np.ndarray, usable: np.ndarray | None = None) -> np.ndarray:
     """The source mask as bool, lifted from lines it would leave (almost) empty.
 
     A line the mask empties would fall back to its reference pixels, or be
     left uncorrected on a subarray without them: its clipped median over
-    all its pixels is better than either.
+    all its pixels is better than either. ``usable``: :func:`_usable` of the
+    plane's values, if already at hand.
     """
-    usable = _usable(plane, plane.planes[0]).view(bool)
+    usable = (_usable(plane, plane.planes[0]) if usable is None else usable).view(bool)
     along = 1 if plane.layout.along_rows else 0
     before = usable.sum(axis=along)
     after = (usable & (mask == 0)).sum(axis=along)
