@@ -98,7 +98,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     Parameters
     ----------
     residual : numpy.ndarray
-        float64 ``(ny, nx)``: the image minus stripes and sky (0 where
+        ``(ny, nx)`` (the data's dtype): the image minus stripes and sky (0 where
         not usable).
     usable : numpy.ndarray
         uint8: pixels with a value.
@@ -162,16 +162,20 @@ def residual_of(
 
 
 def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarray, np.ndarray]:
-    """``(residual, usable)`` of a destriped plane: see :func:`residual_of`."""
-    plane = corrected.reshape(prepared.planes.shape)[0]
-    ny, nx = plane.shape
+    """``(residual, usable)`` of a destriped plane: see :func:`residual_of`.
+
+    ``corrected`` is the caller's to give away: the residual is written over
+    it, in the data's dtype (float32 for a float32 product: its values are
+    float32 already, and a float64 copy was the largest array of the scene
+    search).
+    """
+    residual = corrected.reshape(prepared.planes.shape)[0]
+    ny, nx = residual.shape
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
     usable = np.empty((ny, nx), np.uint8)
-    residual = np.empty((ny, nx))
-    _planes.residual_plane(plane, flags, np.zeros((0, 0)), 0.0, usable, residual)
-    del plane, corrected  # freed here when the caller handed it over
+    _planes.residual_plane(residual, flags, np.zeros((0, 0)), 0.0, usable, residual)
     free = usable if mask is None else usable & (mask == 0).view(np.uint8)
-    residual -= _sky_level(residual, free)
+    residual -= residual.dtype.type(_sky_level(residual, free))
     return residual, usable
 
 

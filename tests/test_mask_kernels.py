@@ -119,14 +119,15 @@ def quiet_nanmean(values, axis):
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("block", [1, 2, 4, 5, 16, 300])
-def test_block_sums(shape, block, rng):
-    values = rng.normal(0.0, 1.0, shape)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # the residual is in the data's
+def test_block_sums(shape, block, dtype, rng):
+    values = rng.normal(0.0, 1.0, shape).astype(dtype)
     usable = random_usable(rng, shape)
     values[usable == 0] = np.nan  # never read where not usable
     my, mx = -(-shape[0] // block), -(-shape[1] // block)
     sums, counts = np.full((my, mx), 99.0), np.full((my, mx), 99.0)  # written, not added to
     mk.block_sums(values, usable, block, sums, counts)
-    ref_s, ref_c = ref_block_sums(values, usable, block)
+    ref_s, ref_c = ref_block_sums(values.astype(np.float64), usable, block)
     np.testing.assert_array_equal(counts, ref_c)
     np.testing.assert_allclose(sums, ref_s, rtol=1e-12, atol=1e-12)
 
@@ -193,13 +194,16 @@ def test_mark_above(shape, block, rng):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("min_count", [0, 2, 5, 9])
-def test_mark_box3(shape, min_count, rng):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mark_box3(shape, min_count, dtype, rng):
     values = rng.normal(0.0, 1.0, shape)
     usable = random_usable(rng, shape, 0.7)
     values[usable == 0] = 1e9  # must never count
+    values = values.astype(dtype).astype(np.float64)  # the kernel sees the same values
+    kernel_values = values.astype(dtype)
     out = (rng.random(shape) < 0.05).astype(np.uint8)
     before = out.copy()
-    mk.mark_box3(values, usable, 0.4, min_count, out)
+    mk.mark_box3(kernel_values, usable, 0.4, min_count, out)
     total, n = ref_box3(values, usable)
     with np.errstate(invalid="ignore", divide="ignore"):
         above = (n >= min_count) & (n > 0) & (total / n > 0.4)
@@ -208,12 +212,13 @@ def test_mark_box3(shape, min_count, rng):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("step", [1, 2, 7, 500])
-def test_box3_sample(shape, step, rng):
-    values = rng.normal(0.0, 1.0, shape)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box3_sample(shape, step, dtype, rng):
+    values = rng.normal(0.0, 1.0, shape).astype(dtype).astype(np.float64)
     usable = random_usable(rng, shape, 0.6)
     values[usable == 0] = np.nan
     out = np.empty((-(-shape[0] // step), -(-shape[1] // step)))
-    mk.box3_sample(values, usable, step, out)
+    mk.box3_sample(values.astype(dtype), usable, step, out)
     total, n = ref_box3(values, usable)
     with np.errstate(invalid="ignore", divide="ignore"):
         ref = np.where(n >= 2, total / n, np.nan)[::step, ::step]  # at least 2 values
@@ -221,14 +226,15 @@ def test_box3_sample(shape, step, rng):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_mark_pixels(shape, rng):
-    values = rng.normal(0.0, 1.0, shape)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mark_pixels(shape, dtype, rng):
+    values = rng.normal(0.0, 1.0, shape).astype(dtype).astype(np.float64)
     values[rng.random(shape) < 0.05] = np.nan
     values[rng.random(shape) < 0.02] = np.inf
     usable = random_usable(rng, shape)
     out = (rng.random(shape) < 0.05).astype(np.uint8)
     before = out.copy()
-    mk.mark_pixels(values, usable, 0.8, out)
+    mk.mark_pixels(values.astype(dtype), usable, 0.8, out)
     with np.errstate(invalid="ignore"):
         above = (usable != 0) & (values > 0.8)
     np.testing.assert_array_equal(out, (above | (before != 0)).astype(np.uint8))
@@ -286,6 +292,10 @@ def test_residual_plane(dtype, with_flags, with_background, rng):
         ok &= (flags & EXCLUDE) == 0
     np.testing.assert_array_equal(usable, ok.astype(np.uint8))
     np.testing.assert_array_equal(out, np.where(ok, expected, 0.0))
+    # In place, in the values' own dtype (how the source search uses it).
+    in_place = values.copy()
+    pk.residual_plane(in_place, flags_in, background_in, 1.25, usable, in_place)
+    np.testing.assert_array_equal(in_place, np.where(ok, expected, 0.0).astype(dtype))
 
 
 # --------------------------------------------------------------------------

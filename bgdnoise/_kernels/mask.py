@@ -22,7 +22,7 @@ def block_sums(values, usable, block, sums, counts):
 
     Parameters
     ----------
-    values : ndarray of float64
+    values : ndarray of float32 or float64
         ``(ny, nx)``; read only where ``usable``.
     usable : ndarray of uint8
         ``(ny, nx)``, non-zero where a value counts.
@@ -148,7 +148,7 @@ def mark_box3(values, usable, threshold, min_count, out):
 
     Parameters
     ----------
-    values : ndarray of float64
+    values : ndarray of float32 or float64
         ``(ny, nx)``.
     usable : ndarray of uint8
         ``(ny, nx)``.
@@ -199,7 +199,7 @@ def box3_sample(values, usable, step, out):
 
     Parameters
     ----------
-    values : ndarray of float64
+    values : ndarray of float32 or float64
     usable : ndarray of uint8
     step : int
     out : ndarray of float64
@@ -229,7 +229,7 @@ def mark_pixels(values, usable, threshold, out):
 
     Parameters
     ----------
-    values : ndarray of float64
+    values : ndarray of float32 or float64
         ``(ny, nx)``.
     usable : ndarray of uint8
         ``(ny, nx)``.
