@@ -187,6 +187,12 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
     seg, cnt = gathered
     sigma_lower, sigma_upper, scale = window
     means, counts = found
+    if np.isnan(scale):  # no sky wanted: no pass over the values
+        for j in range(nl):
+            for g in range(cnt.shape[1]):
+                counts[j, g] = 0
+                means[j, g] = np.nan
+        return
     for j in range(nl):
         for g in range(cnt.shape[1]):
             low = levels[j, g] - sigma_lower * scale
