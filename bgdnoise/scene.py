@@ -116,7 +116,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
             return SceneModel(_keep_lines(plane, extended), None, method)
         # The compact sources again, on what the extended mask's destriping left.
         compact = detect(residual, usable, compact, COMPACT_SCALES, _GROW)
-        del residual, usable  # a float64 plane: not held through the surface fit
+        del residual, usable  # a whole plane: not held through the surface fit
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]

@@ -98,8 +98,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     Parameters
     ----------
     residual : numpy.ndarray
-        ``(ny, nx)`` (the data's dtype): the image minus stripes and sky (0 where
-        not usable).
+        ``(ny, nx)`` (the data's dtype): the image minus stripes and sky (not
+        read where not usable).
     usable : numpy.ndarray
         uint8: pixels with a value.
     masked : numpy.ndarray

@@ -416,6 +416,8 @@ def with_sky_levels(measured: Measured) -> Measured:
     robustness to what the mask missed. Groups without such values, and
     planes without a dispersion (no clip window), keep the median.
     """
+    if measured.sky_means is None:
+        raise ValueError("with_sky_levels needs the sky: measure(..., sky=True)")
     means, counts, sigma = measured.sky_means, measured.sky_counts, measured.sigma
     windowed = (np.isfinite(sigma) & (sigma > 0))[:, None, None]
     keep = windowed & (counts > 0) & np.isfinite(means)

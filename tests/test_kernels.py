@@ -171,8 +171,30 @@ def test_sky_is_the_mean_within_the_clip_around_each_level(
             np.testing.assert_allclose(
                 measured.sky_means[p, :, g], expected, rtol=1e-12, equal_nan=True
             )
-    # Without the sky nothing is summed; a plane without a dispersion takes all values.
+    # Without the sky there is none.
     assert stages.measure(prepared, options).sky_means is None
+
+
+def test_sky_of_a_plane_without_a_dispersion_is_all_its_values_and_keeps_medians():
+    # Plane 0: noise-free stripes (no dispersion: no clip window, every usable
+    # value is sky); plane 1: noise (a window, a mean level).
+    rng = np.random.default_rng(5)
+    stripes = np.arange(1.0, 41.0)  # no 0: a zero is no data
+    data = np.stack([np.repeat(stripes[:, None], 300, axis=1), rng.normal(size=(40, 300))])
+    data[0, :, :3] += 100.0  # far from the level: in the sky all the same
+    options = CorrectionOptions()
+    prepared = prepare(data, "rows", options)
+    measured = stages.measure(prepared, options, sky=True)
+    assert not measured.sigma[0] > 0 and measured.sigma[1] > 0  # plane 0: NaN
+    np.testing.assert_array_equal(measured.sky_counts[0], measured.counts[0])
+    np.testing.assert_allclose(measured.sky_means[0, :, 0], stripes + 1.0)
+    levels = stages.with_sky_levels(measured).raw
+    # Plane 0 keeps its medians (the stripes); plane 1 takes its sky means.
+    np.testing.assert_array_equal(levels[0], measured.raw[0])
+    np.testing.assert_array_equal(levels[1], measured.sky_means[1])
+    assert not np.array_equal(levels[1], measured.raw[1])
+    with pytest.raises(ValueError, match="sky=True"):
+        stages.with_sky_levels(stages.measure(prepared, options))
 
 
 def test_partition_and_binned_algorithms_agree(rng):

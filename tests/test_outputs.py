@@ -46,6 +46,11 @@ def test_shrunk_levels_are_closer_to_truth_than_measured(rng, own_sd):
         assert err_after[1] < 0.5 * err_before[1]
 
 
+def test_low_excess_must_be_error_or_signal():
+    with pytest.raises(ValueError, match="low_excess"):
+        wiener_over_lines(np.zeros(128), np.ones(128, bool), np.ones(128), low_excess="scene")
+
+
 def test_short_single_group_or_no_noise_estimate_changes_nothing(rng):
     raw = rng.normal(size=(2, 48, 1))  # too few lines for a spectrum
     counts = np.full(raw.shape, 100, np.int64)

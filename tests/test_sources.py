@@ -221,8 +221,12 @@ def test_detect_grow_zero_and_unusable_pixels(rng):
 # --------------------------------------------------------------------------
 # stripe_excess
 # --------------------------------------------------------------------------
-def sky_of(data, axis, sigma, background=None, **kwargs):
-    """``(means, counts)`` of the sky of every line, as a correction measures them."""
+def sky_of(data, axis, background=None, **kwargs):
+    """``(means, counts)`` of the sky of every line, as a correction measures them.
+
+    The window is the clip's around each level, with the dispersion the
+    correction measures; the tests' ``sigma`` is the floor of the excess only.
+    """
     options = CorrectionOptions.from_kwargs(n_outputs=1, **kwargs)
     prepared = prepare(data, axis, options, background=background)
     measured = stages.measure(prepared, options, sky=True)
@@ -230,7 +234,7 @@ def sky_of(data, axis, sigma, background=None, **kwargs):
 
 
 def excess_of(data, axis, sigma, background=None, **kwargs):
-    means, counts = sky_of(data, axis, sigma, background, **kwargs)
+    means, counts = sky_of(data, axis, background, **kwargs)
     return stripe_excess(means, counts, np.atleast_1d(sigma).astype(float))[0]
 
 
@@ -238,7 +242,7 @@ def test_excess_rms_is_its_numerator(rng):
     # Full lines of 256 values (the 3-sigma window keeps 99.7%):
     # rms = excess * sigma / sqrt(n).
     data = rng.normal(5.0, 2.0, (300, 256)) + rng.normal(0.0, 0.5, (300, 1))
-    means, counts = sky_of(data, "rows", 2.0)
+    means, counts = sky_of(data, "rows")
     excess, rms = stripe_excess(means, counts, np.array([2.0]))
     floor = 2.0 * np.sqrt(np.mean(1.0 / counts))
     np.testing.assert_allclose(rms, excess * floor, rtol=1e-12)

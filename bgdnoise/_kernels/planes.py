@@ -24,8 +24,9 @@ def residual_plane(values, flags, background, level, usable, out):
         The sky pedestal.
     usable : ndarray of uint8
         ``(ny, nx)``, written: 1 where finite and not excluded.
-    out : ndarray of float64
-        ``(ny, nx)``, written (0 where not usable).
+    out : ndarray of float32 or float64
+        ``(ny, nx)``, written (0 where not usable); may be ``values`` itself
+        (each value is read before it is written).
 
     Returns
     -------
