@@ -7,11 +7,11 @@ left, 2.0 means twice the white-noise floor. It does not grow with depth or
 exposure time, so a thousand corrected files can be sorted by it.
 
 The sky of a line is its usable values within the clip's bounds around each
-group's clipped median (``Measured.sky_means``, from the levels' own pass: a
-source the mask missed, a cosmic ray do not count). After the correction the same pixels
-are used, less what was subtracted from their group: the correction is
-constant along a group, so that is the corrected image's line mean without
-another pass over it.
+group's clipped median (``Measured.sky_means``, from the levels' own pass:
+a source the mask missed, a cosmic ray do not count). After the correction
+the same pixels are used, less what was subtracted from their group: the
+correction is constant along a group, so that is the corrected image's line
+mean without another pass over it.
 """
 
 from __future__ import annotations

@@ -158,14 +158,15 @@ def residual_of(
     masked = prepared if mask is None else with_mask(prepared, mask)
     measured = stages.measure(masked, options, plane_scale=plane_scale)
     resolved = stages.resolve(masked, measured, options)
-    return _residual(prepared, stages.apply(masked, resolved)[0], mask)  # frees the plane early
+    corrected, _ = stages.apply(masked, resolved)
+    return _residual(prepared, corrected, mask)
 
 
 def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarray, np.ndarray]:
     """``(residual, usable)`` of a destriped plane: see :func:`residual_of`.
 
-    ``corrected`` is the caller's to give away: the residual is written over
-    it, in the data's dtype (float32 for a float32 product: its values are
+    The residual is written over ``corrected`` (a plane the caller no longer
+    needs), in the data's dtype (float32 for a float32 product: its values are
     float32 already, and a float64 copy was the largest array of the scene
     search).
     """
@@ -266,13 +267,8 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     resolved = stages.resolve(masked, measured, bin_options)
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
-    # The corrected plane is handed over, not kept: _residual frees it early.
-    return (
-        full_mask,
-        *_residual(
-            prepared, stages.apply(replace(prepared, layout=layout), resolved)[0], full_mask
-        ),
-    )
+    corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)
+    return (full_mask, *_residual(prepared, corrected, full_mask))
 
 
 def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs) -> np.ndarray:

@@ -3,12 +3,13 @@
 ``prepare`` (``_prepare.py``: dtype, byte order, usable-pixel flags, layout)
 -> ``scene`` (``scene.py``: source mask and background, found once for the
 chunk; with them, ``read_segments`` splits a one-output line into read-time
-groups) -> ``measure`` (clipped level per line, band and parity) ->
-each group's sky (the mean within the clip, from the same pass: the scene
-stages' levels and the stripe excess) -> common mode (``outputs.py``: the line's common level and
-each band's own part Wiener-filtered, with the scene stages) -> ``resolve`` (band fallbacks, plane
-pedestal, empty lines from reference pixels) -> ``apply`` (subtract, keep the
-pedestal) -> stripe excess (``excess.py``). Each stage is a function with one
+groups) -> ``measure`` (clipped level per line, band and parity, and each
+group's sky: the mean within the clip, from the same pass) -> common mode
+(``outputs.py``, with the scene stages: the sky means as levels, the line's
+common level and each band's own part Wiener-filtered) -> ``resolve`` (band
+fallbacks, plane pedestal, empty lines from reference pixels) -> ``apply``
+(subtract, keep the pedestal) -> stripe excess (``excess.py``, from the sky
+means). Each stage is a function with one
 job; :func:`correct_planes` runs them and returns the corrected planes with a
 :class:`~bgdnoise.report.CorrectionReport`. See docs/architecture.rst.
 """
@@ -460,14 +461,15 @@ def correct_planes(
         check_out(out, data, prepared.work.shape, prepared.out_dtype)
     lap("prepare")
     scene = model_scene(prepared, options)
+    has_scene = scene.mask is not None or scene.background is not None
     prepared = with_scene(prepared, scene)
-    if scene.mask is not None or scene.background is not None:
+    if has_scene:
         prepared = read_segments(prepared, options)
     lap("scene")
     measured = measure(prepared, options, sky=True)
     lap("measure")
     sigma, means, counts = measured.sigma, measured.sky_means, measured.sky_counts
-    if scene.mask is not None or scene.background is not None:
+    if has_scene:
         measured = share_common_mode(with_sky_levels(measured), sigma, MEAN_EFFICIENCY)
     resolved = resolve(prepared, measured, options)
     lap("resolve")
