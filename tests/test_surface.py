@@ -103,7 +103,10 @@ def dense_problem(lines, usable, band_edges, h, n_y, n_x):
 
 
 def dense_penalty(n_y, n_x, smooth, pins):
-    """``smooth * D^T D + diag(pins)`` for second differences along both grid axes."""
+    """``smooth * D^T D + pins`` for second differences along both grid axes.
+
+    ``pins``: a vector (the diagonal) or a full matrix of the pin penalties.
+    """
     rows = []
     for j in range(n_y):
         for i in range(n_x):
@@ -114,7 +117,7 @@ def dense_penalty(n_y, n_x, smooth, pins):
                     row[[m - step, m, m + step]] = (1.0, -2.0, 1.0)
                     rows.append(row)
     d = np.array(rows).reshape(-1, n_y * n_x)
-    return smooth * d.T @ d + np.diag(pins)
+    return smooth * d.T @ d + (np.diag(pins) if np.ndim(pins) == 1 else pins)
 
 
 def dense_fit(lines, usable, band_edges, h, n_y, n_x, smooth, pins):
@@ -201,18 +204,26 @@ def test_normal_equations_match_a_dense_joint_fit(along_rows, n_lines, length, h
 @pytest.mark.parametrize("axis", ["rows", "columns"])
 def test_solve_matches_the_dense_fit(axis, rng):
     # background._solve: the kernels wired as fit_surface uses them (bandwidth,
-    # penalty and pin scaling per pixel of a cell).
+    # penalty and pin scaling per pixel of a cell), against the pins written
+    # densely: each sky node pulled to zero with _NODE_PIN, and each node
+    # row's mean over its sky nodes with _PIN per sky node.
     n_lines, length, h = 40, 64, 16
     options = CorrectionOptions.from_kwargs(n_outputs=2)
     layout = make_layout((n_lines, length) if axis == "rows" else (length, n_lines), axis,
                          options)  # fmt: skip
     plane, use, lines, usable = plane_for(rng, n_lines, length, layout.band_edges, axis == "rows")
     n_y, n_x = bgm.node_grid(n_lines, length, h)
-    pins = np.where(rng.random((n_y, n_x)) < 0.4, bgm._PIN, 0.0)
-    nodes = bgm._solve(bgm._normal_equations(plane, use, layout, h, (n_y, n_x)), h, pins)
+    sky = rng.random((n_y, n_x)) < 0.4
+    sky[1] = False  # a row without sky: only the smoothness holds it
+    nodes = bgm._solve(bgm._normal_equations(plane, use, layout, h, (n_y, n_x)), h, sky)
     cell = float(h) ** 2
-    ref, _, _ = dense_fit(lines, usable, layout.band_edges, h, n_y, n_x, bgm._SMOOTH * cell,
-                          pins.ravel() * cell + 1e-6 * cell)  # fmt: skip
+    pins = np.diag(np.where(sky, bgm._NODE_PIN, 0.0).ravel() * cell + 1e-6 * cell)
+    for j in range(n_y):
+        if sky[j].any():
+            mean = np.zeros((n_y, n_x))
+            mean[j] = sky[j] / sky[j].sum()
+            pins += bgm._PIN * cell * sky[j].sum() * np.outer(mean.ravel(), mean.ravel())
+    ref, _, _ = dense_fit(lines, usable, layout.band_edges, h, n_y, n_x, bgm._SMOOTH * cell, pins)
     np.testing.assert_allclose(nodes.ravel(), ref, rtol=0, atol=1e-8 * np.abs(ref).max())
 
 
@@ -366,3 +377,19 @@ def test_pins_hold_the_surface_at_the_sky_where_there_is_no_light(axis, rng):
     sky = blob < 0.01 * PEAK
     assert sky.mean() > 0.1
     assert rms(surface[sky]) < 0.25
+
+
+def test_sky_slope_shift_undoes_pins_on_different_stretches_of_a_ramp():
+    # Rows pinned (mean held at zero) over stretches of different lengths of
+    # a sky rising along the lines: moved back by the sky's mean over each
+    # stretch, every row is the same ramp.
+    n_y, n_x = 9, 17
+    sky = 0.3 * np.arange(n_x)
+    pinned = np.zeros((n_y, n_x), bool)
+    for j in range(n_y):
+        pinned[j, : 3 + j] = True
+    pinned[4] = False  # a row with nothing pinned takes its neighbours' shift
+    held = np.array([sky - sky[p].mean() if p.any() else sky - sky[:7].mean() for p in pinned])
+    shifted = held + bgm._sky_slope_shift(held, pinned)[:, None]
+    rows = np.delete(shifted, 4, axis=0)
+    np.testing.assert_allclose(rows - rows[0], 0.0, atol=1e-12)
