@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -42,18 +44,71 @@ class Outcome:
     incomplete: bool = False  # written, but some plane had no usable pixel
 
 
-def correct_one(path: Path, options: dict) -> Outcome:
+class _ThreadWarnings:
+    """The warnings of each thread of a batch, kept apart.
+
+    ``warnings.catch_warnings`` swaps process-wide state: entered and left by
+    several threads in turn, one thread's exit restores the state another
+    saved, so warnings land in the wrong file's notes and the process can be
+    left with a finished batch's recorder, silencing every later warning
+    (before Python 3.14's context-aware warnings). A threaded batch installs
+    one hook for all its threads instead (:meth:`installed`), and each file
+    records what its own thread raises (:meth:`recording`).
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._fallback = warnings.showwarning
+
+    def _show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        records = getattr(self._local, "records", None)
+        if records is None:  # a thread that is not correcting a file
+            self._fallback(message, category, filename, lineno, file, line)
+        else:
+            records.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+
+    @contextmanager
+    def installed(self) -> Iterator[_ThreadWarnings]:
+        """Route warnings to the threads' records, for the length of the batch."""
+        with warnings.catch_warnings():  # entered and left once, by one thread
+            warnings.simplefilter("always")
+            self._fallback = warnings.showwarning
+            warnings.showwarning = self._show
+            yield self
+
+    @contextmanager
+    def recording(self) -> Iterator[list]:
+        """The warnings this thread raises until the block ends."""
+        self._local.records = records = []
+        try:
+            yield records
+        finally:
+            self._local.records = None
+
+
+@contextmanager
+def _own_warnings() -> Iterator[list]:
+    """Record warnings in a process that corrects one file at a time."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def correct_one(path: Path, options: dict, *, thread_warnings: _ThreadWarnings | None = None
+                ) -> Outcome:  # fmt: skip
     """Correct one file; every error becomes the outcome's one-line message.
 
     With ``options["plot"]`` a PNG is drawn after the correction is written;
     a plot that fails is a note of the outcome, never a lost correction.
+    ``thread_warnings``: in a threaded batch, where this thread's warnings
+    are recorded (else ``warnings.catch_warnings``, for one file at a time).
     """
     from .io import correct_file
 
     options = dict(options)  # shared by the files of a batch
     plot = options.pop("plot", False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    recording = _own_warnings() if thread_warnings is None else thread_warnings.recording()
+    with recording as caught:
         try:
             _, result = correct_file(path, **options)
         except Exception as exc:  # reported per file; the others go on
@@ -110,8 +165,10 @@ def correct_files(
     elif executor == "threads":
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        with ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(correct_one, path, options) for path in files]
+        with _ThreadWarnings().installed() as routed, ThreadPoolExecutor(jobs) as pool:
+            futures = [
+                pool.submit(correct_one, path, options, thread_warnings=routed) for path in files
+            ]
             for future in as_completed(futures):
                 yield future.result()
     else:

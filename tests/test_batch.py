@@ -153,3 +153,37 @@ def test_all_masked_planes_are_reported(tmp_path):
     assert result.status == "SKIPPED"
     assert fits.getheader(output)["S_BDGCOR"] == "SKIPPED"
     assert correct_file(output, tmp_path / "again.fits")  # not marked as corrected
+
+
+def test_threads_keep_each_files_warnings_and_leave_the_process_as_it_was(monkeypatch):
+    # Two files corrected at once in threads, each warning while the other is
+    # inside its correction too (a barrier makes them overlap): each outcome
+    # must note its own warning only, and the warnings machinery must be as
+    # before the batch. (warnings.catch_warnings per thread put both warnings
+    # in one file's notes, and its nested exits are not thread-safe.)
+    import threading
+    import warnings
+    from types import SimpleNamespace
+
+    import bgdnoise.io
+    from bgdnoise.batch import correct_files
+
+    both_inside = threading.Barrier(2, timeout=30)
+    both_warned = threading.Barrier(2, timeout=30)
+
+    def fake_correct_file(path, **options):
+        both_inside.wait()
+        warnings.warn(f"about {Path(path).name}", UserWarning, stacklevel=1)
+        both_warned.wait()
+        return None, SimpleNamespace(summary=lambda: "ok", empty_planes=())
+
+    monkeypatch.setattr(bgdnoise.io, "correct_file", fake_correct_file)
+    shown_before, filters_before = warnings.showwarning, list(warnings.filters)
+    outcomes = list(correct_files([Path("a.fits"), Path("b.fits")], {}, jobs=2,
+                                  executor="threads"))  # fmt: skip
+    notes = {o.path.name: o.notes for o in outcomes}
+    assert notes == {"a.fits": ("a.fits: about a.fits",), "b.fits": ("b.fits: about b.fits",)}
+    assert warnings.showwarning is shown_before
+    assert warnings.filters == filters_before
+    with pytest.warns(UserWarning, match="after the batch"):  # not swallowed
+        warnings.warn("after the batch", UserWarning, stacklevel=1)
