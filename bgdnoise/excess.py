@@ -16,9 +16,9 @@ mean without another pass over it.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from . import _nanstats
 
 __all__ = ["stripe_excess"]
 
@@ -59,14 +59,13 @@ def _excess_of(means, counts, sigma, ok_sigma):
     use = (counts >= _MIN_COUNT) & np.isfinite(means)
     enough = use.sum(axis=1) >= 8
     values = np.where(use & enough[:, None], means, np.nan)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # planes without lines: NaN
-        deviation = values - np.nanmedian(values, axis=1)[:, None]
-        rms = np.sqrt(np.nanmean(deviation**2, axis=1))
+    with np.errstate(all="ignore"):  # planes without lines: NaN
+        deviation = values - _nanstats.nanmedian(values, axis=1)[:, None]
+        rms = np.sqrt(_nanstats.nanmean(deviation**2, axis=1))
         # Scaled by sigma: no underflow for tiny values, no overflow for huge.
         scaled = deviation / np.where(ok_sigma, sigma, np.nan)[:, None]
-        floor = np.sqrt(np.nanmean(np.where(np.isnan(values), np.nan, 1.0 / counts), axis=1))
-        excess = np.sqrt(np.nanmean(scaled**2, axis=1)) / floor
+        floor = np.sqrt(_nanstats.nanmean(np.where(np.isnan(values), np.nan, 1.0 / counts), axis=1))
+        excess = np.sqrt(_nanstats.nanmean(scaled**2, axis=1)) / floor
     rms = np.where(np.isfinite(rms), rms, np.nan)
     excess = np.where(np.isfinite(excess) & ok_sigma, excess, np.nan)
     return excess, rms

@@ -30,10 +30,11 @@ frequencies beyond the law is kept as stripe. See docs/algorithm.rst.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import numpy as np
+
+from . import _nanstats
 
 __all__ = ["MEAN_EFFICIENCY", "MEDIAN_EFFICIENCY", "share_common_mode", "wiener_over_lines"]
 
@@ -214,11 +215,9 @@ def _robust_common(raw, ok, offset, precision, fallback, fallback_var):
     other band of the line. ``fallback`` where no group is left.
     """
     aligned = np.where(ok, raw - offset[:, None, :], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # lines without a group
-        median = np.nanmedian(aligned, axis=2)
-        distance = np.abs(aligned - median[:, :, None])
-        spread = _MAD_TO_SIGMA * np.nanmedian(distance, axis=1)  # (P, n_groups)
+    median = _nanstats.nanmedian(aligned, axis=2)  # NaN: a line without a group
+    distance = np.abs(aligned - median[:, :, None])
+    spread = _MAD_TO_SIGMA * _nanstats.nanmedian(distance, axis=1)  # (P, n_groups)
     kept = ok & (distance <= _STRAY * spread[:, None, :])
     weights = np.where(kept, precision, 0.0)
     total = weights.sum(axis=2)
@@ -254,7 +253,6 @@ def _own_variance(own, own_error_var, ok):
             continue
         values = own[:, :, g][usable]
         spread = _MAD_TO_SIGMA * np.median(np.abs(values - np.median(values)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(over="ignore", invalid="ignore"):
             tau2[g] = max(0.0, spread**2 - float(np.median(own_error_var[:, :, g][usable])))
     return tau2

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _nanstats
 from .instruments import ReadoutGeometry
 from .report import CorrectionReport
 
@@ -84,10 +84,9 @@ class CorrectionResult:
         report = self.report
         if report is None or report.stripe_excess_before is None:
             return float("nan"), float("nan")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: unknown
-            return (float(np.nanmean(report.stripe_excess_before)),
-                    float(np.nanmean(report.stripe_excess_after)))  # fmt: skip
+        # NaN where no plane has one: unknown
+        return (_nanstats.nanmean(report.stripe_excess_before),
+                _nanstats.nanmean(report.stripe_excess_after))  # fmt: skip
 
     def quality_cards(self) -> list[list]:
         """Header cards saying how the correction went (8-character keywords)."""

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _nanstats
 from ._prepare import Prepared, check_out, make_layout, prepare
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
@@ -220,10 +219,9 @@ def _fallback(measured: Measured) -> tuple[np.ndarray, np.ndarray]:
         return raw.copy(), np.zeros(raw.shape, dtype=bool)
     ok = (counts >= measured.needed) & np.isfinite(raw)
     # Offsets from the lines whose full level was computed (all, or a sample).
-    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups
+    with np.errstate(over="ignore", invalid="ignore"):
         diff = np.where(ok, raw - full[:, :, None], np.nan)
-        offset = np.nanmedian(diff, axis=1)  # (P, n_groups)
+        offset = _nanstats.nanmedian(diff, axis=1)  # (P, n_groups); NaN: all-NaN group
         offset = np.where(np.isfinite(offset), offset, 0.0)
         shifted = full[:, :, None] + offset[:, None, :]
     # Levels at the ends of the float64 range: no offset rather than inf.
@@ -264,10 +262,8 @@ def _reference_pixel_levels(prepared: Prepared, lines_by_plane: dict) -> dict:
             plane, is_ref = plane.T, is_ref.T
         # The pedestal of the reference pixels: median over all their lines.
         vals_all = np.where(is_ref & np.isfinite(plane), plane, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            per_line = np.nanmedian(vals_all, axis=1)
-            pedestal = np.nanmedian(per_line)
+        per_line = _nanstats.nanmedian(vals_all, axis=1)
+        pedestal = _nanstats.nanmedian(per_line)
         ref[p] = {i: per_line[i] - pedestal for i in lines if np.isfinite(per_line[i])}
     return ref
 
