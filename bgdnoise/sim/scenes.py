@@ -194,6 +194,18 @@ def crowded_field(shape, sigma, rng, *, fraction=0.5, brightness=2.0) -> np.ndar
     return sparse_field(shape, sigma, rng, fraction=fraction, brightness=brightness)
 
 
+def sky_gradient(shape, sigma, rng, *, rise=20.0, fraction=0.03) -> np.ndarray:
+    """A sparse field under a sky that rises by ``rise`` sigma from left to right.
+
+    Stray light or a zodiacal gradient: along the rows, the lines of a rows
+    readout (NIRCam), where a background can be told from the stripes (a
+    sky changing across the lines is a function of the line, as a stripe
+    is). ``fraction``: the sparse field's, as :func:`sparse_field`.
+    """
+    ramp = rise * sigma * np.arange(shape[1]) / max(shape[1] - 1, 1)
+    return sparse_field(shape, sigma, rng, fraction=fraction) + ramp[None, :]
+
+
 def large_galaxy(shape, sigma, rng, *, r_e=None, n=4.0, i_e=20.0) -> np.ndarray:
     """One Sérsic galaxy spanning hundreds of lines, faint wings over most of the frame.
 
@@ -266,6 +278,7 @@ SCENES = {
     "sparse": (sparse_field, (2048, 2048), "rows", 4),
     "crowded": (crowded_field, (2048, 2048), "rows", 4),
     "galaxy": (large_galaxy, (2048, 2048), "rows", 4),
+    "sky_gradient": (sky_gradient, (2048, 2048), "rows", 4),
     "grism_trace": (grism_trace, (256, 2048), "rows", 4),
     "curved_trace": (curved_trace, (256, 2048), "columns", 1),
 }
@@ -286,7 +299,7 @@ def make_scene(
     ----------
     name : str
         ``"empty"``, ``"sparse"``, ``"crowded"``, ``"galaxy"``,
-        ``"grism_trace"`` or ``"curved_trace"``.
+        ``"sky_gradient"``, ``"grism_trace"`` or ``"curved_trace"``.
     shape : tuple of int, optional
         ``(ny, nx)``; default the scene's own (2048x2048, 256x2048 for traces).
     sigma : float
@@ -297,7 +310,8 @@ def make_scene(
         Seed; equal seeds give equal scenes.
     **options
         Passed to the scene function (e.g. ``fraction`` for fields,
-        ``r_e``/``n``/``i_e`` for the galaxy, ``centre``/``peak`` for traces).
+        ``r_e``/``n``/``i_e`` for the galaxy, ``rise`` for the sky gradient,
+        ``centre``/``peak`` for traces).
 
     Returns
     -------
