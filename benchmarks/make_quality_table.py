@@ -296,11 +296,16 @@ def check_targets(results: dict) -> list[dict]:
                 "value": mine[measure], "peer": peer, "best": best, "ratio": ratio,
                 "limit": ratio * best, "met": mine[measure] <= ratio * best,
             }  # fmt: skip
-        peer, best = min(((n, abs(s["bias"])) for n, s in peers.items()), key=lambda x: x[1])
-        limit = max(best + BIAS_PLUS, BIAS_FLOOR)
+        # No bias where the scene leaves no faint sky to compare with (NaN): not a target.
+        measured = [(n, abs(s["bias"])) for n, s in peers.items() if math.isfinite(s["bias"])]
+        if measured and math.isfinite(mine["bias"]):
+            peer, best = min(measured, key=lambda x: x[1])
+            limit = max(best + BIAS_PLUS, BIAS_FLOOR)
+            met = abs(mine["bias"]) <= limit
+        else:
+            peer, best, limit, met = None, math.nan, math.nan, None
         entry["bias"] = {
-            "value": mine["bias"], "peer": peer, "best": best, "limit": limit,
-            "met": abs(mine["bias"]) <= limit,
+            "value": mine["bias"], "peer": peer, "best": best, "limit": limit, "met": met,
         }  # fmt: skip
         jwst = {n: s["seconds"] for n, s in peers.items() if n.startswith("jwst") and s["seconds"]}
         if jwst and mine["seconds"]:
@@ -339,6 +344,8 @@ def _scene(label: str) -> str:
 
 def _cell(entry: dict, measure: str) -> str:
     t = entry[measure]
+    if measure == "bias" and t["met"] is None:
+        return "n/a (no faint sky in the scene to compare with)"
     if measure == "bias":
         value, limit = _pair(abs(t["value"]), t["limit"])
         return (f"{value}; limit {limit} "
@@ -389,16 +396,21 @@ def _phrases(checks: list[dict]) -> tuple[int, int, list[str]]:
             f"at {_span(ratios)} the best peer's"
         )
         met, total = met + len(hits), total + len(checks)
-    misses = [e for e in checks if not e["bias"]["met"]]
-    text = f"|bias|: {len(checks) - len(misses)} of {len(checks)}"
+    measured = [e for e in checks if e["bias"]["met"] is not None]
+    misses = [e for e in measured if not e["bias"]["met"]]
+    text = f"|bias|: {len(measured) - len(misses)} of {len(measured)}"
     if misses:
         text += " (not met: " + "; ".join(
             "{}, {} > {}".format(_scene(e["label"]), *_pair(abs(e["bias"]["value"]),
                                                            e["bias"]["limit"]))
             for e in misses
         ) + ")"  # fmt: skip
+    if len(measured) < len(checks):
+        text += " (n/a where the scene leaves no faint sky: " + ", ".join(
+            _scene(e["label"]) for e in checks if e["bias"]["met"] is None
+        ) + ")"  # fmt: skip
     out.append(text)
-    met, total = met + len(checks) - len(misses), total + len(checks)
+    met, total = met + len(measured) - len(misses), total + len(measured)
     speeds = (("met", "value", SPEEDUP, "default"),
               ("plain_met", "plain_value", PLAIN_SPEEDUP, "plain path"))  # fmt: skip
     for flag, key, limit, name in speeds:
