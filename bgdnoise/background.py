@@ -27,11 +27,12 @@ __all__ = ["fit_surface"]
 _SMOOTH = 0.01
 # Pins weigh this much per pixel of a cell: enough to fix the null space,
 # too little to overrule the data. Each node row's mean over its sky nodes
-# is pinned with this weight per node; each sky node alone with a tenth of it,
-# which steadies the surface on flat sky but barely bends a sky that changes
-# along the lines (at full weight, node pins on the faint half of a 20-sigma
-# ramp bent each output's part of the surface by up to 1.3 sigma, which the
-# levels took as output offsets: band residual 1.6-1.9 and bias -0.6 to -0.7
+# is pinned with this weight per node; each sky node alone with a tenth of it
+# (toward the sky's fitted slope along the lines), which steadies the surface
+# on flat sky but barely bends a sky that changes along the lines (at full
+# weight, node pins toward one level on the faint half of a 20-sigma ramp bent
+# each output's part of the surface by up to 1.3 sigma, which the levels took
+# as output offsets: band residual 1.6-1.9 and bias -0.6 to -0.7
 # sigma on a 2048x2048 sparse field, three seeds).
 _PIN = 1e-2
 _NODE_PIN = 0.1 * _PIN
@@ -78,17 +79,34 @@ def _normal_equations(plane, usable, layout: Layout, spacing: int, grid) -> tupl
     return matrix, rhs
 
 
-def _solve(equations: tuple, spacing: int, sky: np.ndarray) -> np.ndarray:
-    """Node values of the surface pinned at the ``sky`` nodes (bool ``(n_y, n_x)``)."""
+def _solve(equations: tuple, spacing: int, sky: np.ndarray, slope: float = 0.0) -> np.ndarray:
+    """Node values of the surface pinned at the ``sky`` nodes (bool ``(n_y, n_x)``).
+
+    Each row's mean over its sky nodes is pinned to zero, and each sky node to
+    the sky's ``slope`` along the lines (per node) about that row's pinned mean
+    position: zero for a flat sky.
+    """
     n_y, n_x = sky.shape
     matrix, rhs = equations
     matrix = matrix.copy()  # the data's part is reused for every set of pins
     cell = float(spacing) ** 2
     ridge = 1e-6 * cell
-    node_pins = np.where(sky, _NODE_PIN * cell, 0.0).ravel()
-    _surface.add_penalties(matrix, (n_y, n_x), _SMOOTH * cell, node_pins + ridge)
+    node_pins = np.where(sky, _NODE_PIN * cell, 0.0)
+    _surface.add_penalties(matrix, (n_y, n_x), _SMOOTH * cell, node_pins.ravel() + ridge)
     _add_row_pins(matrix, sky, _PIN * cell)
+    if slope:
+        rhs = rhs + (node_pins * slope * _about_row_centres(sky)).ravel()
     return _surface.banded_solve(matrix, rhs).reshape(n_y, n_x)
+
+
+def _about_row_centres(pinned: np.ndarray) -> np.ndarray:
+    """Node positions along the lines less their row's mean pinned position."""
+    n_y, n_x = pinned.shape
+    position = np.broadcast_to(np.arange(n_x, dtype=np.float64), (n_y, n_x))
+    per_row = pinned.sum(axis=1)
+    centre = np.divide((pinned * position).sum(axis=1), per_row, out=np.zeros(n_y),
+                       where=per_row > 0)  # fmt: skip
+    return position - centre[:, None]
 
 
 def _add_row_pins(matrix: np.ndarray, sky: np.ndarray, weight: float) -> None:
@@ -109,35 +127,40 @@ def _add_row_pins(matrix: np.ndarray, sky: np.ndarray, weight: float) -> None:
         matrix[d, first] += pairs.ravel()
 
 
+def _sky_slope(nodes: np.ndarray, pinned: np.ndarray) -> float:
+    """The sky's slope along the lines (per node), fitted within the rows' pinned nodes.
+
+    Each row's own offset is left free (it is what the pins set); 0 where no
+    row has pinned nodes at two positions.
+    """
+    per_row = pinned.sum(axis=1)
+    level = np.divide((pinned * nodes).sum(axis=1), per_row, out=np.zeros(per_row.size),
+                      where=per_row > 0)  # fmt: skip
+    dx = np.where(pinned, _about_row_centres(pinned), 0.0)
+    dz = np.where(pinned, nodes - level[:, None], 0.0)
+    spread = float((dx * dx).sum())
+    return float((dx * dz).sum()) / spread if spread > 0 else 0.0
+
+
 def _sky_slope_shift(nodes: np.ndarray, pinned: np.ndarray) -> np.ndarray:
     """Per node row, the fitted sky slope times the mean position of its pinned nodes.
 
-    ``(n_y,)``, less its median: what each row is moved by.
-
-    A pinned row's mean over its sky nodes is held at zero. Where the sky
-    changes along the lines, that holds a row whose bright part is taken for
-    a source (a ramp) lower than a row pinned over more of it, which bows the
-    surface's line profile, and the levels take the bow as stripes. The sky's
-    slope along the lines is fitted to the pinned nodes within each row (the
-    rows' own offsets are what the pins set, so they are left free); each
-    row is moved back by that slope times the mean position of its pinned
+    ``(n_y,)``, less its median: what each row is moved by. A pinned row's
+    mean over its sky nodes is held at zero. Where the sky changes along the
+    lines, that holds a row whose bright part is taken for a source (a ramp)
+    lower than a row pinned over more of it, which bows the surface's line
+    profile, and the levels take the bow as stripes. Each row is moved back
+    by the slope (:func:`_sky_slope`) times the mean position of its pinned
     nodes. Rows without a pinned node take their neighbours' shift
-    (interpolated between the nearest, constant beyond the ends). Where no row
-    has pinned nodes at two positions, the slope is unknown and no row moves.
+    (interpolated between the nearest, constant beyond the ends).
     """
     n_y, n_x = nodes.shape
     per_row = pinned.sum(axis=1)
     rows = np.flatnonzero(per_row)
     if rows.size == 0:
         return np.zeros(n_y)
-    position = np.broadcast_to(np.arange(n_x, dtype=np.float64), (n_y, n_x))
-    centre = (pinned * position).sum(axis=1)[rows] / per_row[rows]
-    level = (pinned * nodes).sum(axis=1)[rows] / per_row[rows]
-    dx = np.where(pinned[rows], position[rows] - centre[:, None], 0.0)
-    dz = np.where(pinned[rows], nodes[rows] - level[:, None], 0.0)
-    spread = float((dx * dx).sum())
-    slope = float((dx * dz).sum()) / spread if spread > 0 else 0.0
-    shift = np.interp(np.arange(n_y), rows, slope * centre)
+    centre = (pinned * np.arange(n_x)).sum(axis=1)[rows] / per_row[rows]
+    shift = np.interp(np.arange(n_y), rows, _sky_slope(nodes, pinned) * centre)
     return shift - np.median(shift)
 
 
@@ -180,11 +203,12 @@ def fit_surface(
     if sky.mean() < _MIN_SKY_NODES:
         sky = masked_ext <= np.quantile(masked_ext, _MIN_SKY_NODES)
     node_noise = 1.25 * sigma / spacing if np.isfinite(sigma) and sigma > 0 else 0.0
-    nodes, pinned = np.zeros((n_y, n_x)), sky
+    nodes, pinned, slope = np.zeros((n_y, n_x)), sky, 0.0
     equations = _normal_equations(plane, usable, layout, spacing, (n_y, n_x))
     for _ in range(_PIN_ROUNDS):
         pinned = sky
-        nodes = _solve(equations, spacing, pinned)
+        nodes = _solve(equations, spacing, pinned, slope)
+        slope = _sky_slope(nodes, pinned)
         base = float(np.median(nodes[pinned]))
         # One-sided: a node the fit puts below the sky is no source.
         sky = ((nodes - base) < _SKY_SIGMAS * node_noise) & (masked < _SKY_MAX_MASKED)

@@ -120,15 +120,22 @@ def dense_penalty(n_y, n_x, smooth, pins):
     return smooth * d.T @ d + (np.diag(pins) if np.ndim(pins) == 1 else pins)
 
 
-def dense_fit(lines, usable, band_edges, h, n_y, n_x, smooth, pins):
-    """Joint solve for nodes and levels; also the normal matrix with the levels eliminated."""
+def dense_fit(lines, usable, band_edges, h, n_y, n_x, smooth, pins, pin_rhs=None):
+    """Joint solve for nodes and levels; also the normal matrix with the levels eliminated.
+
+    ``pin_rhs``: what the pins add to the nodes' right-hand side (pins toward
+    targets other than zero).
+    """
     basis, levels, data = dense_problem(lines, usable, band_edges, h, n_y, n_x)
     penalty = dense_penalty(n_y, n_x, smooth, pins)
     design = np.hstack([basis, levels])
     normal = design.T @ design
     n_nodes = n_y * n_x
     normal[:n_nodes, :n_nodes] += penalty
-    theta = np.linalg.solve(normal, design.T @ data)
+    rhs = design.T @ data
+    if pin_rhs is not None:
+        rhs[:n_nodes] += pin_rhs
+    theta = np.linalg.solve(normal, rhs)
     # The levels eliminated: the Schur complement and its right-hand side.
     proj = levels @ np.linalg.solve(levels.T @ levels, levels.T)
     reduced = basis.T @ (basis - proj @ basis) + penalty
@@ -201,12 +208,14 @@ def test_normal_equations_match_a_dense_joint_fit(along_rows, n_lines, length, h
     np.testing.assert_allclose(nodes, nodes_ref, rtol=0, atol=1e-8 * np.abs(nodes_ref).max())
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.7])
 @pytest.mark.parametrize("axis", ["rows", "columns"])
-def test_solve_matches_the_dense_fit(axis, rng):
+def test_solve_matches_the_dense_fit(axis, slope, rng):
     # background._solve: the kernels wired as fit_surface uses them (bandwidth,
     # penalty and pin scaling per pixel of a cell), against the pins written
-    # densely: each sky node pulled to zero with _NODE_PIN, and each node
-    # row's mean over its sky nodes with _PIN per sky node.
+    # densely: each node row's mean over its sky nodes pulled to zero with
+    # _PIN per sky node, and each sky node with _NODE_PIN toward ``slope`` times
+    # its position less its row's mean sky position.
     n_lines, length, h = 40, 64, 16
     options = CorrectionOptions.from_kwargs(n_outputs=2)
     layout = make_layout((n_lines, length) if axis == "rows" else (length, n_lines), axis,
@@ -215,15 +224,20 @@ def test_solve_matches_the_dense_fit(axis, rng):
     n_y, n_x = bgm.node_grid(n_lines, length, h)
     sky = rng.random((n_y, n_x)) < 0.4
     sky[1] = False  # a row without sky: only the smoothness holds it
-    nodes = bgm._solve(bgm._normal_equations(plane, use, layout, h, (n_y, n_x)), h, sky)
+    nodes = bgm._solve(bgm._normal_equations(plane, use, layout, h, (n_y, n_x)), h, sky, slope)
     cell = float(h) ** 2
-    pins = np.diag(np.where(sky, bgm._NODE_PIN, 0.0).ravel() * cell + 1e-6 * cell)
+    node_weight = np.where(sky, bgm._NODE_PIN * cell, 0.0)
+    pins = np.diag(node_weight.ravel() + 1e-6 * cell)
+    targets = np.zeros((n_y, n_x))
     for j in range(n_y):
         if sky[j].any():
             mean = np.zeros((n_y, n_x))
             mean[j] = sky[j] / sky[j].sum()
             pins += bgm._PIN * cell * sky[j].sum() * np.outer(mean.ravel(), mean.ravel())
-    ref, _, _ = dense_fit(lines, usable, layout.band_edges, h, n_y, n_x, bgm._SMOOTH * cell, pins)
+            positions = np.flatnonzero(sky[j])
+            targets[j] = slope * (np.arange(n_x) - positions.mean())
+    ref, _, _ = dense_fit(lines, usable, layout.band_edges, h, n_y, n_x, bgm._SMOOTH * cell, pins,
+                          (node_weight * targets).ravel())  # fmt: skip
     np.testing.assert_allclose(nodes.ravel(), ref, rtol=0, atol=1e-8 * np.abs(ref).max())
 
 
@@ -392,6 +406,7 @@ def test_sky_slope_shift_undoes_pins_on_different_stretches_of_a_ramp():
         pinned[j, : 3 + j] = True
     pinned[4] = False  # a row with nothing pinned takes its neighbours' shift
     held = np.array([sky - sky[p].mean() if p.any() else sky - sky[:7].mean() for p in pinned])
+    assert bgm._sky_slope(held, pinned) == pytest.approx(0.3, rel=1e-12)
     shifted = held + bgm._sky_slope_shift(held, pinned)[:, None]
     rows = np.delete(shifted, 4, axis=0)
     np.testing.assert_allclose(rows - rows[0], 0.0, atol=1e-12)
