@@ -10,6 +10,8 @@ import itertools
 
 import numpy as np
 
+from . import _nanstats
+
 __all__ = ["line_power_spectrum", "stripe_profile"]
 
 AXES = ("rows", "columns")
@@ -76,15 +78,9 @@ def stripe_profile(
 
 
 def _finite_mean(lines: np.ndarray, usable: np.ndarray | None = None) -> np.ndarray:
-    """Mean of each row over its usable finite values; NaN where there is none.
-
-    Counted by hand rather than with ``np.nanmean``, whose warning would need
-    ``warnings.catch_warnings``: process-wide state, unsafe in threads.
-    """
+    """Mean of each row over its usable finite values; NaN where there is none (no warning)."""
     finite = np.isfinite(lines) if usable is None else usable & np.isfinite(lines)
-    counts = finite.sum(axis=1)
-    sums = np.where(finite, lines, 0.0).sum(axis=1)
-    return np.divide(sums, counts, out=np.full(counts.shape, np.nan), where=counts > 0)
+    return _nanstats.nanmean(np.where(finite, lines, np.nan), axis=1)
 
 
 def line_power_spectrum(

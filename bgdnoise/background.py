@@ -99,14 +99,22 @@ def _solve(equations: tuple, spacing: int, sky: np.ndarray, slope: float = 0.0) 
     return _surface.banded_solve(matrix, rhs).reshape(n_y, n_x)
 
 
+def _pinned_row_means(values: np.ndarray, pinned: np.ndarray) -> np.ndarray:
+    """Each node row's mean of ``values`` over its pinned nodes, ``(n_y,)``; 0 where none."""
+    per_row = pinned.sum(axis=1)
+    return np.divide((pinned * values).sum(axis=1), per_row, out=np.zeros(per_row.size),
+                     where=per_row > 0)  # fmt: skip
+
+
+def _positions(pinned: np.ndarray) -> np.ndarray:
+    """Each node's position along the lines (in nodes), ``(n_y, n_x)``."""
+    return np.broadcast_to(np.arange(pinned.shape[1], dtype=np.float64), pinned.shape)
+
+
 def _about_row_centres(pinned: np.ndarray) -> np.ndarray:
     """Node positions along the lines less their row's mean pinned position."""
-    n_y, n_x = pinned.shape
-    position = np.broadcast_to(np.arange(n_x, dtype=np.float64), (n_y, n_x))
-    per_row = pinned.sum(axis=1)
-    centre = np.divide((pinned * position).sum(axis=1), per_row, out=np.zeros(n_y),
-                       where=per_row > 0)  # fmt: skip
-    return position - centre[:, None]
+    position = _positions(pinned)
+    return position - _pinned_row_means(position, pinned)[:, None]
 
 
 def _add_row_pins(matrix: np.ndarray, sky: np.ndarray, weight: float) -> None:
@@ -133,34 +141,29 @@ def _sky_slope(nodes: np.ndarray, pinned: np.ndarray) -> float:
     Each row's own offset is left free (it is what the pins set); 0 where no
     row has pinned nodes at two positions.
     """
-    per_row = pinned.sum(axis=1)
-    level = np.divide((pinned * nodes).sum(axis=1), per_row, out=np.zeros(per_row.size),
-                      where=per_row > 0)  # fmt: skip
     dx = np.where(pinned, _about_row_centres(pinned), 0.0)
-    dz = np.where(pinned, nodes - level[:, None], 0.0)
+    dz = np.where(pinned, nodes - _pinned_row_means(nodes, pinned)[:, None], 0.0)
     spread = float((dx * dx).sum())
     return float((dx * dz).sum()) / spread if spread > 0 else 0.0
 
 
-def _sky_slope_shift(nodes: np.ndarray, pinned: np.ndarray) -> np.ndarray:
-    """Per node row, the fitted sky slope times the mean position of its pinned nodes.
+def _sky_slope_shift(pinned: np.ndarray, slope: float) -> np.ndarray:
+    """Per node row, the sky ``slope`` times the mean position of its pinned nodes.
 
     ``(n_y,)``, less its median: what each row is moved by. A pinned row's
     mean over its sky nodes is held at zero. Where the sky changes along the
     lines, that holds a row whose bright part is taken for a source (a ramp)
     lower than a row pinned over more of it, which bows the surface's line
     profile, and the levels take the bow as stripes. Each row is moved back
-    by the slope (:func:`_sky_slope`) times the mean position of its pinned
-    nodes. Rows without a pinned node take their neighbours' shift
+    by the slope (:func:`_sky_slope` of the same fit) times the mean position
+    of its pinned nodes. Rows without a pinned node take their neighbours' shift
     (interpolated between the nearest, constant beyond the ends).
     """
-    n_y, n_x = nodes.shape
-    per_row = pinned.sum(axis=1)
-    rows = np.flatnonzero(per_row)
+    rows = np.flatnonzero(pinned.any(axis=1))
     if rows.size == 0:
-        return np.zeros(n_y)
-    centre = (pinned * np.arange(n_x)).sum(axis=1)[rows] / per_row[rows]
-    shift = np.interp(np.arange(n_y), rows, _sky_slope(nodes, pinned) * centre)
+        return np.zeros(pinned.shape[0])
+    centre = _pinned_row_means(_positions(pinned), pinned)[rows]
+    shift = np.interp(np.arange(pinned.shape[0]), rows, slope * centre)
     return shift - np.median(shift)
 
 
@@ -214,7 +217,7 @@ def fit_surface(
         sky = ((nodes - base) < _SKY_SIGMAS * node_noise) & (masked < _SKY_MAX_MASKED)
         if sky.mean() < 0.5 * _MIN_SKY_NODES:
             return None
-    nodes = nodes + _sky_slope_shift(nodes, pinned)[:, None]
+    nodes = nodes + _sky_slope_shift(pinned, slope)[:, None]  # the last fit's slope
     base = float(np.median(nodes[pinned]))
     out = np.empty(plane.shape, np.float32)  # the data's precision is enough for a background
     _surface.evaluate(nodes - base, layout.along_rows, float(spacing), out)

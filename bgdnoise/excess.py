@@ -48,7 +48,7 @@ def stripe_excess(means: np.ndarray, counts: np.ndarray, sigma: np.ndarray, subt
     used = (counts > 0) & np.isfinite(values)
     line_counts = np.where(used, counts, 0).sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        totals = np.where(used, counts * np.where(used, values, 0.0), 0.0).sum(axis=2)
+        totals = (counts * np.where(used, values, 0.0)).sum(axis=2)
         line_means = totals / line_counts
     ok_sigma = np.isfinite(sigma) & (sigma > 0)
     return _excess_of(line_means, line_counts, sigma, ok_sigma)
