@@ -48,10 +48,18 @@ def _block_sums_range(start, stop, values, usable, block, sums, counts):
             sums[cy, cx] = 0.0
             counts[cy, cx] = 0.0
         for y in range(cy * block, min(ny, (cy + 1) * block)):
-            for x in range(nx):
-                if usable[y, x] != 0:
-                    sums[cy, x // block] += values[y, x]
-                    counts[cy, x // block] += 1.0
+            row, use = values[y], usable[y]
+            # Cell by cell (no division per pixel), each cell's values in the
+            # same order as a pass along the row.
+            for cx in range(mx):
+                total, n = sums[cy, cx], counts[cy, cx]
+                for x in range(cx * block, min(nx, (cx + 1) * block)):
+                    # A select, not a branch (adding 0.0 changes no sum):
+                    # masks cut rows into runs the branch predictor misses.
+                    keep = use[x] != 0
+                    total += row[x] if keep else 0.0
+                    n += 1.0 if keep else 0.0
+                sums[cy, cx], counts[cy, cx] = total, n
 
 
 @njit(cache=True, nogil=True)
@@ -278,7 +286,9 @@ def dilate(marks, radius, out):
 
 # The dilations OR shifted copies of whole rows: 2 radius + 1 passes that
 # vectorise, where a running "last mark seen" per pixel cannot (the mask's
-# radius is a few pixels).
+# radius is a few pixels). Each pass writes one direction only: a loop that
+# ORs into both ``x`` and ``x + shift`` carries a dependency from one pixel
+# to the next and does not vectorise (it took 9x the column pass).
 
 
 @njit(cache=True, nogil=True)
@@ -286,15 +296,26 @@ def _dilate_rows(start, stop, marks, radius, along):
     """Rows ``[start, stop)``: 1 within ``radius`` of a mark along the row."""
     nx = marks.shape[1]
     reach = min(radius, nx)
+    marked = np.empty(nx, dtype=np.uint8)  # the row's marks as 0 / 1
     for y in range(start, stop):
         row = marks[y]
         out_row = along[y]
         for x in range(nx):
-            out_row[x] = row[x] != 0
+            marked[x] = np.uint8(row[x] != 0)
+        for x in range(nx):
+            out_row[x] = marked[x]
         for shift in range(1, reach + 1):
-            for x in range(nx - shift):
-                out_row[x] |= row[x + shift] != 0
-                out_row[x + shift] |= row[x] != 0
+            # Views indexed from 0: a shifted index (x - shift) keeps numba's
+            # negative-index handling in the loop, which stops vectorising.
+            _or_into(out_row[: nx - shift], marked[shift:])
+            _or_into(out_row[shift:], marked[: nx - shift])
+
+
+@njit(cache=True, nogil=True)
+def _or_into(dst, src):
+    """``dst |= src`` elementwise (same length)."""
+    for x in range(dst.shape[0]):
+        dst[x] |= src[x]
 
 
 @njit(cache=True, nogil=True)
