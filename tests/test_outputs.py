@@ -145,3 +145,30 @@ def test_a_biased_band_does_not_pass_its_bias_to_the_others(rng):
     err = (shared - truth)[0, 300:400][:, others]
     err_elsewhere = (shared - truth)[0, 500:600][:, others]
     assert abs(err.mean() - err_elsewhere.mean()) < 0.02
+
+
+@pytest.mark.parametrize("case", ["finite", "some NaN", "a plane without levels", "huge"])
+def test_plane_levels_is_each_planes_median_of_its_finite_levels(case, rng):
+    from bgdnoise.stages import plane_levels
+
+    levels = rng.normal(0.0, 1.0, (5, 40, 4))
+    if case == "some NaN":
+        levels[1, 3:9, 2] = np.nan
+        levels[3, 0] = np.inf
+    elif case == "a plane without levels":
+        levels[2] = np.nan
+    elif case == "huge":  # the mean of the two middle values overflows
+        levels[4] = 1.7e308
+    expected = []
+    for plane in levels:
+        finite = plane[np.isfinite(plane)]
+        if finite.size == 0:
+            expected.append(np.nan)
+            continue
+        with np.errstate(over="ignore"):
+            median = np.median(finite)
+        if not np.isfinite(median):  # halves of the two middle values
+            middle = np.sort(finite)[(finite.size - 1) // 2 : finite.size // 2 + 1]
+            median = middle[0] / 2 + middle[-1] / 2
+        expected.append(median)
+    np.testing.assert_array_equal(plane_levels(levels), np.array(expected))

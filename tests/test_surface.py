@@ -62,12 +62,14 @@ def test_banded_solve_matches_numpy(n, bw, kind, rng):
     assert np.linalg.norm(x - ref) <= 1e-10 * np.linalg.norm(ref) * np.linalg.cond(dense)
 
 
-def test_banded_solve_leaves_rhs_alone(rng):
+def test_banded_solve_leaves_its_inputs_alone(rng):
     dense = random_spd_banded(rng, 20, 4, "cholesky")
     rhs = rng.normal(0.0, 1.0, 20)
-    kept = rhs.copy()
-    sk.banded_solve(to_band(dense, 4), rhs)
-    np.testing.assert_array_equal(rhs, kept)
+    band = to_band(dense, 4)
+    kept_rhs, kept_band = rhs.copy(), band.copy()
+    sk.banded_solve(band, rhs)
+    np.testing.assert_array_equal(rhs, kept_rhs)
+    np.testing.assert_array_equal(band, kept_band)
 
 
 # --------------------------------------------------------------------------
