@@ -74,27 +74,55 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
                 data[line, k, i] = 0.0
             n = 0.0
             s = 0.0
-            for pos in range(band_edges[k], band_edges[k + 1]):
-                if along_rows:
-                    use, v = usable[line, pos], plane[line, pos]
-                else:
-                    use, v = usable[pos, line], plane[pos, line]
-                if use == 0:
+            # Views of the band indexed from 0: an index offset by the band's
+            # start keeps numba's negative-index handling in the loop.
+            first, last = band_edges[k], band_edges[k + 1]
+            if along_rows:
+                band_use, band_values = usable[line, first:last], plane[line, first:last]
+            else:
+                band_use, band_values = usable[first:last, line], plane[first:last, line]
+            band_cell, band_upper = cell[first:last], upper[first:last]
+            # The sums of the current cell stay in registers and are stored
+            # when the cell changes: every sum still gets the same additions
+            # in the same order, without a load and store per pixel.
+            current = -1
+            d0 = d1 = o0 = w_0 = w_1 = s_0 = s_1 = 0.0
+            for t in range(band_values.shape[0]):
+                if band_use[t] == 0:
                     continue
-                i = cell[pos]
-                g = upper[pos]
+                v = band_values[t]
+                i = band_cell[t]
+                g = band_upper[t]
                 w0 = 1.0 - g
-                diag[line, i] += w0 * w0
-                diag[line, i + 1] += g * g
-                off[line, i] += w0 * g
-                weight[line, k, i] += w0
-                weight[line, k, i + 1] += g
-                data[line, k, i] += w0 * v
-                data[line, k, i + 1] += g * v
+                if i != current:
+                    if current >= 0:
+                        _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
+                    current = i
+                    d0, d1, o0 = diag[line, i], diag[line, i + 1], off[line, i]
+                    w_0, w_1 = weight[line, k, i], weight[line, k, i + 1]
+                    s_0, s_1 = data[line, k, i], data[line, k, i + 1]
+                d0 += w0 * w0
+                d1 += g * g
+                o0 += w0 * g
+                w_0 += w0
+                w_1 += g
+                s_0 += w0 * v
+                s_1 += g * v
                 n += 1.0
                 s += v
+            if current >= 0:
+                _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
             count[line, k] = n
             total[line, k] = s
+
+
+@njit(cache=True, nogil=True)
+def _store_cell(sums, line, k, i, cell_sums):
+    """Write one cell's running sums (see :func:`_line_sums_range`) back."""
+    diag, off, weight, data, _, _ = sums
+    diag[line, i], diag[line, i + 1], off[line, i] = cell_sums[0], cell_sums[1], cell_sums[2]
+    weight[line, k, i], weight[line, k, i + 1] = cell_sums[3], cell_sums[4]
+    data[line, k, i], data[line, k, i + 1] = cell_sums[5], cell_sums[6]
 
 
 @njit(cache=True, nogil=True)
