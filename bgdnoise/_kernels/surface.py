@@ -162,7 +162,9 @@ def normal_equations(sums, grid, band_nodes, matrix, rhs):
         wy = (1.0 - f, f)
         for a in range(2):
             ra = (j + a) * n_x
-            for b in range(2):
+            for b in range(a, 2):
+                # (a, b) = (1, 0) would only add below the diagonal, which the
+                # upper band storage skips: nothing to compute.
                 rb = (j + b) * n_x
                 w = wy[a] * wy[b]
                 for i in range(n_x):
@@ -179,7 +181,9 @@ def normal_equations(sums, grid, band_nodes, matrix, rhs):
                         wi = weight[line, k, i] * inv
                         if wi == 0.0:
                             continue
-                        for i2 in range(band_nodes[k, 0], band_nodes[k, 1]):
+                        # Within one node row only i2 >= i is stored (upper band).
+                        first = i if a == b else band_nodes[k, 0]
+                        for i2 in range(first, band_nodes[k, 1]):
                             _add(matrix, ra + i, rb + i2, -wi * weight[line, k, i2])
             for k in range(n_bands):
                 if count[line, k] == 0.0:
