@@ -374,10 +374,11 @@ def cell_fractions(usable, along_rows, h, n_y, n_x, out):
         per_y[cy] += 1.0
         row = usable[y]
         for b in range(cells_x):
+            run = row[run_start[b] : run_start[b + 1]]  # indexed from 0: vectorises
             good = 0
-            for x in range(run_start[b], run_start[b + 1]):
-                good += row[x] != 0
-            bad[cy, b] += (run_start[b + 1] - run_start[b]) - good
+            for x in range(run.shape[0]):
+                good += run[x] != 0
+            bad[cy, b] += run.shape[0] - good
     for a in range(cells_y):
         for b in range(cells_x):
             total = per_y[a] * (run_start[b + 1] - run_start[b])
