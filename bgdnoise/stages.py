@@ -243,7 +243,8 @@ def median_finite(values: np.ndarray) -> float:
 def plane_levels(levels: np.ndarray) -> np.ndarray:
     """Median of each plane's finite levels; NaN for a plane without any."""
     finite = np.isfinite(levels)
-    if finite.all():  # one call for a cube's planes, not one per plane (the same values)
+    # One call for all of a cube's planes, not one per plane (the same values).
+    if levels.size and finite.all():
         with np.errstate(over="ignore", invalid="ignore"):
             plane_level = np.median(levels.reshape(levels.shape[0], -1), axis=1)
         if np.isfinite(plane_level).all():

@@ -365,3 +365,44 @@ def test_algorithms_agree_on_extreme_lines(rng):
             a = _kernels._clipped_median(vals.copy(), m, clip)
             b = _kernels._binned_clipped_median(vals.copy(), m, clip, scratch)
             assert np.isfinite(a) and a == b, (trial, fixed, a, b)
+
+
+# --------------------------------------------------------------------------
+# subtract_levels: each pixel minus its group's level, exactly
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("along_rows", [True, False])
+@pytest.mark.parametrize("odd_even", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("with_flags", [False, True])
+def test_subtract_levels_matches_a_loop(along_rows, odd_even, dtype, in_place, with_flags, rng):
+    from bgdnoise._kernels.model import subtract_levels
+
+    n_planes, ny, nx = 2, 9, 23
+    n_lines, length = (ny, nx) if along_rows else (nx, ny)
+    # Bands starting at odd and even positions, one of them a single pixel.
+    band_edges = np.array([0, 3, 4, 11, length], dtype=np.int64)
+    n_groups = (band_edges.size - 1) * (2 if odd_even else 1)
+    data = rng.normal(0.0, 1.0, (n_planes, ny, nx)).astype(dtype)
+    line_model = rng.normal(0.0, 1.0, (n_planes, n_lines, n_groups))
+    flags = np.zeros((1, 0, 0), np.uint8)
+    if with_flags:
+        flags = np.where(rng.random((1, ny, nx)) < 0.2, _kernels.PRESERVE, 0).astype(np.uint8)
+    expected = np.empty_like(data)
+    expected_model = np.empty_like(data)
+    for p in range(n_planes):
+        for y in range(ny):
+            for x in range(nx):
+                line, pos = (y, x) if along_rows else (x, y)
+                band = np.searchsorted(band_edges, pos, side="right") - 1
+                group = band * 2 + pos % 2 if odd_even else band
+                level = line_model[p, line, group]
+                if with_flags and flags[0, y, x] & _kernels.PRESERVE:
+                    level = 0.0
+                expected[p, y, x] = np.float64(data[p, y, x]) - level
+                expected_model[p, y, x] = level
+    out = data if in_place else np.empty_like(data)
+    model = np.empty_like(data)
+    subtract_levels(data, flags, along_rows, band_edges, odd_even, line_model, out, model, True)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(model, expected_model)

@@ -381,3 +381,22 @@ def test_binning_keeps_a_stripe_whole(rng):
     pk.bin_along_lines(np.ascontiguousarray(plane.T), no_flags(), False, 4, out_c, flags_c)
     np.testing.assert_allclose(out_c, out.T, rtol=1e-14)
     assert not out_flags.any() and not flags_c.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_sums_add_each_cell_in_row_order(dtype, rng):
+    # Exact: each cell's values are added row by row, along each row.
+    shape, block = (13, 29), 4
+    values = rng.normal(0.0, 1.0, shape).astype(dtype)
+    usable = random_usable(rng, shape)
+    my, mx = -(-shape[0] // block), -(-shape[1] // block)
+    sums, counts = np.empty((my, mx)), np.empty((my, mx))
+    mk.block_sums(values, usable, block, sums, counts)
+    for cy in range(my):
+        for cx in range(mx):
+            total = 0.0
+            for y in range(cy * block, min(shape[0], (cy + 1) * block)):
+                for x in range(cx * block, min(shape[1], (cx + 1) * block)):
+                    if usable[y, x]:
+                        total += float(values[y, x])
+            assert sums[cy, cx] == total

@@ -147,7 +147,9 @@ def test_a_biased_band_does_not_pass_its_bias_to_the_others(rng):
     assert abs(err.mean() - err_elsewhere.mean()) < 0.02
 
 
-@pytest.mark.parametrize("case", ["finite", "some NaN", "a plane without levels", "huge"])
+@pytest.mark.parametrize(
+    "case", ["finite", "some NaN", "a plane without levels", "a plane of -inf", "huge", "no planes"]
+)
 def test_plane_levels_is_each_planes_median_of_its_finite_levels(case, rng):
     from bgdnoise.stages import plane_levels
 
@@ -157,8 +159,12 @@ def test_plane_levels_is_each_planes_median_of_its_finite_levels(case, rng):
         levels[3, 0] = np.inf
     elif case == "a plane without levels":
         levels[2] = np.nan
+    elif case == "a plane of -inf":
+        levels[0] = -np.inf
     elif case == "huge":  # the mean of the two middle values overflows
         levels[4] = 1.7e308
+    elif case == "no planes":
+        levels = levels[:0]
     expected = []
     for plane in levels:
         finite = plane[np.isfinite(plane)]

@@ -264,6 +264,93 @@ def test_line_sums_counts_and_totals(rng):
     np.testing.assert_allclose(data.sum(axis=2), total, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("along_rows", [True, False])
+def test_line_sums_add_in_pixel_order(along_rows, rng):
+    # Exact: every sum gets its pixels' terms in order along the line, also
+    # where a cell straddles a band edge (edges 0, 21, 42, 64; nodes every 16).
+    band_edges = np.array([0, 21, 42, 64], np.int64)
+    plane, use, lines, usable = plane_for(rng, 12, 64, band_edges, along_rows)
+    n_x, h = 5, 16.0
+    sums = (
+        np.empty((12, n_x)), np.empty((12, n_x)), np.empty((12, 3, n_x)), np.empty((12, 3, n_x)),
+        np.empty((12, 3)), np.empty((12, 3)),
+    )  # fmt: skip
+    sk.line_sums(plane, use, along_rows, band_edges, (h, n_x), sums)
+    cell, upper = sk._cells_of(64, h, n_x)
+    diag, off = np.zeros((12, n_x)), np.zeros((12, n_x))
+    weight, data = np.zeros((12, 3, n_x)), np.zeros((12, 3, n_x))
+    for line in range(12):
+        for k in range(3):
+            for pos in range(band_edges[k], band_edges[k + 1]):
+                if not usable[line, pos]:
+                    continue
+                i, g, v = cell[pos], upper[pos], lines[line, pos]
+                w0 = 1.0 - g
+                diag[line, i] += w0 * w0
+                diag[line, i + 1] += g * g
+                off[line, i] += w0 * g
+                weight[line, k, i] += w0
+                weight[line, k, i + 1] += g
+                data[line, k, i] += w0 * v
+                data[line, k, i + 1] += g * v
+    for ours, expected in zip(sums[:4], (diag, off, weight, data), strict=True):
+        np.testing.assert_array_equal(ours, expected)
+
+
+def test_normal_equations_equal_the_full_double_loop(rng):
+    # Exact: the kernel skips only the additions below the diagonal, which the
+    # upper band storage would drop; here every pair is visited and filtered.
+    n_lines, n_y, n_x, h = 30, 4, 5, 10.0
+    band_nodes = np.array([[0, 3], [2, 5]], np.int64)
+    diag, off = rng.random((n_lines, n_x)), rng.random((n_lines, n_x))
+    weight, data = rng.random((n_lines, 2, n_x)), rng.normal(size=(n_lines, 2, n_x))
+    count = rng.integers(0, 4, (n_lines, 2)).astype(float)  # some bands empty
+    total = rng.normal(size=(n_lines, 2))
+    sums = (diag, off, weight, data, count, total)
+    bandwidth = 2 * n_x
+    matrix, rhs = np.zeros((bandwidth + 1, n_y * n_x)), np.zeros(n_y * n_x)
+    sk.normal_equations(sums, (h, n_y, n_x), band_nodes, matrix, rhs)
+
+    expected, expected_rhs = np.zeros_like(matrix), np.zeros_like(rhs)
+
+    def add(m1, m2, value):
+        if m2 >= m1:
+            expected[m2 - m1, m1] += value
+
+    for line in range(n_lines):
+        j = min(int(line / h), n_y - 2)
+        f = line / h - j
+        wy = (1.0 - f, f)
+        for a in range(2):
+            ra = (j + a) * n_x
+            for b in range(2):
+                rb = (j + b) * n_x
+                w = wy[a] * wy[b]
+                for i in range(n_x):
+                    add(ra + i, rb + i, w * diag[line, i])
+                    if i + 1 < n_x:
+                        add(ra + i, rb + i + 1, w * off[line, i])
+                        add(ra + i + 1, rb + i, w * off[line, i])
+                for k in range(2):
+                    if count[line, k] == 0.0:
+                        continue
+                    inv = w / count[line, k]
+                    for i in range(*band_nodes[k]):
+                        wi = weight[line, k, i] * inv
+                        if wi == 0.0:
+                            continue
+                        for i2 in range(*band_nodes[k]):
+                            add(ra + i, rb + i2, -wi * weight[line, k, i2])
+            for k in range(2):
+                if count[line, k] == 0.0:
+                    continue
+                mean = total[line, k] / count[line, k]
+                for i in range(*band_nodes[k]):
+                    expected_rhs[ra + i] += wy[a] * (data[line, k, i] - weight[line, k, i] * mean)
+    np.testing.assert_array_equal(matrix, expected)
+    np.testing.assert_array_equal(rhs, expected_rhs)
+
+
 # --------------------------------------------------------------------------
 # evaluate, cell_fractions
 # --------------------------------------------------------------------------

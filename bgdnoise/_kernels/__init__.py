@@ -33,7 +33,7 @@ Integer and bool constants handed to another kernel are written
 ``np.int64(0)`` / ``np.bool_(True)``, and counters that start at a constant
 and are passed on start as ``np.int64(0)``: numba types a bare ``0`` as
 ``Literal[int](0)`` and compiles the callee a second time for it (a third of
-the cold start's signatures were such copies; ``tests/test_compile.py``
+the cold start's signatures were such copies; ``tests/test_warm.py``
 checks there are none).
 
 Hot loops index views that start at 0 (``row[first:last]`` then ``range(n)``),

@@ -54,7 +54,7 @@ def _block_sums_range(start, stop, values, usable, block, sums, counts):
             for cx in range(mx):
                 total, n = sums[cy, cx], counts[cy, cx]
                 for x in range(cx * block, min(nx, (cx + 1) * block)):
-                    # A select, not a branch (adding 0.0 changes no sum):
+                    # A select, not a branch (a sum that starts at +0.0 is unchanged by +0.0):
                     # masks cut rows into runs the branch predictor misses.
                     keep = use[x] != 0
                     total += row[x] if keep else 0.0
@@ -305,7 +305,7 @@ def _dilate_rows(start, stop, marks, radius, along):
         for x in range(nx):
             out_row[x] = marked[x]
         for shift in range(1, reach + 1):
-            # Views indexed from 0: a shifted index (x - shift) keeps numba's
+            # Views indexed from 0: a shifted index (x + shift, x - shift) keeps numba's
             # negative-index handling in the loop, which stops vectorising.
             _or_into(out_row[: nx - shift], marked[shift:])
             _or_into(out_row[shift:], marked[: nx - shift])

@@ -105,7 +105,7 @@ def _subtract_levels_range(
 
 @njit(cache=True, nogil=True)
 def _subtract_band(values, flags, even, odd, parity, out):
-    """``out = values - level`` along one band of a row; 0 where flagged ``PRESERVE``.
+    """``out = values - level`` along one band of a row (level 0 where ``PRESERVE``).
 
     ``level`` is ``even`` at even positions of the row, ``odd`` at odd ones;
     ``parity`` is that of the view's first position. ``flags`` empty: none.

@@ -85,7 +85,7 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
             # The sums of the current cell stay in registers and are stored
             # when the cell changes: every sum still gets the same additions
             # in the same order, without a load and store per pixel.
-            current = -1
+            current, started = np.int64(0), False
             d0 = d1 = o0 = w_0 = w_1 = s_0 = s_1 = 0.0
             for t in range(band_values.shape[0]):
                 if band_use[t] == 0:
@@ -94,10 +94,10 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
                 i = band_cell[t]
                 g = band_upper[t]
                 w0 = 1.0 - g
-                if i != current:
-                    if current >= 0:
+                if not started or i != current:
+                    if started:
                         _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
-                    current = i
+                    current, started = i, True
                     d0, d1, o0 = diag[line, i], diag[line, i + 1], off[line, i]
                     w_0, w_1 = weight[line, k, i], weight[line, k, i + 1]
                     s_0, s_1 = data[line, k, i], data[line, k, i + 1]
@@ -110,7 +110,7 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
                 s_1 += g * v
                 n += 1.0
                 s += v
-            if current >= 0:
+            if started:
                 _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
             count[line, k] = n
             total[line, k] = s
