@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,24 +41,35 @@ def check_fits(path: Path) -> None:
 
 
 def read_structure(path: Path):
-    """Primary header and extension names; a truncated file is named as such."""
+    """Primary header and extension names; a truncated file is named as such.
+
+    Damage is read from the file's layout, not from astropy's warnings: the
+    headers announce where each extension's data ends, and the last must end
+    where the file does (shorter: truncated; longer: a header astropy could
+    not parse, which it skips with a warning). Recording warnings would take
+    ``warnings.catch_warnings``, process-wide state that two threads opening
+    files at once (a Dask worker's) would corrupt.
+    """
     from astropy.io import fits
+    from astropy.io.fits.hdu.base import _CorruptedHDU
+    from astropy.io.fits.verify import VerifyWarning
+    from astropy.utils.exceptions import AstropyUserWarning
 
     size = path.stat().st_size
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    damaged = f"{path.name} is truncated or damaged ({size} bytes"
+    advice = "copy or download it again."
+    try:
         with fits.open(path) as hdul:
             header = hdul[0].header
-            names = [hdu.name for hdu in hdul]
-            present = set(names)
+            names = [hdu.name for hdu in hdul]  # reads every header
+            corrupted = any(isinstance(hdu, _CorruptedHDU) for hdu in hdul)
             ends = [info["datLoc"] + info["datSpan"] for info in map(_fileinfo, hdul)]
-    damaged = any("corrupted" in str(w.message) or "truncated" in str(w.message) for w in caught)
-    if damaged or max(ends, default=0) > size:
-        raise ValueError(
-            f"{path.name} is truncated or damaged ({size} bytes, shorter than its headers "
-            "announce): copy or download it again."
-        )
-    return header, present, names[-1]
+    except (VerifyWarning, AstropyUserWarning) as exc:  # where warnings are errors
+        raise ValueError(f"{damaged}; a header cannot be read): {advice}") from exc
+    if corrupted or max(ends, default=0) != size:
+        announced = max(ends, default=0)
+        raise ValueError(f"{damaged}, where its headers announce {announced}): {advice}")
+    return header, set(names), names[-1]
 
 
 def _fileinfo(hdu) -> dict:

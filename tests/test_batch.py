@@ -187,3 +187,31 @@ def test_threads_keep_each_files_warnings_and_leave_the_process_as_it_was(monkey
     assert warnings.filters == filters_before
     with pytest.warns(UserWarning, match="after the batch"):  # not swallowed
         warnings.warn("after the batch", UserWarning, stacklevel=1)
+
+
+def test_damage_inside_a_header_or_after_the_last_extension_is_named(rate, tmp_path):
+    data = rate.read_bytes()
+    with fits.open(rate) as hdul:
+        dq_header_start = hdul["DQ"].fileinfo()["hdrLoc"]
+    cut_in_header = tmp_path / "header_rate.fits"
+    cut_in_header.write_bytes(data[: dq_header_start + 1000])  # mid-way through DQ's header
+    extra = tmp_path / "extra_rate.fits"
+    extra.write_bytes(data + b"garbage" * 500)
+    for damaged in (cut_in_header, extra):
+        with pytest.raises(ValueError, match="truncated or damaged.*copy or download it again"):
+            correct_file(damaged)
+
+
+def test_reading_a_files_structure_leaves_the_warnings_machinery_alone(rate, monkeypatch):
+    # catch_warnings swaps process-wide state: threads opening files at once
+    # (a Dask worker) would restore each other's filters.
+    import warnings
+
+    from bgdnoise._files import read_structure
+
+    def no_catch_warnings(*args, **kwargs):
+        raise AssertionError("read_structure used warnings.catch_warnings")
+
+    monkeypatch.setattr(warnings, "catch_warnings", no_catch_warnings)
+    header, present, last = read_structure(rate)
+    assert {"SCI", "DQ"} <= present and last in present and header["INSTRUME"] == "NIRCAM"
