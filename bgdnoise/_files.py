@@ -66,8 +66,8 @@ def read_structure(path: Path):
             ends = [info["datLoc"] + info["datSpan"] for info in map(_fileinfo, hdul)]
     except (VerifyWarning, AstropyUserWarning) as exc:  # where warnings are errors
         raise ValueError(f"{damaged}; a header cannot be read): {advice}") from exc
-    if corrupted or max(ends, default=0) != size:
-        announced = max(ends, default=0)
+    announced = max(ends, default=0)
+    if corrupted or announced != size:
         raise ValueError(f"{damaged}, where its headers announce {announced}): {advice}")
     return header, set(names), names[-1]
 

@@ -301,9 +301,7 @@ def _dilate_rows(start, stop, marks, radius, along):
         row = marks[y]
         out_row = along[y]
         for x in range(nx):
-            marked[x] = np.uint8(row[x] != 0)
-        for x in range(nx):
-            out_row[x] = marked[x]
+            marked[x] = out_row[x] = np.uint8(row[x] != 0)
         for shift in range(1, reach + 1):
             # Views indexed from 0: a shifted index (x + shift, x - shift) keeps numba's
             # negative-index handling in the loop, which stops vectorising.
