@@ -215,9 +215,9 @@ def test_normal_equations_match_a_dense_joint_fit(along_rows, n_lines, length, h
 def test_solve_matches_the_dense_fit(axis, slope, rng):
     # background._solve: the kernels wired as fit_surface uses them (bandwidth,
     # penalty and pin scaling per pixel of a cell), against the pins written
-    # densely: each node row's mean over its sky nodes pulled to zero with
-    # _PIN per sky node, and each sky node with _NODE_PIN toward ``slope`` times
-    # its position less its row's mean sky position.
+    # densely: each node row's mean over its sky nodes pulled with _PIN per sky
+    # node, and each sky node with _NODE_PIN, toward the sky's tilt: ``slope``
+    # times the node's position less the middle of the row.
     n_lines, length, h = 40, 64, 16
     options = CorrectionOptions.from_kwargs(n_outputs=2)
     layout = make_layout((n_lines, length) if axis == "rows" else (length, n_lines), axis,
@@ -230,16 +230,17 @@ def test_solve_matches_the_dense_fit(axis, slope, rng):
     cell = float(h) ** 2
     node_weight = np.where(sky, bgm._NODE_PIN * cell, 0.0)
     pins = np.diag(node_weight.ravel() + 1e-6 * cell)
-    targets = np.zeros((n_y, n_x))
+    targets = np.tile(slope * (np.arange(n_x) - (n_x - 1) / 2), (n_y, 1))
+    pin_rhs = (node_weight * targets).ravel()
     for j in range(n_y):
         if sky[j].any():
             mean = np.zeros((n_y, n_x))
             mean[j] = sky[j] / sky[j].sum()
-            pins += bgm._PIN * cell * sky[j].sum() * np.outer(mean.ravel(), mean.ravel())
-            positions = np.flatnonzero(sky[j])
-            targets[j] = slope * (np.arange(n_x) - positions.mean())
+            weight = bgm._PIN * cell * sky[j].sum()
+            pins += weight * np.outer(mean.ravel(), mean.ravel())
+            pin_rhs += weight * (mean * targets).sum() * mean.ravel()
     ref, _, _ = dense_fit(lines, usable, layout.band_edges, h, n_y, n_x, bgm._SMOOTH * cell, pins,
-                          (node_weight * targets).ravel())  # fmt: skip
+                          pin_rhs)  # fmt: skip
     np.testing.assert_allclose(nodes.ravel(), ref, rtol=0, atol=1e-8 * np.abs(ref).max())
 
 
@@ -484,18 +485,41 @@ def test_pins_hold_the_surface_at_the_sky_where_there_is_no_light(axis, rng):
     assert rms(surface[sky]) < 0.25
 
 
-def test_sky_slope_shift_undoes_pins_on_different_stretches_of_a_ramp():
-    # Rows pinned (mean held at zero) over stretches of different lengths of
-    # a sky rising along the lines: moved back by the sky's mean over each
-    # stretch, every row is the same ramp.
-    n_y, n_x = 9, 17
-    sky = 0.3 * np.arange(n_x)
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+def test_rows_pinned_over_different_stretches_of_a_ramp_hold_the_same_sky(axis):
+    # A sky rising along the lines (no noise, an offset per line and band):
+    # each node row is pinned over a stretch of a different length, as where
+    # the bright end of a ramp is taken for a source. Pinned to the sky's
+    # tilt, every row is the same ramp; pinned to one level, a row held over
+    # a shorter stretch sat lower (by the slope times half the difference in
+    # length: a bow in the surface's line means that the levels take as
+    # stripes).
+    n_lines, length, h = 96, 128, 16
+    layout = make_layout((n_lines, length) if axis == "rows" else (length, n_lines), axis,
+                         CorrectionOptions.from_kwargs(n_outputs=2))  # fmt: skip
+    n_y, n_x = bgm.node_grid(n_lines, length, h)
+    slope = 0.3  # per node
+    ramp = slope / h * np.arange(length)
+    offsets = np.random.default_rng(4).normal(0.0, 5.0, (n_lines, 2))
+    band = np.arange(length) // (length // 2)
+    lines = ramp[None, :] + offsets[:, band]
+    plane = lines if axis == "rows" else lines.T.copy()
+    use = np.ones(plane.shape, np.uint8)
     pinned = np.zeros((n_y, n_x), bool)
     for j in range(n_y):
-        pinned[j, : 3 + j] = True
-    pinned[4] = False  # a row with nothing pinned takes its neighbours' shift
-    held = np.array([sky - sky[p].mean() if p.any() else sky - sky[:7].mean() for p in pinned])
-    assert bgm._sky_slope(held, pinned) == pytest.approx(0.3, rel=1e-12)
-    shifted = held + bgm._sky_slope_shift(pinned, bgm._sky_slope(held, pinned))[:, None]
-    rows = np.delete(shifted, 4, axis=0)
-    np.testing.assert_allclose(rows - rows[0], 0.0, atol=1e-12)
+        pinned[j, : 3 + j % (n_x - 3)] = True
+    equations = bgm._normal_equations(plane, use, layout, h, (n_y, n_x))
+    nodes = bgm._solve(equations, h, pinned, slope)
+    assert bgm._sky_slope(nodes, pinned) == pytest.approx(slope, rel=1e-4)
+    np.testing.assert_allclose(nodes - nodes[0], 0.0, atol=1e-3 * slope)
+    flat = bgm._solve(equations, h, pinned, 0.0)  # one level: the rows differ
+    assert np.ptp(flat.mean(axis=1)) > 0.5 * slope
+
+
+def test_a_slope_the_sky_test_cannot_see_is_no_tilt():
+    # Shrunk by the least slope the test could see (its threshold over half a
+    # row), continuously: a flat field keeps the flat pins.
+    assert bgm._significant(0.001, threshold=0.04, n_x=33) == 0.0
+    assert bgm._significant(-0.0024, threshold=0.04, n_x=33) == 0.0
+    assert bgm._significant(0.6, threshold=0.04, n_x=33) == pytest.approx(0.6 - 0.04 / 16)
+    assert bgm._significant(-0.6, threshold=0.04, n_x=33) == pytest.approx(-0.6 + 0.04 / 16)
