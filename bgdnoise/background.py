@@ -37,8 +37,10 @@ _SMOOTH = 0.01
 # sigma on a 2048x2048 sparse field, three seeds).
 _PIN = 1e-2
 _NODE_PIN = 0.1 * _PIN
-# A node is sky while its fitted level is within this many node-noise sigmas
-# of the pinned level and at most half of its cell is masked.
+# A node is sky while it stands less than this many node-noise sigmas above
+# the sky's tilt (about the median over the pinned nodes) and at most half of
+# its cell is masked; the same margin sets the least slope kept
+# (_visible_slope).
 _SKY_SIGMAS = 2.0
 _SKY_MAX_MASKED = 0.5
 # Nodes pinned at first: those with at most this fraction of masked pixels
@@ -99,8 +101,8 @@ def _solve(equations: tuple, spacing: int, sky: np.ndarray, slope: float = 0.0) 
     _add_row_pins(matrix, sky, _PIN * cell)
     if slope:
         tilt = _tilt(sky.shape, slope)
-        row_pins = np.where(sky, _PIN * cell * _pinned_row_means(tilt, sky)[:, None], 0.0)
-        rhs = rhs + (node_pins * tilt + row_pins).ravel()
+        row_rhs = np.where(sky, _PIN * cell * _pinned_row_means(tilt, sky)[:, None], 0.0)
+        rhs = rhs + (node_pins * tilt + row_rhs).ravel()
     return _surface.banded_solve(matrix, rhs).reshape(n_y, n_x)
 
 
@@ -134,8 +136,8 @@ def _add_row_pins(matrix: np.ndarray, sky: np.ndarray, weight: float) -> None:
     The penalty ``weight * m * (mean - target)**2`` of a row with ``m`` sky
     nodes adds ``weight / m`` to the normal matrix for every pair of them
     (banded storage: ``matrix[d, k]`` is element ``(k, k + d)``; a row's
-    nodes are within the bandwidth), and ``weight * target`` to the
-    right-hand side of each (:func:`_solve`).
+    nodes are within the bandwidth); the right-hand side's part,
+    ``weight * target`` per sky node, is added by :func:`_solve`.
     """
     n_y, n_x = sky.shape
     counts = sky.sum(axis=1)
@@ -159,15 +161,20 @@ def _sky_slope(nodes: np.ndarray, pinned: np.ndarray) -> float:
     return float((dx * dz).sum()) / spread if spread > 0 else 0.0
 
 
-def _significant(slope: float, threshold: float, n_x: int) -> float:
-    """``slope`` less the least one the sky test could see, 0 if smaller.
+def _visible_slope(slope: float, threshold: float, n_x: int) -> float:
+    """``slope``, or 0 where the sky test could not tell it from a flat sky.
 
     A tilt that moves a row's end nodes by less than the sky test's
-    ``threshold`` is not told from a flat sky; it is shrunk toward zero by
-    that much (continuously), so a flat field keeps the flat pins.
+    ``threshold`` is not told from a flat sky, so a flat field keeps the flat
+    pins. Above that least slope it is shrunk by ``least**2 / slope``:
+    continuous at the cut, and vanishing for a clear slope (taking ``least``
+    off every slope left a tilt of ``threshold`` at the row ends in the sky
+    test, which then dropped half the sky nodes at a ramp's bright end).
     """
-    least = threshold / (0.5 * max(n_x - 1, 1))
-    return float(np.sign(slope) * max(0.0, abs(slope) - least))
+    least = threshold / (0.5 * (n_x - 1))
+    if not abs(slope) > least:
+        return 0.0
+    return float(slope - least * least / slope)
 
 
 def fit_surface(
@@ -212,27 +219,29 @@ def fit_surface(
     threshold = _SKY_SIGMAS * node_noise
     equations = _normal_equations(plane, usable, layout, spacing, (n_y, n_x))
     # The sky's slope along the lines first, from a fit pinned flat (the slope
-    # is fitted within rows, so the flat pins do not bias it): the pins then
+    # is fitted within rows, so the flat pins barely bias it): the pins then
     # hold the sky nodes on that tilt, and the sky test measures each node's
     # height above it. A sky test against one level kept only the faint end of
     # a ramp, and the rest of each row floated with the noise of the band
     # levels' chain across the outputs (on a sparse field under a 20-sigma
-    # ramp, four seeds: line residual 0.25-0.40 -> 0.15-0.22).
+    # ramp, four seeds: line residual 0.25-0.40 -> 0.15-0.21).
     pinned = sky
     nodes = _solve(equations, spacing, pinned)
-    slope = _significant(_sky_slope(nodes, pinned), threshold, n_x)
+    slope = _visible_slope(_sky_slope(nodes, pinned), threshold, n_x)
     for round_ in range(_PIN_ROUNDS):
         if round_:
             pinned = sky
         if round_ or slope:  # a flat sky's first round is the fit above
             nodes = _solve(equations, spacing, pinned, slope)
-            slope = _significant(_sky_slope(nodes, pinned), threshold, n_x)
+            slope = _visible_slope(_sky_slope(nodes, pinned), threshold, n_x)
         above = nodes - _tilt(nodes.shape, slope)
         base = float(np.median(above[pinned]))
         # One-sided: a node the fit puts above the sky's tilt is a source.
         sky = ((above - base) < threshold) & (masked < _SKY_MAX_MASKED)
         if sky.mean() < 0.5 * _MIN_SKY_NODES:
             return None
+    # Relative to the median pinned node (the sky's tilt included): a constant
+    # the line levels take up and the kept pedestal gives back.
     base = float(np.median(nodes[pinned]))
     out = np.empty(plane.shape, np.float32)  # the data's precision is enough for a background
     _surface.evaluate(nodes - base, layout.along_rows, float(spacing), out)

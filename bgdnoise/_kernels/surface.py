@@ -206,7 +206,8 @@ def add_penalties(matrix, grid, smooth, pins):
     smooth : float
         Weight of each squared second difference.
     pins : ndarray of float64
-        ``(n_nodes,)`` weight pulling each node to zero (plus a tiny ridge).
+        ``(n_nodes,)`` weight pulling each node toward the target the caller
+        puts in the right-hand side (plus a tiny ridge).
 
     Returns
     -------
