@@ -81,10 +81,11 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
     """
     raw, counts = measured.raw, measured.counts
     ok = (counts >= measured.needed) & np.isfinite(raw)
+    noise = _group_noise(measured.sky_vars, ok)
     error_var = np.full(raw.shape, np.inf)
     for p in range(raw.shape[0]):
         if np.isfinite(sigma[p]) and sigma[p] > 0:
-            error_var[p] = efficiency * sigma[p] ** 2 / np.maximum(counts[p], 1)
+            error_var[p] = efficiency * sigma[p] ** 2 * noise[p] / np.maximum(counts[p], 1)
     ok &= np.isfinite(error_var)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         precision = np.where(ok, 1.0 / error_var, 0.0)
@@ -105,6 +106,26 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
             )
     ok &= np.isfinite(shared)
     return replace(measured, raw=np.where(ok, shared, raw))
+
+
+def _group_noise(sky_vars, ok) -> np.ndarray:
+    """``(P, n_groups)``: each group's noise variance over the plane's, mean 1 over the groups.
+
+    The median over the lines of each group's sky variance (its values within
+    the clip around its level), relative to the mean of the groups': outputs
+    with more read noise, or under a brighter sky (more photon noise), weigh
+    less in the line's common level. 1 where a group has no sky (and for
+    every group without ``sky_vars``).
+    """
+    if sky_vars is None:
+        return np.ones((ok.shape[0], ok.shape[2]))
+    with np.errstate(invalid="ignore"):
+        usable = ok & np.isfinite(sky_vars) & (sky_vars > 0)
+    typical = _nanstats.nanmedian(np.where(usable, sky_vars, np.nan), axis=1)  # (P, G)
+    mean = _nanstats.nanmean(typical, axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = typical / mean
+    return np.where(np.isfinite(relative) & (relative > 0), relative, 1.0)
 
 
 def _filtered_common(common, common_var):

@@ -89,6 +89,9 @@ class Measured:
         around its clipped median; all of them on a plane without a
         dispersion. The scene stages' levels (:func:`with_sky_levels`) and
         the stripe excess of every correction.
+    sky_vars : numpy.ndarray or None
+        Variance of each group's sky values about their mean: how noisy each
+        readout band is (the common mode's weights).
     """
 
     raw: np.ndarray
@@ -100,6 +103,7 @@ class Measured:
     sigma: np.ndarray | None = None
     sky_means: np.ndarray | None = None
     sky_counts: np.ndarray | None = None
+    sky_vars: np.ndarray | None = None
 
 
 @dataclass
@@ -193,6 +197,7 @@ def measure(
         sky_scale = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.inf)
     sky_means = np.empty((n_planes, n_lines, n_groups))
     sky_counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
+    sky_vars = np.empty((n_planes, n_lines, n_groups))
     _kernels.line_levels(
         planes, prepared.flags, prepared.background,
         (layout.along_rows, layout.band_edges, layout.odd_even, layout.group_start),
@@ -200,16 +205,17 @@ def measure(
         (needed, full_every),
         sky_scale.astype(np.float64),
         (block, _n_chunks(n_items)),
-        (raw, counts, full, full_counts, sky_means, sky_counts),
+        (raw, counts, full, full_counts, sky_means, sky_counts, sky_vars),
     )  # fmt: skip
     if n_groups == 1:
         full = raw[:, :, 0].copy()
         full_counts = counts[:, :, 0]
     if not sky:
-        sky_means = sky_counts = None
+        sky_means = sky_counts = sky_vars = None
     return Measured(
-        raw, counts, full, full_counts, needed, plane_scale, sigma, sky_means, sky_counts
-    )
+        raw, counts, full, full_counts, needed, plane_scale, sigma, sky_means, sky_counts,
+        sky_vars,
+    )  # fmt: skip
 
 
 def _fallback(measured: Measured) -> tuple[np.ndarray, np.ndarray]:

@@ -102,6 +102,7 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
     raw = np.empty((1, 30, 1))
     counts = np.empty((1, 30, 1), np.int64)
     sky_means, sky_counts = np.empty((1, 30, 1)), np.empty((1, 30, 1), np.int64)
+    sky_vars = np.empty((1, 30, 1))
     _kernels.line_levels(
         data[None],
         flags,
@@ -111,8 +112,9 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
         (np.array([1]), 1),
         np.array([scale]),
         (1, 2),
-        (raw, counts, np.empty((0, 0)), np.empty((0, 0), np.int64), sky_means, sky_counts),
-    )
+        (raw, counts, np.empty((0, 0)), np.empty((0, 0), np.int64), sky_means, sky_counts,
+         sky_vars),
+    )  # fmt: skip
     assert_levels_equal(raw[0, :, 0], np.array(expected))
     # The sky: the usable values within the clip's bounds around the level.
     for line, row in enumerate(values):
@@ -120,6 +122,7 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
         sky = row[np.abs(row - raw[0, line, 0]) <= 3.0 * scale]
         assert sky_counts[0, line, 0] == sky.size
         np.testing.assert_allclose(sky_means[0, line, 0], sky.mean(), rtol=1e-12)
+        np.testing.assert_allclose(sky_vars[0, line, 0], sky.var(), rtol=1e-9)
 
 
 @pytest.mark.parametrize("axis", ["rows", "columns"])
@@ -170,6 +173,12 @@ def test_sky_is_the_mean_within_the_clip_around_each_level(
                 expected = np.where(sky, group, 0.0).sum(axis=1) / sky.sum(axis=1)
             np.testing.assert_allclose(
                 measured.sky_means[p, :, g], expected, rtol=1e-12, equal_nan=True
+            )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread = np.where(sky, group - expected[:, None], 0.0)
+                variance = (spread**2).sum(axis=1) / sky.sum(axis=1)
+            np.testing.assert_allclose(
+                measured.sky_vars[p, :, g], variance, rtol=1e-9, atol=1e-12, equal_nan=True
             )
     # Without the sky there is none.
     assert stages.measure(prepared, options).sky_means is None

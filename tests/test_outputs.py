@@ -1,9 +1,11 @@
 """The common mode stage against levels with a known common part, own part and error."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from bgdnoise.outputs import MEDIAN_EFFICIENCY, share_common_mode, wiener_over_lines
+from bgdnoise.outputs import MEDIAN_EFFICIENCY, _group_noise, share_common_mode, wiener_over_lines
 from bgdnoise.stages import Measured
 
 
@@ -178,3 +180,44 @@ def test_plane_levels_is_each_planes_median_of_its_finite_levels(case, rng):
             median = middle[0] / 2 + middle[-1] / 2
         expected.append(median)
     np.testing.assert_array_equal(plane_levels(levels), np.array(expected))
+
+
+def test_each_groups_noise_is_its_sky_variance_over_the_groups_mean(rng):
+    # The median over the lines of each group's sky variance, over the mean of
+    # the groups': group 3 has four times the variance of the others.
+    n_lines = 200
+    variances = np.array([1.0, 1.0, 1.0, 4.0])
+    sky_vars = variances[None, None, :] * rng.uniform(0.9, 1.1, (2, n_lines, 4))
+    ok = np.ones(sky_vars.shape, bool)
+    ok[1, :, 2] = False  # a group without sky: 1
+    noise = _group_noise(sky_vars, ok)
+    np.testing.assert_allclose(noise[0], variances / variances.mean(), rtol=0.05)
+    typical = np.median(sky_vars[1][:, [0, 1, 3]], axis=0)
+    np.testing.assert_allclose(noise[1, [0, 1, 3]], typical / typical.mean(), rtol=1e-12)
+    assert noise[1, 2] == 1.0
+    np.testing.assert_array_equal(_group_noise(None, ok), np.ones((2, 4)))
+
+
+def test_a_noisier_output_weighs_less_in_the_common_level(rng):
+    # Output 3 with twice the white noise of the others: weighted by each
+    # group's own noise (its sky variance), the common level's error is that
+    # of three quiet bands and a quarter-weight noisy one; with one noise for
+    # all, the noisy band counts fully (a third more error).
+    n_lines, sigma = 2048, 1.0
+    counts = np.full((1, n_lines, 4), 512, np.int64)
+    scale = np.array([1.0, 1.0, 1.0, 2.0])
+    common = rng.normal(0, 5.0, n_lines)
+    error = rng.normal(0, 1, (n_lines, 4)) * scale * sigma / np.sqrt(512)
+    truth = common[:, None] + np.zeros(4)
+    raw = (truth + error)[None]
+    measured = _measured(raw, counts)
+    equal = share_common_mode(measured, np.array([sigma]), efficiency=1.0).raw
+    sky_vars = np.broadcast_to((scale * sigma) ** 2, raw.shape).copy()
+    weighted = share_common_mode(
+        replace(measured, sky_vars=sky_vars), np.array([sigma]), efficiency=1.0
+    ).raw
+
+    def line_error(levels):
+        return np.std((levels - truth).mean(axis=2))
+
+    assert line_error(weighted) < 0.9 * line_error(equal)

@@ -70,6 +70,27 @@ def test_a_sky_rising_along_the_lines_is_not_taken_for_stripes(seed, box, axis):
     assert result.bias > -0.2
 
 
+def test_an_output_with_more_noise_weighs_less(monkeypatch):
+    # One output of a sparse field with twice the white noise of the others (a
+    # noisier amplifier): each group's weight in the line's common level follows
+    # its own noise. With one noise for every group the line residual is
+    # 1.08-1.12 times as large (four seeds; the noisy band counted fully).
+    from dataclasses import replace
+
+    import bgdnoise.outputs as outputs
+    from bgdnoise.sim import score
+
+    sim = simulate_rate("sparse", shape=(1024, 1024), n_outputs=4, axis="rows", seed=0)
+    sigma = float(np.median(sim.sigma))
+    extra = np.zeros_like(sim.white)
+    extra[..., :, 768:] = np.random.default_rng(0).normal(0, np.sqrt(3) * sigma, (1024, 256))
+    sim = replace(sim, data=(sim.data + extra).astype(sim.data.dtype), white=sim.white + extra)
+    weighted = score(sim, correct_array(sim.data, "rows", dq=sim.dq, n_outputs=4))
+    monkeypatch.setattr(outputs, "_group_noise", lambda sky_vars, ok: np.ones(ok.shape[::2]))
+    equal = score(sim, correct_array(sim.data, "rows", dq=sim.dq, n_outputs=4))
+    assert weighted.line < 0.95 * equal.line
+
+
 @pytest.fixture(scope="module")
 def trace_cube():
     return simulate_rate("grism_trace", shape=(128, 1024), n_outputs=1, nints=4, seed=5)

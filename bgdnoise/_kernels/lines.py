@@ -42,11 +42,12 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
         ``(block, n_chunks)``: work is split into ``n_chunks`` contiguous
         runs of blocks of ``block`` lines, one set of scratch per run.
     out : tuple of ndarray
-        ``(levels, counts, full_levels, full_counts, sky_means, sky_counts)``,
-        written: ``levels[p, line, g]`` and ``counts[p, line, g]`` (usable
-        pixels), with more than one group ``full_levels[p, line]`` and
-        ``full_counts[p, line]`` over the whole line (else shape (0, 0)),
-        and the mean and number of each group's sky values.
+        ``(levels, counts, full_levels, full_counts, sky_means, sky_counts,
+        sky_vars)``, written: ``levels[p, line, g]`` and ``counts[p, line,
+        g]`` (usable pixels), with more than one group ``full_levels[p,
+        line]`` and ``full_counts[p, line]`` over the whole line (else shape
+        (0, 0)), and the mean, number and variance (about that mean) of each
+        group's sky values.
 
     Returns
     -------
@@ -74,7 +75,7 @@ def _line_levels_range(
 ):
     """Items ``[start, stop)`` of :func:`line_levels`."""
     along_rows, band_edges, odd_even, group_start = geometry
-    levels, counts, full_levels, full_counts, sky_means, sky_counts = out
+    levels, counts, full_levels, full_counts, sky_means, sky_counts, sky_vars = out
     n_planes, ny, nx = data.shape
     n_lines, length = (ny, nx) if along_rows else (nx, ny)
     n_groups = (band_edges.shape[0] - 1) * (2 if odd_even else 1)
@@ -96,6 +97,7 @@ def _line_levels_range(
         gathered = (np.empty((block, length)), cnt)
         lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
         smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
+        ssv = np.empty((block, n_groups))
         scratch = (np.empty(length), binned_scratch(length))
         for item in range(item_start, item_stop):
             p = item // blocks_per_plane
@@ -107,13 +109,15 @@ def _line_levels_range(
             _block_levels(
                 gathered, (first, nl), starts, plane_clip, local_full, (lv, flv, fct), scratch
             )
-            _block_sky(gathered, nl, starts, (clip[0], clip[1], sky_scale[p]), lv, (smv, smc))
+            window = (clip[0], clip[1], sky_scale[p])
+            _block_sky(gathered, nl, starts, window, lv, (smv, smc, ssv))
             for j in range(nl):
                 for g in range(n_groups):
                     levels[p, first + j, g] = lv[j, g]
                     counts[p, first + j, g] = cnt[j, g]
                     sky_means[p, first + j, g] = smv[j, g]
                     sky_counts[p, first + j, g] = smc[j, g]
+                    sky_vars[p, first + j, g] = ssv[j, g]
                 if n_groups > 1:
                     full_levels[p, first + j] = flv[j]
                     full_counts[p, first + j] = fct[j]
@@ -163,7 +167,7 @@ def _block_levels(gathered, where, group_start, clip, full, found, scratch):
 
 @njit(cache=True, nogil=True)
 def _block_sky(gathered, nl, group_start, window, levels, found):
-    """Mean and number of each group's values within the window around its level.
+    """Mean, number and variance of each group's values within the window around its level.
 
     Parameters
     ----------
@@ -178,7 +182,8 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
     levels : ndarray of float64
         ``(block, n_groups)`` the lines' levels.
     found : tuple of ndarray
-        ``(means, counts)`` of shape (block, n_groups), written.
+        ``(means, counts, variances)`` of shape (block, n_groups), written
+        (the variance about the mean; NaN without values).
 
     Returns
     -------
@@ -186,27 +191,34 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
     """
     seg, cnt = gathered
     sigma_lower, sigma_upper, scale = window
-    means, counts = found
+    means, counts, variances = found
     if np.isnan(scale):  # no sky wanted: no pass over the values
         for j in range(nl):
             for g in range(cnt.shape[1]):
                 counts[j, g] = 0
                 means[j, g] = np.nan
+                variances[j, g] = np.nan
         return
     for j in range(nl):
         for g in range(cnt.shape[1]):
-            low = levels[j, g] - sigma_lower * scale
-            high = levels[j, g] + sigma_upper * scale
+            level = levels[j, g]
+            low = level - sigma_lower * scale
+            high = level + sigma_upper * scale
             total = 0.0
+            squares = 0.0  # of the deviations from the level: no cancellation
             n = np.int64(0)  # not a literal: see _kernels/__init__.py
             s0 = group_start[g]
             for t in range(cnt[j, g]):
                 v = seg[j, s0 + t]
                 keep = (low <= v) & (v <= high)
+                d = v - level
                 total += v if keep else 0.0
+                squares += d * d if keep else 0.0
                 n += keep
             counts[j, g] = n
             means[j, g] = total / n if n > 0 else np.nan
+            offset = means[j, g] - level
+            variances[j, g] = squares / n - offset * offset if n > 0 else np.nan
 
 
 @njit(cache=True, nogil=True)
