@@ -67,7 +67,9 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
         Levels and counts ``(P, n_lines, n_groups)`` and the pixels a group
         needs (groups with fewer are left for the band fallback).
     sigma : numpy.ndarray
-        ``(P,)`` white-noise dispersion of a pixel in each plane.
+        ``(P,)`` white-noise dispersion of a pixel in each plane; a group's
+        own is that times the square root of its share of the noise
+        (:func:`_group_noise`) when ``measured.sky_vars`` is known.
     efficiency : float
         A level's variance over ``sigma**2 / count``: pi/2 for clipped
         medians, 1 for the sky means of :func:`bgdnoise.stages.with_sky_levels`.
