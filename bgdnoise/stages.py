@@ -166,6 +166,7 @@ def measure(
     all_lines: bool = False,
     plane_scale=None,
     sky: bool = False,
+    sky_variance: bool = False,
 ) -> Measured:
     """The clipped median of every group of every line: the kernel stage.
 
@@ -174,7 +175,8 @@ def measure(
     on a sample of lines. ``plane_scale``: the planes' dispersion when the
     caller already has it (:func:`plane_dispersion` of the same planes).
     ``sky``: also each group's sky (mean and count within the clip's bounds
-    around its level, from the values the kernel gathered: no extra pass).
+    around its level, from the values the kernel gathered: no extra pass);
+    ``sky_variance``: and its variance (the common mode's weights).
     """
     planes, layout = prepared.planes, prepared.layout
     n_planes, n_lines, n_groups = planes.shape[0], layout.n_lines, layout.group_sizes.size
@@ -197,7 +199,7 @@ def measure(
         sky_scale = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.inf)
     sky_means = np.empty((n_planes, n_lines, n_groups))
     sky_counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
-    sky_vars = np.empty((n_planes, n_lines, n_groups))
+    sky_vars = np.empty((n_planes, n_lines, n_groups) if sky and sky_variance else (0, 0, 0))
     _kernels.line_levels(
         planes, prepared.flags, prepared.background,
         (layout.along_rows, layout.band_edges, layout.odd_even, layout.group_start),
@@ -211,7 +213,9 @@ def measure(
         full = raw[:, :, 0].copy()
         full_counts = counts[:, :, 0]
     if not sky:
-        sky_means = sky_counts = sky_vars = None
+        sky_means = sky_counts = None
+    if not (sky and sky_variance):
+        sky_vars = None
     return Measured(
         raw, counts, full, full_counts, needed, plane_scale, sigma, sky_means, sky_counts,
         sky_vars,
@@ -474,7 +478,7 @@ def correct_planes(
     if has_scene:
         prepared = read_segments(prepared, options)
     lap("scene")
-    measured = measure(prepared, options, sky=True)
+    measured = measure(prepared, options, sky=True, sky_variance=has_scene)
     lap("measure")
     sigma, means, counts = measured.sigma, measured.sky_means, measured.sky_counts
     if has_scene:

@@ -148,7 +148,7 @@ def test_sky_is_the_mean_within_the_clip_around_each_level(
         )
     options = CorrectionOptions.from_kwargs(n_outputs=2, odd_even=odd_even, sigma_upper=2.5)
     prepared = prepare(data, axis, options, dq=dq, background=background)
-    measured = stages.measure(prepared, options, sky=True)
+    measured = stages.measure(prepared, options, sky=True, sky_variance=True)
     values = data.astype(np.float64)
     values[(values == 0.0) | (dq & 1 != 0)] = np.nan
     if background is not None:
@@ -180,8 +180,9 @@ def test_sky_is_the_mean_within_the_clip_around_each_level(
             np.testing.assert_allclose(
                 measured.sky_vars[p, :, g], variance, rtol=1e-9, atol=1e-12, equal_nan=True
             )
-    # Without the sky there is none.
+    # Without the sky there is none, and no variance unless asked for.
     assert stages.measure(prepared, options).sky_means is None
+    assert stages.measure(prepared, options, sky=True).sky_vars is None
 
 
 def test_sky_of_a_plane_without_a_dispersion_is_all_its_values_and_keeps_medians():

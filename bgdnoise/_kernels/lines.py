@@ -47,7 +47,7 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
         g]`` (usable pixels), with more than one group ``full_levels[p,
         line]`` and ``full_counts[p, line]`` over the whole line (else shape
         (0, 0)), and the mean, number and variance (about that mean) of each
-        group's sky values.
+        group's sky values (``sky_vars`` of shape (0, 0, 0): no variances).
 
     Returns
     -------
@@ -98,6 +98,7 @@ def _line_levels_range(
         lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
         smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
         ssv = np.empty((block, n_groups))
+        want_vars = sky_vars.shape[0] > 0
         scratch = (np.empty(length), binned_scratch(length))
         for item in range(item_start, item_stop):
             p = item // blocks_per_plane
@@ -109,7 +110,7 @@ def _line_levels_range(
             _block_levels(
                 gathered, (first, nl), starts, plane_clip, local_full, (lv, flv, fct), scratch
             )
-            window = (clip[0], clip[1], sky_scale[p])
+            window = (clip[0], clip[1], sky_scale[p], want_vars)
             _block_sky(gathered, nl, starts, window, lv, (smv, smc, ssv))
             for j in range(nl):
                 for g in range(n_groups):
@@ -117,7 +118,8 @@ def _line_levels_range(
                     counts[p, first + j, g] = cnt[j, g]
                     sky_means[p, first + j, g] = smv[j, g]
                     sky_counts[p, first + j, g] = smc[j, g]
-                    sky_vars[p, first + j, g] = ssv[j, g]
+                    if want_vars:
+                        sky_vars[p, first + j, g] = ssv[j, g]
                 if n_groups > 1:
                     full_levels[p, first + j] = flv[j]
                     full_counts[p, first + j] = fct[j]
@@ -177,8 +179,10 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
     nl : int
         Number of lines.
     group_start : ndarray of int64
-    window : tuple of float
-        ``(sigma_lower, sigma_upper, scale)``; a NaN scale: no sky.
+    window : tuple
+        ``(sigma_lower, sigma_upper, scale, with_variance)``; a NaN scale: no
+        sky; without variance the variances are not written (a pass with
+        one sum less: the plain path's stripe excess needs only the means).
     levels : ndarray of float64
         ``(block, n_groups)`` the lines' levels.
     found : tuple of ndarray
@@ -190,7 +194,7 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
     None
     """
     seg, cnt = gathered
-    sigma_lower, sigma_upper, scale = window
+    sigma_lower, sigma_upper, scale, with_variance = window
     means, counts, variances = found
     if np.isnan(scale):  # no sky wanted: no pass over the values
         for j in range(nl):
@@ -208,17 +212,25 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
             squares = 0.0  # of the deviations from the level: no cancellation
             n = np.int64(0)  # not a literal: see _kernels/__init__.py
             s0 = group_start[g]
-            for t in range(cnt[j, g]):
-                v = seg[j, s0 + t]
-                keep = (low <= v) & (v <= high)
-                d = v - level
-                total += v if keep else 0.0
-                squares += d * d if keep else 0.0
-                n += keep
+            if with_variance:
+                for t in range(cnt[j, g]):
+                    v = seg[j, s0 + t]
+                    keep = (low <= v) & (v <= high)
+                    d = v - level
+                    total += v if keep else 0.0
+                    squares += d * d if keep else 0.0
+                    n += keep
+            else:
+                for t in range(cnt[j, g]):
+                    v = seg[j, s0 + t]
+                    keep = (low <= v) & (v <= high)
+                    total += v if keep else 0.0
+                    n += keep
             counts[j, g] = n
             means[j, g] = total / n if n > 0 else np.nan
             offset = means[j, g] - level
-            variances[j, g] = squares / n - offset * offset if n > 0 else np.nan
+            known = n > 0 and with_variance
+            variances[j, g] = squares / n - offset * offset if known else np.nan
 
 
 @njit(cache=True, nogil=True)
