@@ -11,8 +11,10 @@ measured ``q + e``:
 
 - ``q`` is 1/f noise read out line after line, so its power falls as 1/f
   with the line frequency; it and the white measuring error (whose floor is
-  known from the pixels each group kept) are fitted to the power at line
-  frequencies above 1/16, where a scene has little;
+  known from the pixels each group kept and the variance of its sky values:
+  an output with more read noise, or under a brighter sky, weighs less in
+  ``c`` too) are fitted to the power at line frequencies above 1/16, where a
+  scene has little;
 - power at lower frequencies beyond that 1/f law is error: the large-scale
   structure of a crowded field or a galaxy's wings, different in each
   band, which the band levels pick up and a stripe does not have;
@@ -45,6 +47,8 @@ MEDIAN_EFFICIENCY = np.pi / 2
 MEAN_EFFICIENCY = 1.0
 # Lines a group needs to estimate its offset and own variance.
 _MIN_LINES = 16
+# A group's noise is taken within this factor of the median group's (_group_noise).
+_NOISE_RANGE = 4.0
 # Lines a group needs for the spectral filter; the 1/f law and the white
 # error are fitted at line frequencies from 1 / _SCENE_LINES up, smoothing
 # the power over _SMOOTH_BINS frequencies.
@@ -71,8 +75,9 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
         own is that times the square root of its share of the noise
         (:func:`_group_noise`) when ``measured.sky_vars`` is known.
     efficiency : float
-        A level's variance over ``sigma**2 / count``: pi/2 for clipped
-        medians, 1 for the sky means of :func:`bgdnoise.stages.with_sky_levels`.
+        A level's variance over ``sigma**2 * noise / count`` (``noise``: the
+        group's share, :func:`_group_noise`): pi/2 for clipped medians, 1 for
+        the sky means of :func:`bgdnoise.stages.with_sky_levels`.
 
     Returns
     -------
@@ -111,23 +116,31 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
 
 
 def _group_noise(sky_vars, ok) -> np.ndarray:
-    """``(P, n_groups)``: each group's noise variance over the plane's, mean 1 over the groups.
+    """``(P, n_groups)``: each group's share of the plane's noise variance.
 
     The median over the lines of each group's sky variance (its values within
-    the clip around its level), relative to the mean of the groups': outputs
-    with more read noise, or under a brighter sky (more photon noise), weigh
-    less in the line's common level. 1 where a group has no sky (and for
-    every group without ``sky_vars``).
+    the clip around its level), over the median of the groups': outputs with
+    more read noise, or under a brighter sky (more photon noise), weigh less
+    in the line's common level. Over the median, not the mean, because the
+    result scales an absolute error floor (the own parts' filter keeps what
+    is measured beyond it): one noisy group must not lower the floor of the
+    others, which then stay at the plane's noise. Kept within
+    ``[1 / _NOISE_RANGE, _NOISE_RANGE]`` (a group with little sky variance
+    for another reason than little noise must not take over the line), and 1
+    for a group with sky on fewer than ``_MIN_LINES`` lines, and for every
+    group without ``sky_vars``.
     """
     if sky_vars is None:
         return np.ones((ok.shape[0], ok.shape[2]))
     with np.errstate(invalid="ignore"):
         usable = ok & np.isfinite(sky_vars) & (sky_vars > 0)
     typical = _nanstats.nanmedian(np.where(usable, sky_vars, np.nan), axis=1)  # (P, G)
-    mean = _nanstats.nanmean(typical, axis=1)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        relative = typical / mean
-    return np.where(np.isfinite(relative) & (relative > 0), relative, 1.0)
+    typical = np.where(usable.sum(axis=1) >= _MIN_LINES, typical, np.nan)
+    middle = _nanstats.nanmedian(typical, axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        relative = typical / middle
+    relative = np.where(np.isfinite(relative) & (relative > 0), relative, 1.0)
+    return np.clip(relative, 1.0 / _NOISE_RANGE, _NOISE_RANGE)
 
 
 def _filtered_common(common, common_var):

@@ -90,8 +90,10 @@ class Measured:
         dispersion. The scene stages' levels (:func:`with_sky_levels`) and
         the stripe excess of every correction.
     sky_vars : numpy.ndarray or None
-        Variance of each group's sky values about their mean: how noisy each
-        readout band is (the common mode's weights).
+        Variance (population, about their mean) of each group's (band,
+        parity or read-time segment) sky values: how noisy each group is,
+        for the common mode's weights. None unless measured with
+        ``sky=True, sky_variance=True``.
     """
 
     raw: np.ndarray

@@ -182,20 +182,47 @@ def test_plane_levels_is_each_planes_median_of_its_finite_levels(case, rng):
     np.testing.assert_array_equal(plane_levels(levels), np.array(expected))
 
 
-def test_each_groups_noise_is_its_sky_variance_over_the_groups_mean(rng):
-    # The median over the lines of each group's sky variance, over the mean of
-    # the groups': group 3 has four times the variance of the others.
+def test_each_groups_noise_is_its_sky_variance_over_the_median_groups(rng):
+    # The median over the lines of each group's sky variance, over the median
+    # of the groups': three quiet groups keep the plane's noise (1) beside a
+    # group with three times their variance.
     n_lines = 200
-    variances = np.array([1.0, 1.0, 1.0, 4.0])
+    variances = np.array([1.0, 1.0, 1.0, 3.0])
     sky_vars = variances[None, None, :] * rng.uniform(0.9, 1.1, (2, n_lines, 4))
     ok = np.ones(sky_vars.shape, bool)
     ok[1, :, 2] = False  # a group without sky: 1
     noise = _group_noise(sky_vars, ok)
-    np.testing.assert_allclose(noise[0], variances / variances.mean(), rtol=0.05)
+    np.testing.assert_allclose(noise[0], variances, rtol=0.05)
     typical = np.median(sky_vars[1][:, [0, 1, 3]], axis=0)
-    np.testing.assert_allclose(noise[1, [0, 1, 3]], typical / typical.mean(), rtol=1e-12)
+    np.testing.assert_allclose(noise[1, [0, 1, 3]], typical / np.median(typical), rtol=1e-12)
     assert noise[1, 2] == 1.0
     np.testing.assert_array_equal(_group_noise(None, ok), np.ones((2, 4)))
+
+
+def test_group_noise_without_enough_sky_or_out_of_range_is_bounded():
+    n_lines = 64
+    sky_vars = np.ones((1, n_lines, 5))
+    sky_vars[0, :, 1] = 100.0  # far noisier: held at 4
+    sky_vars[0, :, 2] = 1e-6  # far quieter (not noise alone): held at 1/4
+    sky_vars[0, :, 3] = np.where(np.arange(n_lines) < 10, 9.0, np.nan)  # 10 lines: 1
+    sky_vars[0, ::2, 4] = -1.0  # rounding below 0 and NaN: left out
+    sky_vars[0, 1::4, 4] = np.nan
+    noise = _group_noise(sky_vars, np.ones(sky_vars.shape, bool))
+    np.testing.assert_array_equal(noise[0], [1.0, 4.0, 0.25, 1.0, 1.0])
+    # A plane where no group has sky, or only infinite variances: all 1.
+    for values in (np.nan, np.inf):
+        empty = np.full((1, n_lines, 3), values)
+        np.testing.assert_array_equal(_group_noise(empty, np.ones(empty.shape, bool)), 1.0)
+
+
+def test_one_group_planes_are_unchanged_by_the_sky_variance(rng):
+    raw = rng.normal(size=(2, 512, 1)) + np.arange(512)[None, :, None] * 0.01
+    counts = np.full(raw.shape, 300, np.int64)
+    sky_vars = rng.uniform(0.5, 2.0, raw.shape)
+    measured = _measured(raw, counts)
+    without = share_common_mode(measured, np.ones(2), efficiency=1.0).raw
+    with_vars = share_common_mode(replace(measured, sky_vars=sky_vars), np.ones(2), 1.0).raw
+    np.testing.assert_array_equal(with_vars, without)
 
 
 def test_a_noisier_output_weighs_less_in_the_common_level(rng):
@@ -221,3 +248,7 @@ def test_a_noisier_output_weighs_less_in_the_common_level(rng):
         return np.std((levels - truth).mean(axis=2))
 
     assert line_error(weighted) < 0.9 * line_error(equal)
+    # ... and no quiet group's own level is worse for it.
+    quiet_equal = np.std((equal - truth)[0, :, :3], axis=0)
+    quiet_weighted = np.std((weighted - truth)[0, :, :3], axis=0)
+    assert np.all(quiet_weighted <= 1.02 * quiet_equal)

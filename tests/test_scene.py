@@ -74,7 +74,7 @@ def test_an_output_with_more_noise_weighs_less(monkeypatch):
     # One output of a sparse field with twice the white noise of the others (a
     # noisier amplifier): each group's weight in the line's common level follows
     # its own noise. With one noise for every group the line residual is
-    # 1.08-1.12 times as large (four seeds; the noisy band counted fully).
+    # 1.10-1.14 times as large (four seeds; the noisy band counted fully).
     from dataclasses import replace
 
     import bgdnoise.outputs as outputs

@@ -36,8 +36,8 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
         ``(P,)``: the sky of a group is its usable values within
         ``[level - sigma_lower * s, level + sigma_upper * s]``, ``s =
         sky_scale[p]`` (the clip's bounds around its clipped median); a
-        NaN scale skips plane p's sky (means NaN, counts 0), an infinite one
-        keeps every value.
+        NaN scale skips plane p's sky (means and variances NaN, counts 0),
+        an infinite one keeps every value.
     work : tuple of int
         ``(block, n_chunks)``: work is split into ``n_chunks`` contiguous
         runs of blocks of ``block`` lines, one set of scratch per run.
