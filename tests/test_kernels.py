@@ -194,10 +194,12 @@ def test_sky_of_a_plane_without_a_dispersion_is_all_its_values_and_keeps_medians
     data[0, :, :3] += 100.0  # far from the level: in the sky all the same
     options = CorrectionOptions()
     prepared = prepare(data, "rows", options)
-    measured = stages.measure(prepared, options, sky=True)
+    measured = stages.measure(prepared, options, sky=True, sky_variance=True)
     assert not measured.sigma[0] > 0 and measured.sigma[1] > 0  # plane 0: NaN
     np.testing.assert_array_equal(measured.sky_counts[0], measured.counts[0])
     np.testing.assert_allclose(measured.sky_means[0, :, 0], stripes + 1.0)
+    # ... and their variance: 3 of 300 values 100 above the other 297.
+    np.testing.assert_allclose(measured.sky_vars[0, :, 0], np.var([100.0] * 3 + [0.0] * 297))
     levels = stages.with_sky_levels(measured).raw
     # Plane 0 keeps its medians (the stripes); plane 1 takes its sky means.
     np.testing.assert_array_equal(levels[0], measured.raw[0])
