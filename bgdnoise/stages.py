@@ -291,9 +291,13 @@ def _empty_lines(prepared: Prepared, levels: np.ndarray) -> np.ndarray:
     empty = ~np.isfinite(levels).all(axis=2)
     if empty.any() and prepared.flags.shape[1] > 0:
         # Lines made only of reference pixels are never corrected: not news.
-        preserved = (prepared.flags & _kernels.PRESERVE) != 0
-        all_ref = preserved.all(axis=2 if prepared.axis == "rows" else 1)
-        empty &= ~np.broadcast_to(all_ref, empty.shape)
+        # Only the empty lines are looked at (a full frame's 8 reference rows,
+        # not its 4 million flags).
+        lines = np.flatnonzero(empty.any(axis=0))
+        along_rows = prepared.axis == "rows"
+        flags = prepared.flags[:, lines, :] if along_rows else prepared.flags[:, :, lines]
+        all_ref = ((flags & _kernels.PRESERVE) != 0).all(axis=2 if along_rows else 1)
+        empty[:, lines] &= ~np.broadcast_to(all_ref, (empty.shape[0], lines.size))
     return empty
 
 

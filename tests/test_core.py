@@ -423,3 +423,39 @@ def test_dq_flags_outside_uint32_is_a_value_error(dq_flags, with_dq):
     with pytest.raises(ValueError, match="dq_flags"):
         measure_levels(data, "rows", dq=dq, dq_flags=dq_flags)
     correct_array(data, "rows", dq=dq, dq_flags=2**32 - 1)
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize("flag_planes", [1, 3])
+def test_empty_lines_leave_out_lines_made_only_of_reference_pixels(axis, flag_planes):
+    # Lines without a level are empty unless every pixel of theirs is a
+    # preserved (reference) pixel, for each plane's own flags or the shared ones.
+    from dataclasses import replace
+
+    from bgdnoise import _kernels, stages
+    from bgdnoise._prepare import prepare
+    from bgdnoise.options import CorrectionOptions
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(3, 40, 48)).astype(np.float32)
+    prepared = prepare(data, axis, CorrectionOptions())
+    n_lines = 40 if axis == "rows" else 48
+    flags = np.zeros((flag_planes, 40, 48), np.uint8)
+    reference_lines = [0, 1, n_lines - 1, 17]
+    for line in reference_lines:
+        if axis == "rows":
+            flags[:, line, :] = _kernels.PRESERVE
+        else:
+            flags[:, :, line] = _kernels.PRESERVE
+    if flag_planes == 3:
+        flags[1, :, :] = 0  # plane 1 has no reference lines of its own
+    prepared = replace(prepared, flags=flags)
+    levels = rng.normal(size=(3, n_lines, 2))
+    levels[:, [0, 1, 5, 17, n_lines - 1], 0] = np.nan
+    empty = stages._empty_lines(prepared, levels)
+    for p in range(3):
+        own = flags[p if flag_planes == 3 else 0]
+        preserved = (own & _kernels.PRESERVE) != 0
+        all_ref = preserved.all(axis=1 if axis == "rows" else 0)
+        expected = ~np.isfinite(levels[p]).all(axis=1) & ~all_ref
+        np.testing.assert_array_equal(empty[p], expected)
