@@ -175,14 +175,16 @@ def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarr
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
     usable = np.empty((ny, nx), np.uint8)
     _planes.residual_plane(residual, flags, np.zeros((0, 0)), 0.0, usable, residual)
-    free = usable if mask is None else usable & (mask == 0).view(np.uint8)
-    residual -= residual.dtype.type(_sky_level(residual, free))
+    residual -= residual.dtype.type(_sky_level(residual, usable, mask))
     return residual, usable
 
 
-def _sky_level(residual: np.ndarray, usable: np.ndarray) -> float:
-    """Median of the usable residual (every 4th pixel along both axes)."""
-    values = residual[::4, ::4][usable[::4, ::4] != 0]
+def _sky_level(residual: np.ndarray, usable: np.ndarray, mask=None) -> float:
+    """Median of the usable residual outside ``mask`` (every 4th pixel along both axes)."""
+    free = usable[::4, ::4] != 0
+    if mask is not None:
+        free &= mask[::4, ::4] == 0
+    values = residual[::4, ::4][free]
     return float(np.median(values)) if values.size else 0.0
 
 
