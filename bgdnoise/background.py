@@ -113,21 +113,20 @@ def _pinned_row_means(values: np.ndarray, pinned: np.ndarray) -> np.ndarray:
                      where=per_row > 0)  # fmt: skip
 
 
-def _positions(pinned: np.ndarray) -> np.ndarray:
+def _positions(shape: tuple[int, int]) -> np.ndarray:
     """Each node's position along the lines (in nodes), ``(n_y, n_x)``."""
-    return np.broadcast_to(np.arange(pinned.shape[1], dtype=np.float64), pinned.shape)
+    return np.broadcast_to(np.arange(shape[1], dtype=np.float64), shape)
 
 
 def _about_row_centres(pinned: np.ndarray) -> np.ndarray:
     """Node positions along the lines less their row's mean pinned position."""
-    position = _positions(pinned)
+    position = _positions(pinned.shape)
     return position - _pinned_row_means(position, pinned)[:, None]
 
 
 def _tilt(shape: tuple[int, int], slope: float) -> np.ndarray:
     """The sky's tilt on the nodes: ``slope`` per node along the lines about the row's middle."""
-    along = slope * (np.arange(shape[1], dtype=np.float64) - 0.5 * (shape[1] - 1))
-    return np.broadcast_to(along, shape)
+    return slope * (_positions(shape) - 0.5 * (shape[1] - 1))
 
 
 def _add_row_pins(matrix: np.ndarray, sky: np.ndarray, weight: float) -> None:
@@ -225,12 +224,10 @@ def fit_surface(
     # a ramp, and the rest of each row floated with the noise of the band
     # levels' chain across the outputs (on a sparse field under a 20-sigma
     # ramp, four seeds: line residual 0.25-0.40 -> 0.15-0.21).
-    pinned = sky
-    nodes = _solve(equations, spacing, pinned)
-    slope = _visible_slope(_sky_slope(nodes, pinned), threshold, n_x)
+    nodes = _solve(equations, spacing, sky)
+    slope = _visible_slope(_sky_slope(nodes, sky), threshold, n_x)
     for round_ in range(_PIN_ROUNDS):
-        if round_:
-            pinned = sky
+        pinned = sky
         if round_ or slope:  # a flat sky's first round is the fit above
             nodes = _solve(equations, spacing, pinned, slope)
             slope = _visible_slope(_sky_slope(nodes, pinned), threshold, n_x)

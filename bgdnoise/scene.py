@@ -145,10 +145,10 @@ def _keep_lines(plane: Prepared, mask: np.ndarray, usable: np.ndarray | None = N
     """
     usable = (_usable(plane, plane.planes[0]) if usable is None else usable).view(bool)
     along = 1 if plane.layout.along_rows else 0
-    before = np.count_nonzero(usable, axis=along)
-    after = np.count_nonzero(usable & (mask == 0), axis=along)
-    emptied = after < np.minimum(_MIN_LINE_PIXELS, before)
     kept = mask.astype(bool)
+    before = np.count_nonzero(usable, axis=along)
+    after = before - np.count_nonzero(usable & kept, axis=along)
+    emptied = after < np.minimum(_MIN_LINE_PIXELS, before)
     if emptied.any():
         if plane.layout.along_rows:
             kept[emptied, :] = False

@@ -201,7 +201,8 @@ def measure(
         sky_scale = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.inf)
     sky_means = np.empty((n_planes, n_lines, n_groups))
     sky_counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
-    sky_vars = np.empty((n_planes, n_lines, n_groups) if sky and sky_variance else (0, 0, 0))
+    want_vars = sky and sky_variance
+    sky_vars = np.empty((n_planes, n_lines, n_groups) if want_vars else (0, 0, 0))
     _kernels.line_levels(
         planes, prepared.flags, prepared.background,
         (layout.along_rows, layout.band_edges, layout.odd_even, layout.group_start),
@@ -216,7 +217,7 @@ def measure(
         full_counts = counts[:, :, 0]
     if not sky:
         sky_means = sky_counts = None
-    if not (sky and sky_variance):
+    if not want_vars:
         sky_vars = None
     return Measured(
         raw, counts, full, full_counts, needed, plane_scale, sigma, sky_means, sky_counts,
@@ -297,7 +298,7 @@ def _empty_lines(prepared: Prepared, levels: np.ndarray) -> np.ndarray:
         along_rows = prepared.axis == "rows"
         flags = prepared.flags[:, lines, :] if along_rows else prepared.flags[:, :, lines]
         all_ref = ((flags & _kernels.PRESERVE) != 0).all(axis=2 if along_rows else 1)
-        empty[:, lines] &= ~np.broadcast_to(all_ref, (empty.shape[0], lines.size))
+        empty[:, lines] &= ~all_ref
     return empty
 
 

@@ -303,8 +303,7 @@ def _dilate_rows(start, stop, marks, radius, along):
         for x in range(nx):
             marked[x] = out_row[x] = np.uint8(row[x] != 0)
         for shift in range(1, reach + 1):
-            # Views indexed from 0: a shifted index (x + shift, x - shift) keeps numba's
-            # negative-index handling in the loop, which stops vectorising.
+            # Views indexed from 0, not x + shift: see _kernels/__init__.py.
             _or_into(out_row[: nx - shift], marked[shift:])
             _or_into(out_row[shift:], marked[: nx - shift])
 
@@ -325,6 +324,4 @@ def _dilate_columns(start, stop, along, radius, out):
         for x in range(nx):
             out_row[x] = 0
         for source in range(max(0, y - radius), min(ny, y + radius + 1)):
-            in_row = along[source]
-            for x in range(nx):
-                out_row[x] |= in_row[x]
+            _or_into(out_row, along[source])

@@ -98,9 +98,8 @@ def _subtract_levels_range(
                     model[q, y, x] = level
 
 
-# The band helpers take views that start at 0: an index offset by the band's
-# start keeps numba's negative-index handling in the loop, which stops it
-# vectorising (the rows took several times as long).
+# The band helpers take views that start at 0 (see _kernels/__init__.py: the
+# rows took several times as long with an offset index).
 
 
 @njit(cache=True, nogil=True)

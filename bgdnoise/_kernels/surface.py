@@ -74,8 +74,7 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
                 data[line, k, i] = 0.0
             n = 0.0
             s = 0.0
-            # Views of the band indexed from 0: an index offset by the band's
-            # start keeps numba's negative-index handling in the loop.
+            # Views of the band indexed from 0: see _kernels/__init__.py.
             first, last = band_edges[k], band_edges[k + 1]
             if along_rows:
                 band_use, band_values = usable[line, first:last], plane[line, first:last]
