@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._kernels import surface as _surface
+from ._kernels.aot import launch
 from ._prepare import Layout
 
 __all__ = ["fit_surface"]
@@ -78,7 +79,7 @@ def _normal_equations(plane, usable, layout: Layout, spacing: int, grid) -> tupl
     bandwidth = max(2 * n_x, n_x + int((band_nodes[:, 1] - band_nodes[:, 0]).max()) + 1)
     matrix = np.zeros((bandwidth + 1, n_y * n_x))
     rhs = np.zeros(n_y * n_x)
-    _surface.normal_equations(sums, (float(spacing), n_y, n_x), band_nodes, matrix, rhs)
+    launch(_surface.normal_equations, sums, (float(spacing), n_y, n_x), band_nodes, matrix, rhs)
     return matrix, rhs
 
 
@@ -97,13 +98,13 @@ def _solve(equations: tuple, spacing: int, sky: np.ndarray, slope: float = 0.0) 
     cell = float(spacing) ** 2
     ridge = 1e-6 * cell
     node_pins = np.where(sky, _NODE_PIN * cell, 0.0)
-    _surface.add_penalties(matrix, (n_y, n_x), _SMOOTH * cell, node_pins.ravel() + ridge)
+    launch(_surface.add_penalties, matrix, (n_y, n_x), _SMOOTH * cell, node_pins.ravel() + ridge)
     _add_row_pins(matrix, sky, _PIN * cell)
     if slope:
         tilt = _tilt(sky.shape, slope)
         row_rhs = np.where(sky, _PIN * cell * _pinned_row_means(tilt, sky)[:, None], 0.0)
         rhs = rhs + (node_pins * tilt + row_rhs).ravel()
-    return _surface.banded_solve(matrix, rhs).reshape(n_y, n_x)
+    return launch(_surface.banded_solve, matrix, rhs).reshape(n_y, n_x)
 
 
 def _pinned_row_means(values: np.ndarray, pinned: np.ndarray) -> np.ndarray:
@@ -207,10 +208,10 @@ def fit_surface(
     """
     n_y, n_x = node_grid(layout.n_lines, layout.length, spacing)
     masked_ext = np.empty((n_y, n_x))
-    _surface.cell_fractions(usable & (extended == 0), layout.along_rows, float(spacing), n_y,
-                            n_x, masked_ext)  # fmt: skip
+    launch(_surface.cell_fractions, usable & (extended == 0), layout.along_rows, float(spacing),
+           n_y, n_x, masked_ext)  # fmt: skip
     masked = np.empty((n_y, n_x))
-    _surface.cell_fractions(usable, layout.along_rows, float(spacing), n_y, n_x, masked)
+    launch(_surface.cell_fractions, usable, layout.along_rows, float(spacing), n_y, n_x, masked)
     sky = masked_ext <= _FIRST_PIN_MASKED
     if sky.mean() < _MIN_SKY_NODES:
         sky = masked_ext <= np.quantile(masked_ext, _MIN_SKY_NODES)

@@ -19,6 +19,7 @@ import numpy as np
 from . import _kernels
 from ._kernels import mask as _mask_kernels
 from ._kernels import planes as _planes
+from ._kernels.aot import launch
 from ._prepare import Prepared, make_layout, prepare
 
 __all__ = ["COMPACT_SCALES", "DETECTION_SCALES", "PIXEL_SCALES", "detect", "source_mask"]
@@ -88,7 +89,7 @@ def _scale_map(residual, weights, block: int, half: int, cache: dict) -> np.ndar
     sums, counts = _cell_sums(residual, weights, block, cache)
     mean = np.empty(sums.shape)
     min_count = 0.2 * ((2 * half + 1) * block) ** 2
-    _mask_kernels.box_means(sums, counts, half, min_count, mean)
+    launch(_mask_kernels.box_means, sums, counts, half, min_count, mean)
     return mean
 
 
@@ -128,13 +129,13 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             continue
         if block == 1 and half == 1:
             sample = np.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
-            _mask_kernels.box3_sample(residual, usable, _SPREAD_STEP, sample)
+            launch(_mask_kernels.box3_sample, residual, usable, _SPREAD_STEP, sample)
             centre, spread = _spread(sample.ravel())
             _mask_kernels.mark_box3(residual, usable, centre + n_sigma * spread, 2, marks)
             continue
         mean = _scale_map(residual, unmasked, block, half, cells)
         centre, spread = _spread(mean)
-        _mask_kernels.mark_above(mean, centre + n_sigma * spread, block, marks)
+        launch(_mask_kernels.mark_above, mean, centre + n_sigma * spread, block, marks)
     if grow <= 0:
         return marks
     grown = np.empty_like(marks)

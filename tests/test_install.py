@@ -38,6 +38,7 @@ IGNORED = (
     ".benchmarks",
     ".ruff_cache",
     "build",
+    "*.so",
     "dist",
     "_build",
     "demo_output",

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
+from .aot import resolve
+
 _LOCK = threading.Lock()
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
@@ -34,7 +36,9 @@ def run_ranges(kernel, n_items: int, *args, min_items: int = 16) -> None:
     One range per thread (fewer when there are fewer than ``min_items``
     items per range); the calling thread runs the first range itself. The
     kernel must write disjoint parts of its outputs for disjoint ranges.
+    ``kernel``'s ahead-of-time export runs where there is one (:mod:`.aot`).
     """
+    kernel = resolve(kernel, (0, n_items, *args))
     threads = numba.get_num_threads()
     n_ranges = max(1, min(threads, n_items // max(1, min_items)))
     if n_ranges == 1:
