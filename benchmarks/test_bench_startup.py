@@ -2,6 +2,9 @@
 
 Timed around a subprocess that imports bgdnoise and corrects one
 2048x2048 frame, so compilation (cold) or cache loading (warm) is included.
+With the kernels compiled at install (``bgdnoise._kernels.aot``) a cold run
+compiles nothing; the ``_jit`` variants set ``BGDNOISE_AOT=0`` and time what
+numba's compilation on first use costs where that module is not built.
 
 The first run on a file, as a new user, a fresh container or a new cluster
 worker has it (issue 13's target: at most jwst's first run): a fresh process
@@ -33,30 +36,49 @@ assert out.dtype == np.float32 and np.isfinite(out).all()
 """
 
 
-def _run(cache_dir):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+JIT_ONLY = {"BGDNOISE_AOT": "0"}
+
+
+def _run(cache_dir, extra_env=None):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, **(extra_env or {}))
     subprocess.run([sys.executable, "-c", SCRIPT], check=True, env=env)
 
 
-# Slow: a cold compile (30-40 s here); tests/test_warm.py already compiles
-# from an empty cache in `make test`.
-@pytest.mark.slow
-@pytest.mark.benchmark(group="first call in a fresh process (import + 2048x2048 correct_array)")
-def test_first_call_cold_cache(benchmark, tmp_path):
+def _compiled_in_use():
+    from bgdnoise._kernels import aot
+
+    return aot.status() == "ok"
+
+
+def _cold_first_calls(benchmark, tmp_path, extra_env):
     dirs = iter(range(1000))
 
     def fresh_cache():
-        return (str(tmp_path / f"cache{next(dirs)}"),), {}
+        return (str(tmp_path / f"cache{next(dirs)}"), extra_env), {}
 
     benchmark.pedantic(_run, setup=fresh_cache, rounds=2, iterations=1)
 
 
 @pytest.mark.slow
 @pytest.mark.benchmark(group="first call in a fresh process (import + 2048x2048 correct_array)")
+def test_first_call_cold_cache(benchmark, tmp_path):
+    _cold_first_calls(benchmark, tmp_path, None)
+
+
+# Slow: a cold compile (30-40 s here); tests/test_warm.py already compiles
+# from an empty cache in `make test`.
+@pytest.mark.slow
+@pytest.mark.benchmark(group="first call in a fresh process (import + 2048x2048 correct_array)")
+def test_first_call_cold_cache_jit(benchmark, tmp_path):
+    _cold_first_calls(benchmark, tmp_path, JIT_ONLY)
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="first call in a fresh process (import + 2048x2048 correct_array)")
 def test_first_call_warm_cache(benchmark):
     with tempfile.TemporaryDirectory() as cache:
-        _run(cache)  # fills the cache
-        benchmark.pedantic(_run, args=(cache,), rounds=3, iterations=1)
+        _run(cache, JIT_ONLY)  # fills the cache
+        benchmark.pedantic(_run, args=(cache, JIT_ONLY), rounds=3, iterations=1)
 
 
 @pytest.mark.benchmark(group="first call in a fresh process (import + 2048x2048 correct_array)")
@@ -145,8 +167,8 @@ def full_frame_rate(tmp_path_factory):
     return sim.save(tmp_path_factory.mktemp("first-run") / "jw01_nrca2_rate.fits", primary, sci)
 
 
-def _first_run(script, path, output, cache_dir, runs):
-    env = dict(os.environ)
+def _first_run(script, path, output, cache_dir, runs, extra_env=None):
+    env = dict(os.environ, **(extra_env or {}))
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
     proc = subprocess.run(
@@ -165,18 +187,34 @@ def _keep(benchmark, runs):
             benchmark.extra_info[key] = statistics.median(values)
 
 
-@pytest.mark.slow
-@pytest.mark.benchmark(group=FILE_GROUP)
-def test_first_run_correct_file_cold_cache(benchmark, full_frame_rate, tmp_path):
+def _cold_first_runs(benchmark, path, tmp_path, extra_env):
     runs, dirs = [], iter(range(1000))
 
     def fresh_cache():
         n = next(dirs)
-        args = (FILE_BGDNOISE, full_frame_rate, tmp_path / f"out{n}_rate_bdgCorr.fits")
-        return (*args, str(tmp_path / f"cache{n}"), runs), {}
+        args = (FILE_BGDNOISE, path, tmp_path / f"out{n}_rate_bdgCorr.fits")
+        return (*args, str(tmp_path / f"cache{n}"), runs, extra_env), {}
 
     benchmark.pedantic(_first_run, setup=fresh_cache, rounds=2, iterations=1)
     _keep(benchmark, runs)
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group=FILE_GROUP)
+def test_first_run_correct_file_cold_cache(benchmark, full_frame_rate, tmp_path):
+    """As installed: the kernels compiled at install, nothing to compile."""
+    runs = _cold_first_runs(benchmark, full_frame_rate, tmp_path, None)
+    compiled_in_use = _compiled_in_use()
+    benchmark.extra_info["compiled_kernels"] = compiled_in_use
+    assert all((r["compiled_signatures"] == 0) == compiled_in_use for r in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group=FILE_GROUP)
+def test_first_run_correct_file_cold_cache_jit(benchmark, full_frame_rate, tmp_path):
+    """Numba's JIT kernels only (``BGDNOISE_AOT=0``, or no compiler at install)."""
+    runs = _cold_first_runs(benchmark, full_frame_rate, tmp_path, JIT_ONLY)
     assert all(r["compiled_signatures"] > 0 for r in runs)
 
 
@@ -186,10 +224,11 @@ def test_first_run_correct_file_after_warm(benchmark, full_frame_rate, tmp_path)
     """The same first run on a cache filled by ``bgdnoise warm`` (run once, untimed)."""
     cache = str(tmp_path / "cache")
     bgdnoise = os.path.join(os.path.dirname(sys.executable), "bgdnoise")
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache, **JIT_ONLY)
     subprocess.run([bgdnoise, "warm"], check=True, capture_output=True, env=env)
     runs = []
-    args = (FILE_BGDNOISE, full_frame_rate, tmp_path / "out_rate_bdgCorr.fits", cache, runs)
+    out = tmp_path / "out_rate_bdgCorr.fits"
+    args = (FILE_BGDNOISE, full_frame_rate, out, cache, runs, JIT_ONLY)
     benchmark.pedantic(_first_run, args=args, rounds=3, iterations=1)
     _keep(benchmark, runs)
     assert all(r["compiled_signatures"] == 0 for r in runs)

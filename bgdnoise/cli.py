@@ -345,6 +345,13 @@ def _run_warm(args) -> int:
             "NUMBA_CACHE_DIR to a writable directory (docs/install.rst)"
         )
         return 1
+    from ._kernels import aot
+
+    if aot.status() == "ok":
+        print(
+            "bgdnoise: the kernels compiled at install are in use, so corrections compile "
+            "nothing; the numba cache serves only BGDNOISE_AOT=0 and a stale or missing build"
+        )
     print(f"bgdnoise: warming the numba cache in {cache_dir()}")
     result = warm_cache(report=print)
     if result.compiled:

@@ -82,6 +82,15 @@ def test_launch_takes_the_export_only_for_listed_types():
     assert aot.resolve(mask.box_means, args) is not mask.box_means  # listed: float64
     unlisted = (sums.astype(np.float32), *args[1:])
     assert aot.resolve(mask.box_means, unlisted) is mask.box_means
+    # What numba's type of an array depends on besides its dtype (remembered per
+    # kernel after the first call, so asked twice):
+    strided = (np.zeros((4, 8))[:, ::2], *args[1:])  # layout "A"
+    read_only = np.zeros((4, 4))
+    read_only.flags.writeable = False
+    for _ in range(2):
+        assert aot.resolve(mask.box_means, strided) is mask.box_means
+        assert aot.resolve(mask.box_means, (read_only, *args[1:])) is mask.box_means
+        assert aot.resolve(mask.box_means, args) is not mask.box_means
     with aot.jit_only():
         assert aot.resolve(mask.box_means, args) is mask.box_means
 
