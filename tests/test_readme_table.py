@@ -35,7 +35,10 @@ def test_table_reports_every_target():
         "datamodels open + save",
         "time per pixel",
         "Peak memory",
-        "First call, cold",
+        "First call, empty numba cache",
+        "First run, correct_file 2048x2048 _rate, empty numba cache",
+        "JIT kernels (`BGDNOISE_AOT=0`), empty numba cache",
+        "of which numba compiling",
         "1 thread",
     ):
         assert needle in table
