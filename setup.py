@@ -2,10 +2,11 @@
 
 Everything else is declared in ``setup.cfg``. The extension module
 ``bgdnoise._kernels._compiled`` is built by numba's ``pycc`` from the
-kernel sources, in a subprocess that imports ``bgdnoise._kernels`` alone
-(it needs only numpy and numba, the build requirements). It is optional:
-without a C compiler, or with ``BGDNOISE_AOT=0`` at build time, the
-package installs without it and numba compiles the kernels on first use.
+kernel sources (``bgdnoise/_kernels/_aot_build.py``), in a subprocess that
+imports ``bgdnoise._kernels`` alone (it needs only numpy and numba, the
+build requirements) with an empty numba cache. It is optional: without a
+C/C++ compiler, or with ``BGDNOISE_AOT=0`` at build time, the package
+installs without it and numba compiles the kernels on first use.
 """
 
 import os
@@ -27,7 +28,7 @@ import sys, types
 package = types.ModuleType("bgdnoise")
 package.__path__ = [sys.argv[1]]
 sys.modules["bgdnoise"] = package
-from bgdnoise._kernels.aot import build
+from bgdnoise._kernels._aot_build import build
 build(sys.argv[2])
 """
 

@@ -347,11 +347,14 @@ def _run_warm(args) -> int:
         return 1
     from ._kernels import aot
 
-    if aot.status() == "ok":
+    compiled = aot.status()
+    if compiled == "ok":
         print(
             "bgdnoise: the kernels compiled at install are in use, so corrections compile "
             "nothing; the numba cache serves only BGDNOISE_AOT=0 and a stale or missing build"
         )
+    else:
+        print(f"bgdnoise: no kernels compiled at install in use ({compiled}): docs/install.rst")
     print(f"bgdnoise: warming the numba cache in {cache_dir()}")
     result = warm_cache(report=print)
     if result.compiled:

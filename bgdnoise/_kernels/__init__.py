@@ -28,10 +28,11 @@ Modules
 ``surface``     the smooth background: per-line sums, banded normal
                 equations, penalties, banded Cholesky, evaluation.
 ``threads``     :func:`run_ranges`.
-``aot``         the same kernels compiled at install (numba's pycc): Python
-                calls a kernel through :func:`.threads.run_ranges` or
-                :func:`.aot.launch`, which take the compiled export where
-                the argument types match one, the JIT dispatcher otherwise.
+``aot``         the same kernels compiled at install (numba's pycc;
+                ``_aot_build`` builds them): Python calls a kernel through
+                :func:`.threads.run_ranges` or :func:`.aot.launch`, which
+                take the compiled export where the argument types match
+                one, the JIT dispatcher otherwise.
 
 Integer and bool constants handed to another kernel are written
 ``np.int64(0)`` / ``np.bool_(True)``, and counters that start at a constant

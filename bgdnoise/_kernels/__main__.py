@@ -1,7 +1,7 @@
-"""``python -m bgdnoise._kernels record | build OUTPUT [CPU]``: see :mod:`.aot`."""
+"""``python -m bgdnoise._kernels record | check | build [OUTPUT [CPU]]``: see :mod:`._aot_build`."""
 
 import sys
 
-from .aot import main
+from ._aot_build import main
 
 sys.exit(main())
