@@ -204,8 +204,9 @@ def configure_numba_cache() -> str:
 
     tried = _tried()
     advice = (
-        "the kernels will be compiled again in every new process (several seconds); "
-        "set NUMBA_CACHE_DIR to a writable directory to keep them"
+        "kernels not compiled at install (python -m bgdnoise._kernels check) will be "
+        "compiled again in every new process (several seconds); set NUMBA_CACHE_DIR to a "
+        "writable directory to keep them"
     )
     try:
         path = tempfile.mkdtemp(prefix=_PREFIX)
