@@ -123,7 +123,11 @@ def _load() -> tuple[dict[Any, dict[tuple, Callable]], str]:
         return {}, "missing"
     if not hasattr(compiled, hash_symbol(source_hash())):
         return {}, "stale"
-    if not (hasattr(compiled, ANY_CPU) or hasattr(compiled, host_cpu_symbol())):
+    try:
+        built_for_this_cpu = hasattr(compiled, ANY_CPU) or hasattr(compiled, host_cpu_symbol())
+    except Exception:  # no way to tell this CPU: do not run code built for another
+        built_for_this_cpu = False
+    if not built_for_this_cpu:
         return {}, "other-cpu"
     try:
         from ._aot_entries import ENTRIES
