@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint bench quality coverage clean compiled
+# One pip install and one kernel build at a time, even under make -j.
+.NOTPARALLEL:
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +23,11 @@ $(TEST_STAMP): $(PY) setup.cfg setup.py pyproject.toml
 
 # The kernels compiled ahead of time (bgdnoise/_kernels/aot.py): built by the
 # install; rebuilt here (about a minute) when the kernel sources changed since.
-# Without a C/C++ compiler numba compiles them on first use instead.
+# Without a C/C++ compiler (exit status 3) numba compiles them on first use
+# instead; any other failure stops make.
 compiled: $(STAMP)
 	@$(PY) -m bgdnoise._kernels check || $(PY) -m bgdnoise._kernels build || \
-		echo "bgdnoise: kernels not compiled ahead of time; numba compiles them on first use"
+		{ test $$? -eq 3 && echo "bgdnoise: numba compiles the kernels on first use"; }
 
 demo: compiled
 	$(VENV)/bin/bgdnoise demo demo_output

@@ -32,18 +32,26 @@ _CPU_ENV = "BGDNOISE_AOT_CPU"
 _HERE = Path(__file__).resolve().parent
 
 
-def _lost_options(options: dict[str, Any]) -> list[str]:
-    """Options of a kernel's ``@njit`` that its export would not have.
+def _lost_options(kernel: Any) -> list[str]:
+    """What of a kernel's ``@njit`` its export would not have.
 
     pycc compiles with its own flags: nopython, no bounds checks, the GIL
-    released (here); caching means nothing to it.
+    released (here), no ``locals`` types, numba's default pipeline; caching
+    means nothing to it.
     """
+    from numba.core.compiler import Compiler
+
     kept = {"cache", "nogil"}
-    return sorted(
+    lost = [
         k
-        for k, v in options.items()
+        for k, v in kernel.targetoptions.items()
         if not (k in kept or (k == "nopython" and v) or (k == "boundscheck" and not v))
-    )
+    ]
+    if kernel.locals:
+        lost.append("locals")
+    if kernel._compiler.pipeline_class is not Compiler:
+        lost.append("pipeline_class")
+    return sorted(lost)
 
 
 def record_entries() -> list[tuple[str, str, tuple[str, ...], str]]:
@@ -140,30 +148,36 @@ def build(output: str | os.PathLike | None = None, cpu: str | None = None) -> Pa
     pathlib.Path
         The file written.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", numba.NumbaPendingDeprecationWarning)
-        from numba.pycc import CC
-
     from ._aot_entries import ENTRIES
 
     output = Path(default_output() if output is None else output).resolve()
     cpu = cpu or os.environ.get(_CPU_ENV, "host")
-    cc = CC(aot.MODULE)
-    cc.output_dir = str(output.parent)
-    cc.output_file = output.name
-    cc.target_cpu = cpu
+    exports = []
     for index, (module, name, args, returns) in enumerate(ENTRIES):
         kernel = getattr(importlib.import_module(f"{__package__}.{module}"), name)
-        lost = _lost_options(kernel.targetoptions)
+        lost = _lost_options(kernel)
         if lost:
-            raise ValueError(f"{module}.{name}: pycc would ignore the options {lost}")
+            raise ValueError(f"{module}.{name}: pycc would ignore {', '.join(lost)}")
         signature = aot.decode(returns)(*(aot.decode(a) for a in args))
-        cc.export(f"k{index}", signature)(kernel.py_func)
-    # Two empty functions name what the module was built from and for.
-    cc.export(aot.hash_symbol(aot.source_hash()), "int64()")(_zero)
-    cc.export(aot.host_cpu_symbol() if cpu == "host" else aot.ANY_CPU, "int64()")(_zero)
-    with _releasing_gil():
-        cc.compile()
+        exports.append((f"k{index}", signature, kernel.py_func))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", numba.NumbaPendingDeprecationWarning)
+        from numba.pycc import CC
+    with tempfile.TemporaryDirectory(dir=output.parent) as work:
+        cc = CC(aot.MODULE)
+        cc.output_dir = work
+        cc.output_file = output.name
+        cc.target_cpu = cpu
+        for symbol, signature, function in exports:
+            cc.export(symbol, signature)(function)
+        # Two empty functions name what the module was built from and for.
+        cc.export(aot.hash_symbol(aot.source_hash()), "int64()")(_zero)
+        cc.export(aot.host_cpu_symbol() if cpu == "host" else aot.ANY_CPU, "int64()")(_zero)
+        with _releasing_gil():
+            cc.compile()
+        # Only a finished, checked module takes the place of the old one, at once
+        # (a process may have the old one loaded).
+        os.replace(Path(work, output.name), output)
     return output
 
 
@@ -172,12 +186,25 @@ def _zero() -> int:
 
 
 _USAGE = "usage: python -m bgdnoise._kernels record | check | build [OUTPUT [CPU]]"
+#: ``build``'s exit status when there is no C/C++ compiler (``make compiled`` goes on).
+NO_COMPILER = 3
+
+
+def _compilers_work() -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from numba.pycc.platform import external_compiler_works
+
+        return external_compiler_works()
+
+
 _CHILD = "_BGDNOISE_AOT_BUILD_CHILD"
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m bgdnoise._kernels``: ``record`` the entries, ``check`` the
-    extension (exit 1 unless in use or turned off), ``build`` it."""
+    extension (exit 1 unless in use or turned off), ``build`` it (exit
+    :data:`NO_COMPILER` without a C/C++ compiler)."""
     argv = sys.argv[1:] if argv is None else argv
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command == "record" and not rest:
@@ -186,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     if command == "check" and not rest:
         found = aot.status()
         print(f"bgdnoise: ahead-of-time kernels: {found}")
-        return 0 if found in ("ok", "disabled") else 1
+        return 0 if found in ("ok", "disabled", "no-jit") else 1
     if command == "build" and len(rest) <= 2:
+        if not _compilers_work():
+            print("bgdnoise: no working C/C++ compiler: nothing built", file=sys.stderr)
+            return NO_COMPILER
         if os.environ.get(_CHILD):
             print(build(*rest))
             return 0

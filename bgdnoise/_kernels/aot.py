@@ -44,6 +44,7 @@ import numpy as np
 from numba.core import types
 from numba.core.errors import NumbaError
 from numba.core.registry import CPUDispatcher
+from numba.core.utils import bit_length
 
 __all__ = ["MODULE", "jit_only", "launch", "recording", "resolve", "source_hash", "status"]
 
@@ -251,16 +252,26 @@ def _fingerprint(args: tuple) -> tuple | None:
             if inner is None:
                 return None
             parts.append(inner)
-        elif kind is int:  # numba types an int by its bit length and sign
-            bits = a.bit_length()
-            parts.append((int, bits < 32, bits < 64, a >= 0))
-        elif kind in (bool, float) or issubclass(
-            kind, (np.bool_, np.integer, np.floating, np.complexfloating)
-        ):
-            parts.append(kind)  # a numeric numpy scalar's type is its dtype
+        elif kind is int:
+            parts.append((int, _int_class(a)))
+        elif kind in (bool, float):
+            parts.append(kind)
+        elif isinstance(a, np.generic):
+            parts.append((np.generic, a.dtype))  # numba types a numpy scalar by its dtype
         else:
             return None
     return tuple(parts)
+
+
+def _int_class(value: int) -> int:
+    """Which numba type a Python int gets (numba's ``typeof``: intp, int64,
+    uint64, or none), by its bit length as numba counts it."""
+    bits = bit_length(value)
+    if bits < 32:
+        return 0
+    if bits < 64:
+        return 1
+    return 2 if bits == 64 and value >= 0 else 3
 
 
 @contextlib.contextmanager
