@@ -127,7 +127,8 @@ def test_a_correction_in_a_new_process_compiles_nothing(tmp_path):
     assert aot.status() == "ok"
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty"))
     proc = subprocess.run(
-        [sys.executable, "-c", NOTHING_COMPILED], capture_output=True, text=True, env=env,
+        # -P: the installed bgdnoise, as this process has it, not a source tree in the cwd.
+        [sys.executable, "-P", "-c", NOTHING_COMPILED], capture_output=True, text=True, env=env,
         timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

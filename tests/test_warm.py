@@ -92,7 +92,9 @@ def _env(cache: Path) -> dict[str, str]:
 def test_warm_then_nothing_compiles(tmp_path):
     cache = tmp_path / "numba-cache"
     warm = subprocess.run(
-        [sys.executable, "-c", LISTENER + WARM_WATCHED], capture_output=True, text=True,
+        # -P: the installed bgdnoise (as `bgdnoise warm` below), not a source tree in the cwd,
+        # whose kernels numba would cache under other paths.
+        [sys.executable, "-P", "-c", LISTENER + WARM_WATCHED], capture_output=True, text=True,
         env=_env(cache), timeout=900, check=False,
     )  # fmt: skip
     assert warm.returncode == 0, warm.stderr
@@ -105,7 +107,7 @@ def test_warm_then_nothing_compiles(tmp_path):
     assert "float64" in warm.stdout and "read-only" in warm.stdout
 
     after = subprocess.run(
-        [sys.executable, "-c", LISTENER + AFTER_WARM], capture_output=True, text=True,
+        [sys.executable, "-P", "-c", LISTENER + AFTER_WARM], capture_output=True, text=True,
         env=_env(cache), timeout=900, check=False,
     )  # fmt: skip
     assert after.returncode == 0, after.stderr
