@@ -39,6 +39,7 @@ class BuildKernels(build_ext):
     def build_extension(self, ext):
         if ext.name != COMPILED:
             return super().build_extension(ext)
+        # The values of bgdnoise._kernels.aot.opted_out (not importable here).
         if os.environ.get("BGDNOISE_AOT", "1").strip().lower() in ("0", "false", "no", "off"):
             raise CompileError("BGDNOISE_AOT=0: kernels not compiled ahead of time")
         target = Path(self.get_ext_fullpath(ext.name)).resolve()

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numba.core.errors import NumbaError
+from numba_events import LISTENER
 
 from bgdnoise import correct_array
 from bgdnoise._kernels import _aot_build, _aot_entries, aot, mask
@@ -93,23 +94,11 @@ def test_compiled_and_jit_kernels_give_the_same_bits(case):
         assert np.isfinite(a).any()
 
 
-# A correction in a new process with an empty numba cache, counting what numba compiles.
+# Run after LISTENER: corrections in a new process with an empty numba cache.
 NOTHING_COMPILED = r"""
-import json
 import numpy as np
-from numba.core import event
 import bgdnoise
 
-compiled = []
-
-class Listener(event.Listener):
-    def on_start(self, ev):
-        pass
-
-    def on_end(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__qualname__)
-
-event.register("numba:compile", Listener())
 rng = np.random.default_rng(5)
 frame = rng.normal(1.0, 0.1, (128, 512)).astype(np.float32)
 dq = np.zeros(frame.shape, np.uint32)
@@ -128,7 +117,8 @@ def test_a_correction_in_a_new_process_compiles_nothing(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty"))
     proc = subprocess.run(
         # -P: the installed bgdnoise, as this process has it, not a source tree in the cwd.
-        [sys.executable, "-P", "-c", NOTHING_COMPILED], capture_output=True, text=True, env=env,
+        [sys.executable, "-P", "-c", LISTENER + NOTHING_COMPILED], capture_output=True,
+        text=True, env=env,
         timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

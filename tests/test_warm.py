@@ -16,29 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from numba_events import LISTENER
 
 import bgdnoise
 from bgdnoise import _numba_cache, cli
 
 BIN = Path(sys.executable).parent
-
-# Records every compilation numba finishes in ``compiled``: "module.name(args)".
-LISTENER = r"""
-import json, sys
-from numba.core import event
-
-compiled = []
-
-class Listener(event.Listener):
-    def on_start(self, ev):
-        pass
-
-    def on_end(self, ev):
-        func = ev.data["dispatcher"].py_func
-        compiled.append(f"{func.__module__}.{func.__qualname__}{tuple(ev.data['args'])}")
-
-event.register("numba:compile", Listener())
-"""
 
 # Run after LISTENER: corrections on sizes the warm-up never saw, each along a
 # path it took.
