@@ -315,8 +315,17 @@ def test_bin_index_stays_in_range_for_any_value():
         ([7.0] * 120 + [1e308, -1e308] * 4, 7.0),  # one value plus outliers
         ([7.0] * 100, 7.0),
         ([5e-324] * 50 + [1e-320] * 50, 0.5 * (5e-324 + 1e-320)),  # a zero std of denormals
+        ([5e-324] + [-5e-324] * 99, -5e-324),  # a range whose bins would have zero width
     ],
-    ids=["pm1e308", "pm-max", "near-max", "constant-outliers", "constant", "denormals"],
+    ids=[
+        "pm1e308",
+        "pm-max",
+        "near-max",
+        "constant-outliers",
+        "constant",
+        "denormals",
+        "subnormal-range",
+    ],
 )
 def test_extreme_float64_lines_give_their_level(line, expected, scale):
     data = np.array([line] * 4)

@@ -146,6 +146,8 @@ def _place_bins(vals, n, fixed_scale, smp):
             return (vmin, 0.0, nb, center), _CONSTANT
         lo = vmin
         width = (vmax - vmin) / nb
+    if not width > 0.0:  # a range of a few subnormals: bins of zero width (or NaN)
+        return (lo, 0.0, nb, center), _UNPLACEABLE
     inv_w = 1.0 / width
     if not (width > 0.0 and width - width == 0.0 and inv_w - inv_w == 0.0 and lo - lo == 0.0):
         return (lo, inv_w, nb, center), _UNPLACEABLE
