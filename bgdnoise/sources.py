@@ -149,44 +149,40 @@ def residual_of(
     """Destripe one plane without the ``mask``ed pixels: ``(residual, usable)``.
 
     The stripes are the plain per-line levels (the stages of the plain
-    correction) measured with ``mask`` (uint8, plane-shaped) left out; the
-    residual has the sky pedestal removed, and ``usable`` marks every pixel
-    with a value (masked ones included: they are still looked at).
-    ``plane_scale``: the plane's dispersion, if already measured.
+    correction) measured with ``mask`` (uint8, plane-shaped) left out, and
+    subtracted whole (``keep_level=False``): the residual is centred near
+    zero. ``usable`` marks every pixel with a value (masked ones included:
+    they are still looked at). ``plane_scale``: the plane's dispersion, if
+    already measured.
     """
     from . import stages  # the stages call this module: import at use
 
     masked = prepared if mask is None else with_mask(prepared, mask)
+    options = replace(options, keep_level=False)  # see _residual
     measured = stages.measure(masked, options, plane_scale=plane_scale)
     resolved = stages.resolve(masked, measured, options)
     corrected, _ = stages.apply(masked, resolved)
-    return _residual(prepared, corrected, mask)
+    return _residual(prepared, corrected)
 
 
-def _residual(prepared: Prepared, corrected: np.ndarray, mask) -> tuple[np.ndarray, np.ndarray]:
+def _residual(prepared: Prepared, corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(residual, usable)`` of a destriped plane: see :func:`residual_of`.
 
     The residual is written over ``corrected`` (a plane the caller no longer
     needs), in the data's dtype (float32 for a float32 product: its values are
     float32 already, and a float64 copy was the largest array of the scene
-    search).
+    search). It keeps whatever constant the levels left: every threshold of
+    :func:`detect` is relative to a median of its own map, so a constant
+    changes no detection (a sky median taken out of the residual here cost a
+    pass over the plane per round and changed no mask bit on the tests'
+    frames).
     """
     residual = corrected.reshape(prepared.planes.shape)[0]
     ny, nx = residual.shape
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
     usable = np.empty((ny, nx), np.uint8)
     _planes.residual_plane(residual, flags, np.zeros((0, 0)), 0.0, usable, residual)
-    residual -= residual.dtype.type(_sky_level(residual, usable, mask))
     return residual, usable
-
-
-def _sky_level(residual: np.ndarray, usable: np.ndarray, mask=None) -> float:
-    """Median of the usable residual outside ``mask`` (every 4th pixel along both axes)."""
-    free = usable[::4, ::4] != 0
-    if mask is not None:
-        free &= mask[::4, ::4] == 0
-    values = residual[::4, ::4][free]
-    return float(np.median(values)) if values.size else 0.0
 
 
 def with_mask(prepared: Prepared, mask: np.ndarray) -> Prepared:
@@ -266,12 +262,13 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     if factor == 1:
         return (full_mask, *residual_of(prepared, options, full_mask, scale))
     masked = with_mask(binned, mask)
+    bin_options = replace(bin_options, keep_level=False)  # see _residual
     measured = stages.measure(masked, bin_options, plane_scale=scale)
     resolved = stages.resolve(masked, measured, bin_options)
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
     corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)
-    return (full_mask, *_residual(prepared, corrected, full_mask))
+    return (full_mask, *_residual(prepared, corrected))
 
 
 def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs) -> np.ndarray:
