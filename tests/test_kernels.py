@@ -305,6 +305,32 @@ def test_bin_index_stays_in_range_for_any_value():
             assert 0 <= _kernels._bin_of(v, lo, inv_w, nb) <= nb + 1, (v, lo, inv_w)
 
 
+@pytest.mark.parametrize("with_sums", [True, False])
+def test_histogram_fill_bins_every_value_as_bin_of(with_sums):
+    # The fill computes the bins in a branch-free loop of its own: each value
+    # must land in the bin _bin_of gives it (edges, outside the range,
+    # infinities and NaN included), and the bins hold exactly the values.
+    from bgdnoise._kernels.histogram import _fill_histogram
+
+    rng = np.random.default_rng(5)
+    nb, lo, inv_w = 16, -2.0, 4.0
+    edges = lo + np.arange(-2, nb + 3) / inv_w
+    vals = np.concatenate([
+        rng.normal(0.0, 2.0, 200), edges, np.nextafter(edges, -np.inf),
+        np.nextafter(edges, np.inf), [np.inf, -np.inf, np.nan, 1e308, -1e308, 0.0, -0.0],
+    ])  # fmt: skip
+    n = vals.size
+    scratch = _kernels.binned_scratch(n)
+    scratch = (scratch[0], scratch[1], *[np.empty(nb + 3, a.dtype) for a in scratch[2:6]],
+               scratch[6])  # fmt: skip
+    _fill_histogram(vals, n, (lo, inv_w, nb, 0.0), scratch, with_sums)
+    srt, start = scratch[0], scratch[3]
+    expected = np.array([_kernels._bin_of(v, lo, inv_w, nb) for v in vals])
+    np.testing.assert_array_equal(np.bincount(expected, minlength=nb + 2), np.diff(start[: nb + 3]))
+    for b in range(nb + 2):  # each bin's values, in their order along the line
+        np.testing.assert_array_equal(srt[start[b] : start[b + 1]], vals[expected == b])
+
+
 @pytest.mark.parametrize("scale", ["line", "global"])
 @pytest.mark.parametrize(
     ("line", "expected"),

@@ -16,6 +16,7 @@ from numba import njit
 from .histogram import _count_outside, _fill_histogram, _rank_median, _window_stats, n_bins_for
 from .moments import _FLOAT_MAX, _S2_TINY, _std
 from .partition import _clipped_median
+from .select import _select
 
 # Lines shorter than this use the partition algorithm.
 _BINNED_MIN = 64
@@ -86,12 +87,14 @@ def _binned_clipped_median(vals, n, clip, scratch):
         if placed == _CONSTANT:
             return hist[0]
         if placed == _PLACED:
-            total2 = _fill_histogram(vals, n, hist, scratch)
+            # The moments only serve a clip whose scale is their std.
+            fixed = clip[2] > 0.0
+            total2 = _fill_histogram(vals, n, hist, scratch, not fixed and clip[3] != 0)
             if clip[3] == 0:
                 return _rank_median(scratch[0], scratch[3], hist[2] + 2, np.int64(0), n)
             # Every window's sum of squares is part of this total: finite and
             # not tiny means no moment overflows or loses its digits.
-            if clip[2] > 0.0 or _S2_TINY <= total2 <= _FLOAT_MAX:
+            if fixed or _S2_TINY <= total2 <= _FLOAT_MAX:
                 return _binned_iterations(n, clip, hist, scratch)
     srt = scratch[0]
     for i in range(n):
@@ -125,17 +128,19 @@ def _place_bins(vals, n, fixed_scale, smp):
     """
     ns = _SAMPLE
     for i in range(ns):
-        v = vals[i * (n - 1) // (ns - 1)]
-        j = i
-        while j > 0 and smp[j - 1] > v:
-            smp[j] = smp[j - 1]
-            j -= 1
-        smp[j] = v
-    center = smp[ns >> 1]
+        smp[i] = vals[i * (n - 1) // (ns - 1)]
+    # Selections, not a sort of the sample: the same order statistics, and
+    # on noise a sort of 31 values cost as much as binning 128 of them.
+    mid = ns >> 1
+    _select(smp, 0, ns - 1, mid)
+    center = smp[mid]
     if fixed_scale > 0.0:
         spread = fixed_scale
     else:
-        spread = 0.5 * (smp[(5 * ns) // 6] - smp[ns // 6])
+        low, high = ns // 6, (5 * ns) // 6
+        _select(smp, 0, mid - 1, low)
+        _select(smp, mid + 1, ns - 1, high)
+        spread = 0.5 * (smp[high] - smp[low])
     nb = n_bins_for(n)
     if spread > 0.0 and np.isfinite(spread):
         lo = center - _RANGE * spread

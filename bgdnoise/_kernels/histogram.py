@@ -63,7 +63,7 @@ def _bin_of(v, lo, inv_w, nb):
 
 
 @njit(cache=True, nogil=True)
-def _fill_histogram(vals, n, hist, scratch):
+def _fill_histogram(vals, n, hist, scratch, with_sums):
     """Sort ``vals[:n]`` into the bins of ``hist``, with prefix sums of deviations.
 
     Parameters
@@ -75,12 +75,16 @@ def _fill_histogram(vals, n, hist, scratch):
         ``(lo, inv_w, nb, shift)``.
     scratch : tuple
         Fills ``srt``, ``start``, ``ps1`` and ``ps2`` (module docstring).
+    with_sums : bool
+        False: only ``srt`` and ``start`` (a clip of fixed scale needs no
+        moments; the sums were a third of the fill); ``ps1`` and ``ps2`` are
+        then zero.
 
     Returns
     -------
     float
         The sum of squares of all the deviations, under- and overflow bins
-        included.
+        included (0 without the sums).
     """
     lo, inv_w, nb, shift = hist
     srt, idx, cnt, start, ps1, ps2, _ = scratch
@@ -89,14 +93,24 @@ def _fill_histogram(vals, n, hist, scratch):
         cnt[b] = 0
         ps1[b] = 0.0
         ps2[b] = 0.0
+    top = np.float64(nb)
+    for i in range(n):  # _bin_of without branches or counts: the loop vectorises
+        # Clamped to [-1, nb] before the floor; max(-1.0, NaN) is -1.0 (the
+        # first argument unless the second is greater), so NaN goes to bin 0.
+        t = min(top, max(-1.0, (vals[i] - lo) * inv_w))
+        idx[i] = np.int32(np.floor(t)) + np.int32(1)
     for i in range(n):
-        b = _bin_of(vals[i], lo, inv_w, nb)
-        idx[i] = b
-        cnt[b] += 1
+        cnt[idx[i]] += 1
     start[0] = 0
     for b in range(total_bins):
         start[b + 1] = start[b] + cnt[b]
         cnt[b] = start[b]  # becomes the write cursor
+    if not with_sums:
+        for i in range(n):
+            b = idx[i]
+            srt[cnt[b]] = vals[i]
+            cnt[b] += 1
+        return 0.0
     for i in range(n):
         b = idx[i]
         v = vals[i]
