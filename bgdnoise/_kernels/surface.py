@@ -232,6 +232,54 @@ def add_penalties(matrix, grid, smooth, pins):
 
 
 @njit(cache=True)
+def _four_entries(low, row_m, m, i, bw, d):
+    """``L[i:i + 4, m]`` of :func:`banded_solve`'s factorisation, in ``low``.
+
+    Parameters
+    ----------
+    low : ndarray of float64
+        The factor by rows, rows above ``m`` final.
+    row_m : ndarray of float64
+        ``low[m]``, final.
+    m, i, bw : int
+        Column, first row (``i + 3 < n``), bandwidth.
+    d : float
+        ``L[m, m]``.
+
+    Returns
+    -------
+    None
+    """
+    r0, r1, r2, r3 = low[i], low[i + 1], low[i + 2], low[i + 3]
+    s0 = r0[m - i + bw]
+    s1 = r1[m - i - 1 + bw]
+    s2 = r2[m - i - 2 + bw]
+    s3 = r3[m - i - 3 + bw]
+    k0 = max(0, i - bw)
+    k3 = max(0, i + 3 - bw)
+    # The first terms of the upper rows, which the lower rows do not have.
+    for k in range(k0, min(max(0, i + 1 - bw), m)):
+        s0 -= r0[k - i + bw] * row_m[k - m + bw]
+    for k in range(max(0, i + 1 - bw), min(max(0, i + 2 - bw), m)):
+        s0 -= r0[k - i + bw] * row_m[k - m + bw]
+        s1 -= r1[k - i - 1 + bw] * row_m[k - m + bw]
+    for k in range(max(0, i + 2 - bw), min(k3, m)):
+        s0 -= r0[k - i + bw] * row_m[k - m + bw]
+        s1 -= r1[k - i - 1 + bw] * row_m[k - m + bw]
+        s2 -= r2[k - i - 2 + bw] * row_m[k - m + bw]
+    for k in range(k3, m):
+        lm = row_m[k - m + bw]
+        s0 -= r0[k - i + bw] * lm
+        s1 -= r1[k - i - 1 + bw] * lm
+        s2 -= r2[k - i - 2 + bw] * lm
+        s3 -= r3[k - i - 3 + bw] * lm
+    r0[m - i + bw] = s0 / d
+    r1[m - i - 1 + bw] = s1 / d
+    r2[m - i - 2 + bw] = s2 / d
+    r3[m - i - 3 + bw] = s3 / d
+
+
+@njit(cache=True)
 def banded_solve(matrix, rhs):
     """Solve a symmetric positive definite banded system by Cholesky.
 
@@ -264,7 +312,15 @@ def banded_solve(matrix, rhs):
             s -= row_m[k - m + bw] * row_m[k - m + bw]
         d = np.sqrt(s) if s > 0.0 else 1e-150
         row_m[bw] = d
-        for i in range(m + 1, min(n, m + bw + 1)):
+        stop = min(n, m + bw + 1)
+        first = m + 1
+        # Four rows at a time: four independent sums along contiguous rows,
+        # each still taking its terms in the order of k (the same bits); one
+        # sum at a time waited on each subtraction (about 1.5x the time).
+        while first + 3 < stop:
+            _four_entries(low, row_m, m, first, bw, d)
+            first += 4
+        for i in range(first, stop):
             row_i = low[i]
             s2 = row_i[m - i + bw]
             for k in range(max(0, i - bw), m):
