@@ -50,6 +50,9 @@ _BIN = 4
 _MAX_BOX_FRACTION = 1 / 3
 # Every n-th pixel of a map along each axis estimates its spread.
 _SPREAD_STEP = 7
+# A search round measures again only the lines its mask changed, unless they
+# are more than this fraction of the lines.
+_AGAIN_MAX_FRACTION = 0.8
 
 
 def _spread(values: np.ndarray) -> tuple[float, float]:
@@ -144,25 +147,49 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
 
 
 def residual_of(
-    prepared: Prepared, options, mask: np.ndarray | None = None, plane_scale=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Destripe one plane without the ``mask``ed pixels: ``(residual, usable)``.
+    prepared: Prepared, options, mask: np.ndarray | None = None, plane_scale=None, previous=None
+) -> tuple[np.ndarray, np.ndarray, object]:
+    """Destripe one plane without the ``mask``ed pixels: ``(residual, usable, measured)``.
 
     The stripes are the plain per-line levels (the stages of the plain
     correction) measured with ``mask`` (uint8, plane-shaped) left out, and
     subtracted whole (``keep_level=False``): the residual is centred near
     zero. ``usable`` marks every pixel with a value (masked ones included:
-    they are still looked at). ``plane_scale``: the plane's dispersion, if
-    already measured.
+    they are still looked at); ``measured`` is what :func:`search_levels`
+    gave. ``plane_scale``: the plane's dispersion, if already measured;
+    ``previous``: see :func:`search_levels`.
+    """
+    from . import stages  # the stages call this module: import at use
+
+    options = replace(options, keep_level=False)  # see _residual
+    masked, measured = search_levels(prepared, options, mask, plane_scale, previous)
+    resolved = stages.resolve(masked, measured, options)
+    corrected, _ = stages.apply(masked, resolved)
+    return (*_residual(prepared, corrected), measured)
+
+
+def search_levels(prepared: Prepared, options, mask, plane_scale, previous=None):
+    """The plain levels of one plane with ``mask`` left out: ``(masked, measured)``.
+
+    ``masked`` is ``prepared`` with the mask in its flags. ``previous``:
+    ``(measured, mask)`` of an earlier call on the same plane, options and
+    ``plane_scale``; only the lines whose mask has changed since are measured
+    again (the same levels: a round's new detections touch part of the lines).
     """
     from . import stages  # the stages call this module: import at use
 
     masked = prepared if mask is None else with_mask(prepared, mask)
-    options = replace(options, keep_level=False)  # see _residual
-    measured = stages.measure(masked, options, plane_scale=plane_scale)
-    resolved = stages.resolve(masked, measured, options)
-    corrected, _ = stages.apply(masked, resolved)
-    return _residual(prepared, corrected)
+    if previous is None:
+        return masked, stages.measure(masked, options, plane_scale=plane_scale)
+    measured, mask_then = previous
+    now = np.zeros(prepared.planes.shape[1:], np.uint8) if mask is None else mask
+    changed = (now != mask_then).any(axis=1 if prepared.layout.along_rows else 0)
+    lines = np.flatnonzero(changed)
+    if lines.size == 0:
+        return masked, measured
+    if lines.size > _AGAIN_MAX_FRACTION * changed.size:  # a copy of most lines buys nothing
+        return masked, stages.measure(masked, options, plane_scale=plane_scale)
+    return masked, stages.measure(masked, options, plane_scale=plane_scale, again=(measured, lines))
 
 
 def _residual(prepared: Prepared, corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,8 +277,10 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     # The white-noise dispersion from pairs of neighbours ignores sources:
     # measured once, not again each round with the growing mask.
     scale = stages.plane_dispersion(binned, bin_options)
+    previous = None  # each round measures again only the lines its mask changed
     for _ in range(rounds):
-        residual, usable = residual_of(binned, bin_options, mask, scale)
+        residual, usable, measured = residual_of(binned, bin_options, mask, scale, previous)
+        previous = (measured, mask.copy())
         mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
     full_mask = mask
     if factor > 1:
@@ -260,10 +289,10 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     if not with_residual:
         return full_mask, None, None
     if factor == 1:
-        return (full_mask, *residual_of(prepared, options, full_mask, scale))
-    masked = with_mask(binned, mask)
+        residual, usable, _ = residual_of(prepared, options, full_mask, scale, previous)
+        return full_mask, residual, usable
     bin_options = replace(bin_options, keep_level=False)  # see _residual
-    measured = stages.measure(masked, bin_options, plane_scale=scale)
+    masked, measured = search_levels(binned, bin_options, mask, scale, previous)
     resolved = stages.resolve(masked, measured, bin_options)
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)

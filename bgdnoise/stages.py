@@ -169,6 +169,7 @@ def measure(
     plane_scale=None,
     sky: bool = False,
     sky_variance: bool = False,
+    again: tuple[Measured, np.ndarray] | None = None,
 ) -> Measured:
     """The clipped median of every group of every line: the kernel stage.
 
@@ -179,11 +180,67 @@ def measure(
     ``sky``: also each group's sky (mean and count within the clip's bounds
     around its level, from the values the kernel gathered: no extra pass);
     ``sky_variance``: and its variance (the common mode's weights).
+    ``again``: ``(previous, lines)``: measure only ``lines`` (sorted indices)
+    and take every other line's values from ``previous``, a :class:`Measured`
+    of the same planes, options and ``plane_scale`` in which only those lines'
+    pixels or flags have changed since (the source search's later rounds,
+    where a round's new detections touch only part of the lines). The result
+    is the same as measuring every line.
     """
-    planes, layout = prepared.planes, prepared.layout
-    n_planes, n_lines, n_groups = planes.shape[0], layout.n_lines, layout.group_sizes.size
+    n_lines = prepared.layout.n_lines
+    full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     if plane_scale is None:
         plane_scale = plane_dispersion(prepared, options)
+    sigma = _white_sigma(prepared, plane_scale, options) if sky else None
+    if again is None:
+        return _measure_lines(prepared, options, plane_scale, sigma, sky_variance, full_every)
+    previous, lines = again
+    lines = np.asarray(lines, dtype=np.int64)
+    part = _measure_lines(
+        _line_subset(prepared, lines), options, plane_scale, sigma, sky_variance, full_every,
+        numbers=lines,
+    )  # fmt: skip
+    merged = {}
+    for field in dataclasses.fields(Measured):
+        old, new = getattr(previous, field.name), getattr(part, field.name)
+        if field.name in ("needed", "scale", "sigma"):
+            merged[field.name] = new
+        elif new is None or old is None:
+            if (new is None) != (old is None):
+                raise ValueError(f"measure(again=...): the previous measure has other {field.name}")
+            merged[field.name] = None
+        else:
+            values = old.copy()
+            if values.shape[1] == n_lines:  # else (0, 0): not measured with one group
+                values[:, lines] = new
+            merged[field.name] = values
+    return Measured(**merged)
+
+
+def _line_subset(prepared: Prepared, lines: np.ndarray) -> Prepared:
+    """``prepared`` with only the given lines (a copy), for :func:`measure`'s ``again``."""
+    along_rows = prepared.layout.along_rows
+
+    def take(planes: np.ndarray) -> np.ndarray:
+        if not planes.shape[1]:  # (P, 0, 0): no flags or background
+            return planes
+        return np.ascontiguousarray(planes[:, lines] if along_rows else planes[:, :, lines])
+
+    planes = take(prepared.planes)
+    return dataclasses.replace(
+        prepared, work=planes, planes=planes, flags=take(prepared.flags),
+        background=take(prepared.background), dq=None,
+        layout=dataclasses.replace(prepared.layout, n_lines=lines.size),
+    )  # fmt: skip
+
+
+def _measure_lines(
+    prepared: Prepared, options: CorrectionOptions, plane_scale: np.ndarray, sigma, sky_variance,
+    full_every: int, numbers: np.ndarray | None = None,
+) -> Measured:  # fmt: skip
+    """:func:`measure`'s kernel call; ``sigma`` None: no sky; ``numbers``: the lines' numbers."""
+    planes, layout = prepared.planes, prepared.layout
+    n_planes, n_lines, n_groups = planes.shape[0], layout.n_lines, layout.group_sizes.size
     raw = np.empty((n_planes, n_lines, n_groups))
     counts = np.empty((n_planes, n_lines, n_groups), dtype=np.int64)
     full = np.empty((n_planes, n_lines) if n_groups > 1 else (0, 0))
@@ -191,12 +248,11 @@ def measure(
     block = 1 if layout.along_rows else _COLUMN_BLOCK
     n_items = n_planes * -(-n_lines // block)
     needed = needed_counts(layout.group_sizes, float(options.min_fraction))
-    full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     lower, upper = _clip_sigmas(options)
     maxiters = -1 if options.maxiters is None else options.maxiters
-    sigma, sky_scale = None, np.full(n_planes, np.nan)  # NaN: no sky
+    sky = sigma is not None
+    sky_scale = np.full(n_planes, np.nan)  # NaN: no sky
     if sky:
-        sigma = _white_sigma(prepared, plane_scale, options)
         # A plane without a dispersion has no window: all its values.
         sky_scale = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.inf)
     sky_means = np.empty((n_planes, n_lines, n_groups))
@@ -207,7 +263,7 @@ def measure(
         planes, prepared.flags, prepared.background,
         (layout.along_rows, layout.band_edges, layout.odd_even, layout.group_start),
         (lower, upper, plane_scale, int(maxiters)),
-        (needed, full_every),
+        (needed, full_every, np.empty(0, np.int64) if numbers is None else numbers),
         sky_scale.astype(np.float64),
         (block, _n_chunks(n_items)),
         (raw, counts, full, full_counts, sky_means, sky_counts, sky_vars),

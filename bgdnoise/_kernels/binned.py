@@ -132,13 +132,14 @@ def _place_bins(vals, n, fixed_scale, smp):
     # Selections, not a sort of the sample: the same order statistics, and
     # on noise a sort of 31 values cost as much as binning 128 of them.
     mid = ns >> 1
-    _select(smp, 0, ns - 1, mid)
+    first = np.int64(0)  # not a literal: see _kernels/__init__.py
+    _select(smp, first, ns - 1, mid)
     center = smp[mid]
     if fixed_scale > 0.0:
         spread = fixed_scale
     else:
         low, high = ns // 6, (5 * ns) // 6
-        _select(smp, 0, mid - 1, low)
+        _select(smp, first, mid - 1, low)
         _select(smp, mid + 1, ns - 1, high)
         spread = 0.5 * (smp[high] - smp[low])
     nb = n_bins_for(n)

@@ -28,10 +28,12 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
         otherwise the standard deviation of the values kept is used;
         ``maxiters < 0`` iterates until nothing changes.
     full : tuple
-        ``(group_needed, full_every)``: with more than one group, the
-        full-line level is computed for every ``full_every``-th line and
+        ``(group_needed, full_every, numbers)``: with more than one group,
+        the full-line level is computed for every ``full_every``-th line and
         for lines where a group g has fewer than ``group_needed[g]`` usable
-        pixels (NaN elsewhere).
+        pixels (NaN elsewhere). ``numbers`` (int64): each line's number in
+        that count when the lines are a subset of a plane's (measured
+        again), else empty: its index.
     sky_scale : ndarray of float64
         ``(P,)``: the sky of a group is its usable values within
         ``[level - sigma_lower * s, level + sigma_upper * s]``, ``s =
@@ -92,7 +94,7 @@ def _line_levels_range(
         # threads would bounce one cache line between the cores.
         starts = group_start.copy()
         local_geometry = (along_rows, band_edges.copy(), odd_even, starts)
-        local_full = (full[0].copy(), full[1])
+        local_full = (full[0].copy(), full[1], full[2].copy())
         cnt = np.zeros((block, n_groups), dtype=np.int64)
         gathered = (np.empty((block, length)), cnt)
         lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
@@ -260,8 +262,9 @@ def _wants_full_level(cnt, full, line):
     cnt : ndarray of int64
         Usable pixels per group of the line.
     full : tuple
-        ``(group_needed, full_every)``, see :func:`line_levels`.
+        ``(group_needed, full_every, numbers)``, see :func:`line_levels`.
     line : int
+        The line's index in the lines measured.
 
     Returns
     -------
@@ -269,7 +272,9 @@ def _wants_full_level(cnt, full, line):
         True on every ``full_every``-th line (the sample of each band's
         offset) and where a group falls back to the full level.
     """
-    group_needed, full_every = full
+    group_needed, full_every, numbers = full
+    if numbers.shape[0]:
+        line = numbers[line]
     if line % full_every == 0:
         return True
     for g in range(cnt.shape[0]):
