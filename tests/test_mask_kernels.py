@@ -15,7 +15,9 @@ from bgdnoise._kernels import EXCLUDE
 from bgdnoise._kernels import mask as mk
 from bgdnoise._kernels import planes as pk
 
-SHAPES = [(37, 53), (1, 7), (130, 67), (5, 200)]  # 130 > one 64-row chunk, 200 > 3 chunks
+# 130 > one 64-row chunk, 200 > 3 chunks; (33, 64) and (5, 200): widths in whole 4-pixel
+# cells (block_sums' written-out path).
+SHAPES = [(37, 53), (1, 7), (130, 67), (5, 200), (33, 64)]
 
 
 def no_flags():
