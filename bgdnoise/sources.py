@@ -119,7 +119,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     """
     ny, nx = residual.shape
     marks = np.zeros((ny, nx), np.uint8)
-    unmasked = usable & (masked == 0).view(np.uint8)
+    # (No plane-sized copy when nothing is masked yet: the compact search.)
+    unmasked = usable & (masked == 0).view(np.uint8) if masked.any() else usable
     cells: dict = {}  # cell sums of the unmasked residual, per cell size
     for block, half, n_sigma in scales:
         if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
@@ -141,9 +142,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         launch(_mask_kernels.mark_above, mean, centre + n_sigma * spread, block, marks)
     if grow <= 0:
         return marks
-    grown = np.empty_like(marks)
-    _mask_kernels.dilate(marks, grow, grown)
-    return grown
+    _mask_kernels.dilate(marks, grow, marks)
+    return marks
 
 
 def residual_of(
@@ -294,6 +294,8 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     bin_options = replace(bin_options, keep_level=False)  # see _residual
     masked, measured = search_levels(binned, bin_options, mask, scale, previous)
     resolved = stages.resolve(masked, measured, bin_options)
+    # The binned planes are done with: not held beside the full plane's residual.
+    del binned, masked, measured, previous, residual, usable
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
     corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)

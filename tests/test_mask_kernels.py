@@ -254,7 +254,10 @@ def test_dilate_matches_brute_force(shape, radius, density, rng):
     marks[-1, -1] = 1
     out = np.full(shape, 7, np.uint8)  # written everywhere
     mk.dilate(marks, radius, out)
-    np.testing.assert_array_equal(out, ref_dilate(marks, radius))
+    expected = ref_dilate(marks, radius)
+    np.testing.assert_array_equal(out, expected)
+    mk.dilate(marks, radius, marks)  # in place, as the source search dilates
+    np.testing.assert_array_equal(marks, expected)
 
 
 def test_dilate_nothing_and_everything():

@@ -311,7 +311,8 @@ def dilate(marks, radius, out):
     radius : int
         Half-width of the square.
     out : ndarray of uint8
-        ``(ny, nx)``, written (may not be ``marks``).
+        ``(ny, nx)``, written; may be ``marks`` (read in full by the first
+        pass, into a scratch plane, before the second writes ``out``).
 
     Returns
     -------
