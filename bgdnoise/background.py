@@ -16,13 +16,15 @@ See :mod:`bgdnoise._kernels.surface` and docs/algorithm.rst.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._kernels import surface as _surface
 from ._kernels.aot import launch
 from ._prepare import Layout
 
-__all__ = ["fit_surface"]
+__all__ = ["Surface", "fit_background", "fit_surface"]
 
 # Squared second differences weigh this much per pixel of a node cell: a
 # light hand (the data decide where they can).
@@ -177,10 +179,50 @@ def _visible_slope(slope: float, threshold: float, n_x: int) -> float:
     return float(slope - least * least / slope)
 
 
+@dataclass(frozen=True)
+class Surface:
+    """A fitted background: its nodes, evaluated on a plane when asked for.
+
+    The plane is as large as the data; the nodes are a few thousand numbers,
+    so a correction's report keeps them and not the plane.
+
+    Attributes
+    ----------
+    nodes : numpy.ndarray
+        float64 ``(n_y, n_x)``: node values relative to the sky level.
+    along_rows : bool
+        The lines are rows.
+    spacing : int
+        Node spacing in pixels.
+    shape : tuple of int
+        ``(ny, nx)`` of the plane.
+    """
+
+    nodes: np.ndarray
+    along_rows: bool
+    spacing: int
+    shape: tuple[int, int]
+
+    def evaluate(self) -> np.ndarray:
+        """The background on every pixel: float32 ``shape`` (a new array)."""
+        out = np.empty(self.shape, np.float32)  # the data's precision is enough
+        _surface.evaluate(self.nodes, self.along_rows, float(self.spacing), out)
+        return out
+
+
 def fit_surface(
     plane: np.ndarray, usable: np.ndarray, layout: Layout, *, spacing: int, sigma: float,
     extended: np.ndarray,
 ) -> np.ndarray | None:  # fmt: skip
+    """The background of :func:`fit_background`, evaluated: float32 ``(ny, nx)`` or None."""
+    surface = fit_background(plane, usable, layout, spacing=spacing, sigma=sigma, extended=extended)
+    return None if surface is None else surface.evaluate()
+
+
+def fit_background(
+    plane: np.ndarray, usable: np.ndarray, layout: Layout, *, spacing: int, sigma: float,
+    extended: np.ndarray,
+) -> Surface | None:  # fmt: skip
     """Fit the smooth background of one plane, pinned to the sky.
 
     Parameters
@@ -202,9 +244,9 @@ def fit_surface(
 
     Returns
     -------
-    numpy.ndarray or None
-        float32 ``(ny, nx)``: the background relative to the sky level; None
-        when too few nodes stay at the sky level to anchor the surface.
+    Surface or None
+        The background relative to the sky level; None when too few nodes
+        stay at the sky level to anchor the surface.
     """
     n_y, n_x = node_grid(layout.n_lines, layout.length, spacing)
     masked_ext = np.empty((n_y, n_x))
@@ -241,6 +283,4 @@ def fit_surface(
     # Relative to the median pinned node (the sky's tilt included): a constant
     # the line levels take up and the kept pedestal gives back.
     base = float(np.median(nodes[pinned]))
-    out = np.empty(plane.shape, np.float32)  # the data's precision is enough for a background
-    _surface.evaluate(nodes - base, layout.along_rows, float(spacing), out)
-    return out
+    return Surface(nodes - base, layout.along_rows, spacing, plane.shape)

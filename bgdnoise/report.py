@@ -7,8 +7,12 @@ The file layer builds its result, header keywords and log from it, and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .background import Surface
 
 __all__ = ["CorrectionReport", "make_report"]
 
@@ -51,9 +55,9 @@ class CorrectionReport:
         The background method used.
     source_mask : numpy.ndarray or None
         bool plane: the sources found (shared by the planes), when searched.
-    background : numpy.ndarray or None
-        float32 plane: the fitted background relative to the sky, with
-        ``background_method="model"``.
+    surface : bgdnoise.background.Surface or None
+        The fitted background's nodes, with ``background_method="model"``
+        (:attr:`background` evaluates them).
     """
 
     plane_level: np.ndarray
@@ -69,7 +73,16 @@ class CorrectionReport:
     line_rms_after: np.ndarray | None = None
     background_method: str | None = None
     source_mask: np.ndarray | None = None
-    background: np.ndarray | None = None
+    surface: Surface | None = field(default=None, repr=False)
+
+    @property
+    def background(self) -> np.ndarray | None:
+        """float32 plane: the fitted background relative to the sky, or None.
+
+        Evaluated from :attr:`surface` at each access (a few milliseconds for
+        a full frame): a report does not hold a plane of the data's size.
+        """
+        return None if self.surface is None else self.surface.evaluate()
 
     @property
     def n_planes(self) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 from . import _kernels
 from ._kernels import planes as _planes
 from ._prepare import Prepared
-from .background import fit_surface
+from .background import Surface, fit_background
 from .options import CorrectionOptions
 from .sources import COMPACT_SCALES, detect, extended_search, with_mask
 
@@ -52,14 +52,14 @@ class SceneModel:
     ----------
     mask : numpy.ndarray or None
         bool ``(ny, nx)``: sources kept out of the statistics.
-    background : numpy.ndarray or None
-        float32 ``(ny, nx)``: the smooth background relative to the sky.
+    surface : Surface or None
+        The smooth background relative to the sky.
     method : str or None
         The background method used.
     """
 
     mask: np.ndarray | None
-    background: np.ndarray | None
+    surface: Surface | None
     method: str | None
 
 
@@ -121,7 +121,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         values = values - plane.background[0]
     usable = _usable(plane, values)
     fit_usable = usable & (compact == 0).view(np.uint8)
-    surface = fit_surface(
+    surface = fit_background(
         values, fit_usable, plane.layout, spacing=options.background_box_size,
         sigma=sigma, extended=extended,
     )  # fmt: skip
@@ -185,9 +185,9 @@ def with_scene(prepared: Prepared, scene: SceneModel) -> Prepared:
     """``prepared`` with the scene's mask in its flags and background added to its own."""
     if scene.mask is not None:
         prepared = with_mask(prepared, scene.mask.view(np.uint8))
-    if scene.background is not None:
-        # No copy when the surface has the data's dtype (float32): it is the report's.
-        background = scene.background[None].astype(prepared.planes.dtype, copy=False)
+    if scene.surface is not None:
+        # Evaluated here, for the correction only (the report keeps the nodes).
+        background = scene.surface.evaluate()[None].astype(prepared.planes.dtype, copy=False)
         if prepared.background.shape[1]:
             background = background + prepared.background
         prepared = replace(prepared, background=np.ascontiguousarray(background))

@@ -142,6 +142,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         launch(_mask_kernels.mark_above, mean, centre + n_sigma * spread, block, marks)
     if grow <= 0:
         return marks
+    cells.clear()  # not held through the dilation's scratch plane
     _mask_kernels.dilate(marks, grow, marks)
     return marks
 

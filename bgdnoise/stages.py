@@ -536,7 +536,7 @@ def correct_planes(
         check_out(out, data, prepared.work.shape, prepared.out_dtype)
     lap("prepare")
     scene = model_scene(prepared, options)
-    has_scene = scene.mask is not None or scene.background is not None
+    has_scene = scene.mask is not None or scene.surface is not None
     prepared = with_scene(prepared, scene)
     if has_scene:
         prepared = read_segments(prepared, options)
@@ -559,6 +559,6 @@ def correct_planes(
         "stripe_excess_before": before, "stripe_excess_after": after,
         "line_rms_before": rms_before, "line_rms_after": rms_after,
         "background_method": scene.method, "source_mask": scene.mask,
-        "background": scene.background,
+        "surface": scene.surface,
     }  # fmt: skip
     return result, model, make_report(prepared, measured, resolved, clock, extra)

@@ -121,6 +121,11 @@ def test_each_switch_alone_and_the_report(galaxy):
     assert report.background_method == "model"
     assert report.source_mask.shape == sim.data.shape and report.source_mask.dtype == bool
     assert report.background.shape == sim.data.shape
+    assert report.background.dtype == np.float32
+    # The report keeps the surface's nodes, not a plane of the data's size,
+    # and evaluates the same plane at each access.
+    assert report.surface.nodes.size * 100 < sim.data.size
+    np.testing.assert_array_equal(report.background, report.background)
     # The galaxy is found: most of its bright pixels are masked.
     bright = (sim.scene - sim.sky) > 3 * sim.sigma
     assert report.source_mask[bright & ~sim.reference].mean() > 0.8
