@@ -179,7 +179,7 @@ def _visible_slope(slope: float, threshold: float, n_x: int) -> float:
     return float(slope - least * least / slope)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # no field-wise == or hash on an array
 class Surface:
     """A fitted background: its nodes, evaluated on a plane when asked for.
 
@@ -212,24 +212,36 @@ class Surface:
 
 def fit_surface(
     plane: np.ndarray, usable: np.ndarray, layout: Layout, *, spacing: int, sigma: float,
-    extended: np.ndarray,
+    extended: np.ndarray | None,
 ) -> np.ndarray | None:  # fmt: skip
-    """The background of :func:`fit_background`, evaluated: float32 ``(ny, nx)`` or None."""
+    """Fit the smooth background of one plane and evaluate it on the plane.
+
+    Parameters
+    ----------
+    plane, usable, layout, spacing, sigma, extended
+        As for :func:`fit_background`.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float32 ``(ny, nx)``: :func:`fit_background`'s surface on every
+        pixel, relative to the sky level; None where it gives None.
+    """
     surface = fit_background(plane, usable, layout, spacing=spacing, sigma=sigma, extended=extended)
     return None if surface is None else surface.evaluate()
 
 
 def fit_background(
     plane: np.ndarray, usable: np.ndarray, layout: Layout, *, spacing: int, sigma: float,
-    extended: np.ndarray,
+    extended: np.ndarray | None,
 ) -> Surface | None:  # fmt: skip
     """Fit the smooth background of one plane, pinned to the sky.
 
     Parameters
     ----------
     plane : numpy.ndarray
-        float64 ``(ny, nx)``: the data (stripes included: the line levels
-        are fitted with it).
+        float32 or float64 ``(ny, nx)``: the data (stripes included: the
+        line levels are fitted with it).
     usable : numpy.ndarray
         uint8 ``(ny, nx)``: pixels that enter the fit (sources masked).
     layout : Layout
@@ -238,9 +250,10 @@ def fit_background(
         Node spacing in pixels.
     sigma : float
         White-noise standard deviation of a pixel.
-    extended : numpy.ndarray
+    extended : numpy.ndarray or None
         uint8 ``(ny, nx)``: every source found at any scale; nodes whose
-        cells are free of it are the first sky nodes.
+        cells are free of it are the first sky nodes. None: no sources were
+        sought.
 
     Returns
     -------
@@ -250,7 +263,8 @@ def fit_background(
     """
     n_y, n_x = node_grid(layout.n_lines, layout.length, spacing)
     masked_ext = np.empty((n_y, n_x))
-    launch(_surface.cell_fractions, usable & (extended == 0), layout.along_rows, float(spacing),
+    free = usable if extended is None else usable & (extended == 0)
+    launch(_surface.cell_fractions, free, layout.along_rows, float(spacing),
            n_y, n_x, masked_ext)  # fmt: skip
     masked = np.empty((n_y, n_x))
     launch(_surface.cell_fractions, usable, layout.along_rows, float(spacing), n_y, n_x, masked)

@@ -9,6 +9,7 @@ fast.
 
 from __future__ import annotations
 
+import mmap
 import os
 import time
 import warnings
@@ -125,6 +126,11 @@ def correct_model(
     stripe_model : numpy.ndarray
         Only with ``return_model=True``.
     """
+    return _correct_model(model, force, return_model, options, kwargs)
+
+
+def _correct_model(model, force, return_model, options, kwargs, reuse_sci=False):
+    """:func:`correct_model`; ``reuse_sci``: see :func:`_correct_image`."""
     start = time.perf_counter()
     name = type(model).__name__
     if name not in SUPPORTED_MODELS:
@@ -136,8 +142,10 @@ def correct_model(
     check_markers(model, force)
     geometry = readout_geometry(model, axis=options.axis, n_outputs=options.n_outputs)
     _warn_about(model, geometry, options)
-    correct = _correct_ramp if name == "RampModel" else _correct_image
-    result, stripes = correct(model, geometry, options, return_model)
+    if name == "RampModel":
+        result, stripes = _correct_ramp(model, geometry, options, return_model)
+    else:
+        result, stripes = _correct_image(model, geometry, options, return_model, reuse_sci)
     result.params = {"axis": geometry.axis, "n_outputs": geometry.n_outputs, **options.changed()}
     result.params.pop("mask", None)
     set_marker(
@@ -156,8 +164,14 @@ def _check_dq_shape(sci_shape, dq_shape, name: str) -> None:
         )
 
 
-def _correct_image(model, geometry, options, return_model):
-    """A rate, rateints or cal product: SCI corrected with DQ."""
+def _correct_image(model, geometry, options, return_model, reuse_sci=False):
+    """A rate, rateints or cal product: SCI corrected with DQ.
+
+    ``reuse_sci`` (a product :func:`correct_file` opened itself): the
+    corrected values are written back into the product's own SCI array when
+    it is float32 in memory (not mapped from a file), so the product does not
+    hold the original and the corrected plane at once while it is saved.
+    """
     sci, dq = model.data, model.dq
     if sci is None or dq is None:
         missing = "SCI" if sci is None else "DQ"
@@ -166,8 +180,25 @@ def _correct_image(model, geometry, options, return_model):
     mask = _load_mask(options.mask, sci.shape[-2:])
     data = np.ascontiguousarray(sci, dtype=np.float32)  # native order, one copy
     result, stripes = _correct_planes(data, geometry, dq, mask, options, return_model)
-    model.data = data
+    if reuse_sci and _in_memory_float32(sci):
+        sci[...] = data  # in the product's byte order
+    else:
+        model.data = data
     return result, stripes
+
+
+def _in_memory_float32(array) -> bool:
+    """Whether ``array`` is writeable float32 that no file is mapped under."""
+    if not (isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.itemsize == 4):
+        return False
+    if not array.flags.writeable:
+        return False
+    base = array
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return False
+        base = getattr(base, "base", None)
+    return True
 
 
 def _correct_planes(data, geometry, dq, mask, options, return_model):
@@ -306,7 +337,8 @@ def correct_file(
     target, extra_targets = check_target(path, output, suffix, extras, overwrite)
     precheck_product(path, options.axis, options.n_outputs)
     with open_product(path) as model:
-        out = correct_model(model, force=force, return_model=save_model, options=options)
+        # (The product is ours: its SCI array may take the corrected values.)
+        out = _correct_model(model, force, save_model, options, {}, reuse_sci=True)
         result, stripes = out if save_model else (out, None)
         extra_models = _extra_models(model, result, stripes, extras)
         outputs = [(target, fits_writer(model, target))]

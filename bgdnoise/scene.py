@@ -20,7 +20,7 @@ from ._kernels import planes as _planes
 from ._prepare import Prepared
 from .background import Surface, fit_background
 from .options import CorrectionOptions
-from .sources import COMPACT_SCALES, detect, extended_search, with_mask
+from .sources import COMPACT_SCALES, detect, extended_search, spread_mask, with_mask
 
 __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 
@@ -106,21 +106,23 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     sigma = _sigma(plane, options)
     if not _ordinary(plane, sigma):
         return SceneModel(None, None, None)
-    ny, nx = plane.planes.shape[1:]
-    extended = compact = np.zeros((ny, nx), np.uint8)
+    extended = compact = None  # no search: nothing found (no plane of zeros held)
     if options.mask_sources:
         wanted = method == "model"  # the residual the compact sources are sought in
-        extended, residual, usable = extended_search(plane, options, with_residual=wanted)
+        extended, residual, usable = extended_search(
+            plane, options, with_residual=wanted, spread=False
+        )  # (the binned mask: spread to every pixel once the residual is let go)
         if not wanted:
-            return SceneModel(_keep_lines(plane, extended), None, method)
+            return SceneModel(_keep_lines(plane, spread_mask(extended, plane)), None, method)
         # The compact sources again, on what the extended mask's destriping left.
-        compact = detect(residual, usable, compact, COMPACT_SCALES, _GROW)
+        compact = detect(residual, usable, None, COMPACT_SCALES, _GROW)
         del residual, usable  # a whole plane: not held through the surface fit
+        extended = spread_mask(extended, plane)
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]
     usable = _usable(plane, values)
-    fit_usable = usable & (compact == 0).view(np.uint8)
+    fit_usable = usable if compact is None else usable & (compact == 0).view(np.uint8)
     surface = fit_background(
         values, fit_usable, plane.layout, spacing=options.background_box_size,
         sigma=sigma, extended=extended,

@@ -106,9 +106,9 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         read where not usable).
     usable : numpy.ndarray
         uint8: pixels with a value.
-    masked : numpy.ndarray
-        uint8: pixels masked in earlier rounds; the boxes larger than 3x3
-        leave them out. What this call's compact scales mark does enter the
+    masked : numpy.ndarray or None
+        uint8: pixels masked in earlier rounds (None: none); the boxes larger
+        than 3x3 leave them out. What this call's compact scales mark does enter the
         boxes: a bright source's mask grows with its brightness, as its PSF
         or trace wings do (leaving the cores out of the boxes left the wings
         of bright traces unmasked, and their residuals three times larger).
@@ -120,7 +120,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     ny, nx = residual.shape
     marks = np.zeros((ny, nx), np.uint8)
     # (No plane-sized copy when nothing is masked yet: the compact search.)
-    unmasked = usable & (masked == 0).view(np.uint8) if masked.any() else usable
+    nothing = masked is None or not masked.any()
+    unmasked = usable if nothing else usable & (masked == 0).view(np.uint8)
     cells: dict = {}  # cell sums of the unmasked residual, per cell size
     for block, half, n_sigma in scales:
         if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
@@ -153,16 +154,16 @@ def residual_of(
     """Destripe one plane without the ``mask``ed pixels: ``(residual, usable, measured)``.
 
     The stripes are the plain per-line levels (the stages of the plain
-    correction) measured with ``mask`` (uint8, plane-shaped) left out, and
-    subtracted whole (``keep_level=False``): the residual is centred near
-    zero. ``usable`` marks every pixel with a value (masked ones included:
-    they are still looked at); ``measured`` is what :func:`search_levels`
-    gave. ``plane_scale``: the plane's dispersion, if already measured;
+    correction) measured with ``mask`` (uint8, plane-shaped) left out and
+    subtracted with the sky pedestal kept, so a line the mask empties (no
+    level, nothing subtracted) stays on the same baseline as the others.
+    ``usable`` marks every pixel with a value (masked ones included: they are
+    still looked at); ``measured`` is what :func:`search_levels` gave.
+    ``plane_scale``: the plane's dispersion, if already measured;
     ``previous``: see :func:`search_levels`.
     """
     from . import stages  # the stages call this module: import at use
 
-    options = replace(options, keep_level=False)  # see _residual
     masked, measured = search_levels(prepared, options, mask, plane_scale, previous)
     resolved = stages.resolve(masked, measured, options)
     corrected, _ = stages.apply(masked, resolved)
@@ -199,11 +200,10 @@ def _residual(prepared: Prepared, corrected: np.ndarray) -> tuple[np.ndarray, np
     The residual is written over ``corrected`` (a plane the caller no longer
     needs), in the data's dtype (float32 for a float32 product: its values are
     float32 already, and a float64 copy was the largest array of the scene
-    search). It keeps whatever constant the levels left: every threshold of
-    :func:`detect` is relative to a median of its own map, so a constant
-    changes no detection (a sky median taken out of the residual here cost a
-    pass over the plane per round and changed no mask bit on the tests'
-    frames).
+    search). It keeps the sky pedestal: every threshold of :func:`detect` is
+    relative to a median of its own map, so a constant changes no detection
+    (a sky median taken out of the residual here cost a pass over the plane
+    per round and changed no mask bit on the tests' frames).
     """
     residual = corrected.reshape(prepared.planes.shape)[0]
     ny, nx = residual.shape
@@ -258,15 +258,27 @@ def extended_mask(prepared: Prepared, options, rounds: int = _ROUNDS) -> np.ndar
     return extended_search(prepared, options, rounds, with_residual=False)[0]
 
 
-def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_residual=True):
+def spread_mask(mask: np.ndarray, prepared: Prepared) -> np.ndarray:
+    """A mask of the binned search plane spread back to every pixel of ``prepared``'s plane."""
+    factor = _bin_factor(prepared)
+    if factor > 1:
+        mask = np.repeat(mask, factor, axis=1 if prepared.layout.along_rows else 0)
+    return np.ascontiguousarray(mask)
+
+
+def extended_search(
+    prepared: Prepared, options, rounds: int = _ROUNDS, with_residual=True, spread=True
+):
     """The extended search: ``(mask, residual, usable)`` of one plane.
 
     The search runs on the plane binned by :data:`_BIN` pixels along its
     lines (the stripes are constant along a line, so they survive the
     binning; a quarter of the work), and the mask is spread back to every
-    pixel. With ``with_residual``, the full plane destriped by the levels of
-    the binned plane without the final mask (what the compact sources are
-    then searched in), as from :func:`residual_of`; else None, None.
+    pixel (``spread=False``: the binned mask, for :func:`spread_mask` once
+    the residual is no longer held). With ``with_residual``, the full plane
+    destriped by the levels of the binned plane without the final mask (what
+    the compact sources are then searched in), as from :func:`residual_of`;
+    else None, None.
     """
     factor = _bin_factor(prepared)
     binned = _binned(prepared, options, factor) if factor > 1 else prepared
@@ -279,20 +291,18 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     # measured once, not again each round with the growing mask.
     scale = stages.plane_dispersion(binned, bin_options)
     previous = None  # each round measures again only the lines its mask changed
+    residual = usable = None
     for _ in range(rounds):
         residual, usable, measured = residual_of(binned, bin_options, mask, scale, previous)
         previous = (measured, mask.copy())
         mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
-    full_mask = mask
-    if factor > 1:
-        full_mask = np.repeat(mask, factor, axis=1 if prepared.layout.along_rows else 0)
-    full_mask = np.ascontiguousarray(full_mask)
+    returned = spread_mask(mask, prepared) if spread else mask
     if not with_residual:
-        return full_mask, None, None
-    if factor == 1:
-        residual, usable, _ = residual_of(prepared, options, full_mask, scale, previous)
-        return full_mask, residual, usable
-    bin_options = replace(bin_options, keep_level=False)  # see _residual
+        return returned, None, None
+    if factor == 1:  # the mask is the plane's own
+        residual, usable, _ = residual_of(prepared, options, mask, scale, previous)
+        return returned, residual, usable
+    del returned  # not held beside the residual: spread again below
     masked, measured = search_levels(binned, bin_options, mask, scale, previous)
     resolved = stages.resolve(masked, measured, bin_options)
     # The binned planes are done with: not held beside the full plane's residual.
@@ -300,7 +310,7 @@ def extended_search(prepared: Prepared, options, rounds: int = _ROUNDS, with_res
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
     corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)
-    return (full_mask, *_residual(prepared, corrected))
+    return (spread_mask(mask, prepared) if spread else mask, *_residual(prepared, corrected))
 
 
 def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs) -> np.ndarray:

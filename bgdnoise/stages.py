@@ -182,16 +182,19 @@ def measure(
     ``sky_variance``: and its variance (the common mode's weights).
     ``again``: ``(previous, lines)``: measure only ``lines`` (sorted indices)
     and take every other line's values from ``previous``, a :class:`Measured`
-    of the same planes, options and ``plane_scale`` in which only those lines'
-    pixels or flags have changed since (the source search's later rounds,
-    where a round's new detections touch only part of the lines). The result
-    is the same as measuring every line.
+    of the same planes and options in which only those lines' pixels or flags
+    have changed since (the source search's later rounds, where a round's new
+    detections touch only part of the lines). The result is the same as
+    measuring every line; every line is measured when the clip's dispersion
+    or the sky's (both from the whole plane) differ from ``previous``'s.
     """
     n_lines = prepared.layout.n_lines
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     if plane_scale is None:
         plane_scale = plane_dispersion(prepared, options)
     sigma = _white_sigma(prepared, plane_scale, options) if sky else None
+    if again is not None and not _same_kind(again[0], plane_scale, sigma, sky and sky_variance):
+        again = None  # the other lines' values are not what this measure would give
     if again is None:
         return _measure_lines(prepared, options, plane_scale, sigma, sky_variance, full_every)
     previous, lines = again
@@ -203,18 +206,25 @@ def measure(
     merged = {}
     for field in dataclasses.fields(Measured):
         old, new = getattr(previous, field.name), getattr(part, field.name)
-        if field.name in ("needed", "scale", "sigma"):
+        if field.name in ("needed", "scale", "sigma") or new is None:
             merged[field.name] = new
-        elif new is None or old is None:
-            if (new is None) != (old is None):
-                raise ValueError(f"measure(again=...): the previous measure has other {field.name}")
-            merged[field.name] = None
         else:
             values = old.copy()
             if values.shape[1] == n_lines:  # else (0, 0): not measured with one group
                 values[:, lines] = new
             merged[field.name] = values
     return Measured(**merged)
+
+
+def _same_kind(previous: Measured, plane_scale: np.ndarray, sigma, with_vars: bool) -> bool:
+    """Whether ``previous`` holds what a measure with these dispersions would (:func:`measure`)."""
+    if not np.array_equal(previous.scale, plane_scale, equal_nan=True):
+        return False
+    if (previous.sky_vars is not None) != with_vars:
+        return False
+    if sigma is None or previous.sigma is None:
+        return sigma is None and previous.sigma is None
+    return np.array_equal(previous.sigma, sigma, equal_nan=True)
 
 
 def _line_subset(prepared: Prepared, lines: np.ndarray) -> Prepared:

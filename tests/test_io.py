@@ -317,3 +317,35 @@ def test_schema_errors_are_one_short_message(tmp_path):
     message = str(info.value)
     assert "could not be opened" in message and "3 is not one of" in message
     assert "\n" not in message
+
+
+def test_the_corrected_values_go_into_the_products_own_array_only_where_safe(tmp_path):
+    # correct_file writes the corrected values back into the SCI array of the
+    # product it opened itself (not held twice while saving), never into an
+    # array a file is mapped under; correct_model replaces a user's array.
+    from stdatamodels.jwst import datamodels
+
+    from bgdnoise.io import _in_memory_float32, correct_model
+
+    assert _in_memory_float32(np.zeros((4, 4), np.float32))
+    assert _in_memory_float32(np.zeros((4, 4), ">f4")[1:])
+    assert not _in_memory_float32(np.zeros((4, 4)))  # float64: a new float32 array
+    read_only = np.zeros((4, 4), np.float32)
+    read_only.flags.writeable = False
+    assert not _in_memory_float32(read_only)
+    mapped = np.memmap(tmp_path / "m.dat", np.float32, mode="w+", shape=(4, 4))
+    assert not _in_memory_float32(mapped) and not _in_memory_float32(mapped[1:])
+
+    product = make_product("NRCA1", "rate", (256, 512), seed=7)
+    source = product.save(tmp_path / "jw02_nrca1_rate.fits")
+    digest = sha256(source)
+    output, _ = correct_file(source)
+    assert sha256(source) == digest
+    with datamodels.open(source) as model:
+        original = model.data
+        kept = original.copy()
+        correct_model(model)
+        assert model.data is not original
+        np.testing.assert_array_equal(original, kept)  # the caller's array untouched
+        with fits.open(output) as written:  # the same values either way
+            np.testing.assert_array_equal(written["SCI"].data, model.data)

@@ -132,6 +132,23 @@ def test_block_sums(shape, block, dtype, rng):
     ref_s, ref_c = ref_block_sums(values.astype(np.float64), usable, block)
     np.testing.assert_array_equal(counts, ref_c)
     np.testing.assert_allclose(sums, ref_s, rtol=1e-12, atol=1e-12)
+    if block == 4:  # the written-out path: the same additions, in the same order
+        np.testing.assert_array_equal(sums, ordered_block_sums(values, usable, block))
+
+
+def ordered_block_sums(values, usable, block):
+    """Each cell's usable values summed one by one, rows then columns (float64)."""
+    ny, nx = values.shape
+    sums = np.zeros((-(-ny // block), -(-nx // block)))
+    for cy in range(sums.shape[0]):
+        for cx in range(sums.shape[1]):
+            total = 0.0
+            for y in range(cy * block, min(ny, (cy + 1) * block)):
+                for x in range(cx * block, min(nx, (cx + 1) * block)):
+                    if usable[y, x]:
+                        total += float(values[y, x])
+            sums[cy, cx] = total
+    return sums
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (1, 1), (3, 90), (70, 2), (130, 67)])

@@ -15,7 +15,7 @@ from bgdnoise._prepare import prepare
 from bgdnoise.excess import stripe_excess
 from bgdnoise.options import CorrectionOptions
 from bgdnoise.sim import simulate_rate
-from bgdnoise.sources import DETECTION_SCALES, PIXEL_SCALES, detect
+from bgdnoise.sources import DETECTION_SCALES, PIXEL_SCALES, detect, extended_search, residual_of
 
 SHAPE = (512, 1024)
 
@@ -342,19 +342,33 @@ def test_excess_is_nan_when_not_measurable(rng):
 # Measuring again only the lines a search round changed
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("axis", "n_outputs", "sky"),
-    [("rows", 4, False), ("rows", 4, True), ("columns", 1, True), ("rows", 1, False)],
+    ("axis", "n_outputs", "sky", "scale", "sky_before"),
+    [
+        ("rows", 4, False, "global", False),
+        ("rows", 4, True, "global", True),
+        ("columns", 1, True, "global", True),
+        ("rows", 1, False, "global", False),
+        # The sky's sigma comes from the whole plane's new flags: measured anew.
+        ("rows", 4, True, "line", True),
+        ("rows", 4, True, "global", False),  # no sky before: measured anew
+    ],
 )
-def test_measuring_again_the_changed_lines_equals_measuring_all(axis, n_outputs, sky):
+def test_measuring_again_the_changed_lines_equals_measuring_all(
+    axis, n_outputs, sky, scale, sky_before
+):
     # The search's later rounds measure only the lines whose mask changed and
     # keep the rest: every array must be what a measure of all lines gives,
     # bit for bit, with the full-line levels on the same sampled lines.
     sim = simulate_rate("crowded", shape=(256, 512), n_outputs=n_outputs, axis=axis, seed=8)
-    options = CorrectionOptions(n_outputs=n_outputs, mask_sources=False, background_method=None)
+    options = CorrectionOptions(
+        n_outputs=n_outputs, mask_sources=False, background_method=None, scale=scale
+    )
     prepared = prepare(sim.data, axis, options, dq=sim.dq)
-    scale = stages.plane_dispersion(prepared, options)
-    kwargs = dict(plane_scale=scale, sky=sky, sky_variance=sky)
-    before = stages.measure(prepared, options, **kwargs)
+    plane_scale = stages.plane_dispersion(prepared, options)
+    kwargs = dict(plane_scale=plane_scale, sky=sky, sky_variance=sky)
+    before = stages.measure(
+        prepared, options, plane_scale=plane_scale, sky=sky_before, sky_variance=sky_before
+    )
     rng = np.random.default_rng(1)
     lines = np.sort(rng.choice(prepared.layout.n_lines, 60, replace=False))
     mask = np.zeros(sim.data.shape, np.uint8)
@@ -372,3 +386,32 @@ def test_measuring_again_the_changed_lines_equals_measuring_all(axis, n_outputs,
             continue
         np.testing.assert_array_equal(got, expected, err_msg=name)
     assert not np.array_equal(everything.raw, before.raw)  # the mask did change levels
+
+
+def test_a_line_the_search_masks_whole_keeps_the_residuals_baseline():
+    # A line the mask empties has no level, so nothing is subtracted from it:
+    # its residual must sit on the same baseline as the measured lines (the
+    # sky pedestal kept on both), or the boxes around it see a step of the
+    # sky's height and mark its neighbours whole, round after round.
+    sim = simulate_rate("sparse", shape=(256, 512), n_outputs=4, seed=3)
+    data = (sim.data + 50.0 * sim.sigma).astype(np.float32)  # a pedestal far above the noise
+    options = CorrectionOptions(n_outputs=4)
+    prepared = prepare(data, "rows", options, dq=sim.dq)
+    mask = np.zeros(data.shape, np.uint8)
+    mask[100] = 1
+    residual, usable, _ = residual_of(prepared, options, mask)
+    good = usable.astype(bool) & sim.good
+    step = np.median(residual[100][good[100]]) - np.median(residual[good])
+    assert abs(step) < 5.0 * sim.sigma  # the line's own stripe, not the pedestal
+    found = detect(residual, usable, mask, DETECTION_SCALES, 2)
+    neighbours = found[[97, 98, 99, 101, 102, 103]][:, 8:-8]
+    assert neighbours.mean() < 0.3
+
+
+def test_the_extended_search_without_rounds():
+    sim = simulate_rate("sparse", shape=(128, 512), n_outputs=4, seed=2)
+    options = CorrectionOptions(n_outputs=4)
+    prepared = prepare(sim.data, "rows", options, dq=sim.dq)
+    mask, residual, usable = extended_search(prepared, options, rounds=0)
+    assert not mask.any()  # nothing searched
+    assert residual.shape == usable.shape == sim.data.shape
