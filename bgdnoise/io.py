@@ -9,7 +9,6 @@ fast.
 
 from __future__ import annotations
 
-import mmap
 import os
 import time
 import warnings
@@ -106,7 +105,9 @@ def correct_model(
     Parameters
     ----------
     model : ImageModel, CubeModel or RampModel
-        Opened product; its SCI array is replaced by the corrected float32.
+        Opened product. A native-order, C-contiguous float32 SCI array is
+        corrected in place; any other (a FITS file's big-endian array) is
+        replaced by a corrected float32 copy.
     force : bool
         Correct data that carry a 1/f correction marker.
     return_model : bool
@@ -178,9 +179,10 @@ def _correct_image(model, geometry, options, return_model, reuse_sci=False):
         raise ValueError(f"the product has no {missing} array; bgdnoise needs SCI and DQ.")
     _check_dq_shape(sci.shape, dq.shape, "DQ")
     mask = _load_mask(options.mask, sci.shape[-2:])
-    data = np.ascontiguousarray(sci, dtype=np.float32)  # native order, one copy
+    # Native-order float32: a copy, unless SCI is that already (then corrected in place).
+    data = np.ascontiguousarray(sci, dtype=np.float32)
     result, stripes = _correct_planes(data, geometry, dq, mask, options, return_model)
-    if reuse_sci and _in_memory_float32(sci):
+    if reuse_sci and data is not sci and _in_memory_float32(sci):
         sci[...] = data  # in the product's byte order
     else:
         model.data = data
@@ -188,17 +190,21 @@ def _correct_image(model, geometry, options, return_model, reuse_sci=False):
 
 
 def _in_memory_float32(array) -> bool:
-    """Whether ``array`` is writeable float32 that no file is mapped under."""
+    """Whether ``array`` is writeable float32 on memory numpy itself allocated.
+
+    Only a chain of arrays ending in one that owns its memory qualifies: a
+    memmap, or memory some other object holds (a buffer, a mapping), does not.
+    """
     if not (isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.itemsize == 4):
         return False
     if not array.flags.writeable:
         return False
     base = array
-    while base is not None:
-        if isinstance(base, (np.memmap, mmap.mmap)):
-            return False
-        base = getattr(base, "base", None)
-    return True
+    while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
+        if base.base is None:
+            return True  # owns its memory
+        base = base.base
+    return False
 
 
 def _correct_planes(data, geometry, dq, mask, options, return_model):

@@ -164,6 +164,7 @@ def residual_of(
     """
     from . import stages  # the stages call this module: import at use
 
+    options = replace(options, keep_level=True)  # see above, whatever the correction keeps
     masked, measured = search_levels(prepared, options, mask, plane_scale, previous)
     resolved = stages.resolve(masked, measured, options)
     corrected, _ = stages.apply(masked, resolved)
@@ -282,7 +283,10 @@ def extended_search(
     """
     factor = _bin_factor(prepared)
     binned = _binned(prepared, options, factor) if factor > 1 else prepared
-    bin_options = replace(options, odd_even=False) if factor > 1 else options
+    # The pedestal kept whatever the correction keeps (see residual_of).
+    bin_options = replace(options, keep_level=True)
+    if factor > 1:
+        bin_options = replace(bin_options, odd_even=False)
     ny, nx = binned.planes.shape[1:]
     mask = np.zeros((ny, nx), np.uint8)
     from . import stages  # the stages call this module: import at use

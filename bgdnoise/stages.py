@@ -186,15 +186,17 @@ def measure(
     have changed since (the source search's later rounds, where a round's new
     detections touch only part of the lines). The result is the same as
     measuring every line; every line is measured when the clip's dispersion
-    or the sky's (both from the whole plane) differ from ``previous``'s.
+    or the sky's (both from the whole plane) differ from ``previous``'s, and
+    with ``all_lines`` (``previous`` must come from a measure without it).
     """
     n_lines = prepared.layout.n_lines
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     if plane_scale is None:
         plane_scale = plane_dispersion(prepared, options)
     sigma = _white_sigma(prepared, plane_scale, options) if sky else None
-    if again is not None and not _same_kind(again[0], plane_scale, sigma, sky and sky_variance):
-        again = None  # the other lines' values are not what this measure would give
+    same = again is not None and _same_kind(again[0], plane_scale, sigma, sky and sky_variance)
+    if all_lines or not same:
+        again = None  # the other lines' values may not be what this measure gives
     if again is None:
         return _measure_lines(prepared, options, plane_scale, sigma, sky_variance, full_every)
     previous, lines = again

@@ -319,12 +319,13 @@ def test_schema_errors_are_one_short_message(tmp_path):
     assert "\n" not in message
 
 
-def test_the_corrected_values_go_into_the_products_own_array_only_where_safe(tmp_path):
+def test_the_corrected_values_go_into_the_products_own_array_only_where_safe(tmp_path, monkeypatch):
     # correct_file writes the corrected values back into the SCI array of the
     # product it opened itself (not held twice while saving), never into an
     # array a file is mapped under; correct_model replaces a user's array.
     from stdatamodels.jwst import datamodels
 
+    import bgdnoise.io as io_module
     from bgdnoise.io import _in_memory_float32, correct_model
 
     assert _in_memory_float32(np.zeros((4, 4), np.float32))
@@ -339,13 +340,30 @@ def test_the_corrected_values_go_into_the_products_own_array_only_where_safe(tmp
     product = make_product("NRCA1", "rate", (256, 512), seed=7)
     source = product.save(tmp_path / "jw02_nrca1_rate.fits")
     digest = sha256(source)
+    written_back = []
+    real = io_module._in_memory_float32
+
+    def spy(array):
+        written_back.append(real(array))
+        return written_back[-1]
+
+    monkeypatch.setattr(io_module, "_in_memory_float32", spy)
     output, _ = correct_file(source)
+    assert written_back == [True]  # the file's SCI array (big-endian) took the values
     assert sha256(source) == digest
     with datamodels.open(source) as model:
-        original = model.data
+        original = model.data  # big-endian, as read from the file: replaced by a copy
         kept = original.copy()
         correct_model(model)
         assert model.data is not original
-        np.testing.assert_array_equal(original, kept)  # the caller's array untouched
+        np.testing.assert_array_equal(original, kept)
         with fits.open(output) as written:  # the same values either way
             np.testing.assert_array_equal(written["SCI"].data, model.data)
+    # A native float32 array is corrected in place (correct_model's docstring).
+    with datamodels.open(source) as model:
+        native = np.ascontiguousarray(model.data, dtype=np.float32)
+        model.data = native
+        correct_model(model)
+        assert model.data is native
+        with fits.open(output) as written:
+            np.testing.assert_array_equal(written["SCI"].data, native)

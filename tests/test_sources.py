@@ -15,7 +15,14 @@ from bgdnoise._prepare import prepare
 from bgdnoise.excess import stripe_excess
 from bgdnoise.options import CorrectionOptions
 from bgdnoise.sim import simulate_rate
-from bgdnoise.sources import DETECTION_SCALES, PIXEL_SCALES, detect, extended_search, residual_of
+from bgdnoise.sources import (
+    DETECTION_SCALES,
+    PIXEL_SCALES,
+    detect,
+    extended_search,
+    residual_of,
+    spread_mask,
+)
 
 SHAPE = (512, 1024)
 
@@ -388,14 +395,16 @@ def test_measuring_again_the_changed_lines_equals_measuring_all(
     assert not np.array_equal(everything.raw, before.raw)  # the mask did change levels
 
 
-def test_a_line_the_search_masks_whole_keeps_the_residuals_baseline():
+@pytest.mark.parametrize("keep_level", [True, False])
+def test_a_line_the_search_masks_whole_keeps_the_residuals_baseline(keep_level):
     # A line the mask empties has no level, so nothing is subtracted from it:
     # its residual must sit on the same baseline as the measured lines (the
-    # sky pedestal kept on both), or the boxes around it see a step of the
-    # sky's height and mark its neighbours whole, round after round.
+    # sky pedestal kept on both, whatever the correction keeps), or the boxes
+    # around it see a step of the sky's height and mark its neighbours whole,
+    # round after round.
     sim = simulate_rate("sparse", shape=(256, 512), n_outputs=4, seed=3)
     data = (sim.data + 50.0 * sim.sigma).astype(np.float32)  # a pedestal far above the noise
-    options = CorrectionOptions(n_outputs=4)
+    options = CorrectionOptions(n_outputs=4, keep_level=keep_level)
     prepared = prepare(data, "rows", options, dq=sim.dq)
     mask = np.zeros(data.shape, np.uint8)
     mask[100] = 1
@@ -414,4 +423,20 @@ def test_the_extended_search_without_rounds():
     prepared = prepare(sim.data, "rows", options, dq=sim.dq)
     mask, residual, usable = extended_search(prepared, options, rounds=0)
     assert not mask.any()  # nothing searched
-    assert residual.shape == usable.shape == sim.data.shape
+    assert mask.shape == residual.shape == usable.shape == sim.data.shape
+
+
+@pytest.mark.parametrize(("axis", "shape"), [("rows", (128, 512)), ("columns", (512, 128))])
+@pytest.mark.parametrize("n_outputs", [4, 1])
+def test_the_binned_mask_spread_later_is_the_mask(axis, shape, n_outputs):
+    # model_scene takes the binned mask and spreads it once the residual is let
+    # go: the same mask as spread at once, whatever the bin factor (4 here; 1
+    # on the 128-pixel lines cut in 4 outputs of 32).
+    sim = simulate_rate("galaxy", shape=shape, n_outputs=n_outputs, axis=axis, seed=4)
+    options = CorrectionOptions(n_outputs=n_outputs)
+    prepared = prepare(sim.data, axis, options, dq=sim.dq)
+    at_once, residual, _ = extended_search(prepared, options)
+    binned, residual_later, _ = extended_search(prepared, options, spread=False)
+    assert at_once.shape == sim.data.shape and at_once.any()
+    np.testing.assert_array_equal(spread_mask(binned, prepared), at_once)
+    np.testing.assert_array_equal(residual_later, residual)
