@@ -133,7 +133,7 @@ def _load() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
-def measure(cases, methods, *, repeats=3, budget=2.0, figures=None, log=print) -> dict:
+def measure(cases, methods, *, repeats=7, budget=2.0, figures=None, log=print) -> dict:
     """Run ``methods`` (names) on every case; figures into ``figures`` (a directory) if given."""
     load, source = _load(), source_state()
     scores = {}
@@ -150,6 +150,7 @@ def measure(cases, methods, *, repeats=3, budget=2.0, figures=None, log=print) -
         "machine": {**machine_info(), "load": {"start": load, "end": _load()}},
         "source": source,
         "repeats": repeats,
+        "budget": budget,
         "cases": [case.describe() for case in cases],
         "methods": {name: quality.METHODS[name].description for name in methods},
         "scores": scores,
@@ -214,7 +215,8 @@ def footnote(results: dict) -> str:
         f"{m['cpu']}, {m['cores']} cores{load}, {m['numba_threads']} numba threads, "
         f"Python {m['python']}; {versions}. "
         "Seeded simulations (`bgdnoise.sim`), scored with `bgdnoise.sim.score`; time per "
-        f"frame is the median of up to {results['repeats']} calls after a first, untimed one. "
+        f"frame is the median of up to {results['repeats']} calls after a first, untimed one "
+        f"(fewer once {results.get('budget', 2.0):g} s are spent: one or two for jwst). "
         "Generated from `benchmarks/quality_results.json`, not edited by hand."
     )
 
@@ -611,7 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--render", action="store_true", help="rewrite the tables from the JSON")
     mode.add_argument("--small", action="store_true", help=f"write {SMALL.relative_to(ROOT)}")
     parser.add_argument("--no-figures", action="store_true", help="do not redraw the figures")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per method (3)")
+    parser.add_argument(
+        "--repeats", type=int, default=7,
+        help="timed calls per method, fewer once 2 s are spent (7)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     if args.small:

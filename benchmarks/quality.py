@@ -336,7 +336,7 @@ class Outcome:
     corrected: np.ndarray
 
 
-def run_method(method: Method, sim: Frame, repeats: int = 3, budget: float = 2.0) -> Outcome:
+def run_method(method: Method, sim: Frame, repeats: int = 7, budget: float = 2.0) -> Outcome:
     """Run ``method`` on ``sim``: score the first call, time the next ones.
 
     The first call (scored, not timed) also warms up: numba's cache, jwst's
@@ -359,7 +359,7 @@ def run_case(
     case: Case,
     methods: Iterable[str] | None = None,
     *,
-    repeats: int = 3,
+    repeats: int = 7,
     budget: float = 2.0,
     registry: dict[str, Method] | None = None,
 ) -> tuple[Frame, dict[str, Outcome]]:
