@@ -127,11 +127,16 @@ def correct_model(
     stripe_model : numpy.ndarray
         Only with ``return_model=True``.
     """
-    return _correct_model(model, force, return_model, options, kwargs)
+    return _correct_model(
+        model, force=force, return_model=return_model, options=options, option_kwargs=kwargs
+    )
 
 
-def _correct_model(model, force, return_model, options, kwargs, reuse_sci=False):
-    """:func:`correct_model`; ``reuse_sci``: see :func:`_correct_image`."""
+def _correct_model(model, *, force, return_model, options, option_kwargs=None, reuse_sci=False):
+    """:func:`correct_model`, its ``**kwargs`` as ``option_kwargs``.
+
+    ``reuse_sci``: see :func:`_correct_image` (only for a product opened here).
+    """
     start = time.perf_counter()
     name = type(model).__name__
     if name not in SUPPORTED_MODELS:
@@ -139,7 +144,7 @@ def _correct_model(model, force, return_model, options, kwargs, reuse_sci=False)
             f"{name} is not supported; bgdnoise corrects {SUPPORTED_TEXT}. Spectroscopic "
             "_cal products (slits, IFU) must be corrected at the _rate level."
         )
-    options = CorrectionOptions.from_kwargs(options, **kwargs)
+    options = CorrectionOptions.from_kwargs(options, **(option_kwargs or {}))
     check_markers(model, force)
     geometry = readout_geometry(model, axis=options.axis, n_outputs=options.n_outputs)
     _warn_about(model, geometry, options)
@@ -344,7 +349,9 @@ def correct_file(
     precheck_product(path, options.axis, options.n_outputs)
     with open_product(path) as model:
         # (The product is ours: its SCI array may take the corrected values.)
-        out = _correct_model(model, force, save_model, options, {}, reuse_sci=True)
+        out = _correct_model(
+            model, force=force, return_model=save_model, options=options, reuse_sci=True
+        )
         result, stripes = out if save_model else (out, None)
         extra_models = _extra_models(model, result, stripes, extras)
         outputs = [(target, fits_writer(model, target))]

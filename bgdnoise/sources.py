@@ -300,13 +300,11 @@ def extended_search(
         residual, usable, measured = residual_of(binned, bin_options, mask, scale, previous)
         previous = (measured, mask.copy())
         mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
-    returned = spread_mask(mask, prepared) if spread else mask
     if not with_residual:
-        return returned, None, None
-    if factor == 1:  # the mask is the plane's own
+        return (spread_mask(mask, prepared) if spread else mask), None, None
+    if factor == 1:  # the mask is the plane's own: nothing to spread
         residual, usable, _ = residual_of(prepared, options, mask, scale, previous)
-        return returned, residual, usable
-    del returned  # not held beside the residual: spread again below
+        return mask, residual, usable
     masked, measured = search_levels(binned, bin_options, mask, scale, previous)
     resolved = stages.resolve(masked, measured, bin_options)
     # The binned planes are done with: not held beside the full plane's residual.
@@ -314,6 +312,7 @@ def extended_search(
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
     corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)
+    # Spread after the residual is made (spread=False: by the caller, later).
     return (spread_mask(mask, prepared) if spread else mask, *_residual(prepared, corrected))
 
 
