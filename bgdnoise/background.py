@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.polynomial import legendre
 
 from ._kernels import surface as _surface
 from ._kernels.aot import launch
 from ._prepare import Layout
 
-__all__ = ["Surface", "fit_background", "fit_surface"]
+__all__ = ["Surface", "fit_background", "fit_surface", "sky_across_lines"]
 
 # Squared second differences weigh this much per pixel of a node cell: a
 # light hand (the data decide where they can).
@@ -53,6 +54,26 @@ _PIN_ROUNDS = 2
 # The fewest nodes (fraction) that may be pinned first; a fit where half as
 # many stay at the sky level has nothing to anchor it and is not used.
 _MIN_SKY_NODES = 0.1
+
+
+# The sky across the lines (sky_across_lines): Legendre terms of degree 1 to
+# this over the lines are tested, each against the stripes' own power there.
+_ACROSS_DEGREE = 3
+# A term is sky only where its power exceeds the stripes' expected power in it
+# this many times: the stripes alone give a chi-square of one degree of
+# freedom, above 16 once in 16 000 for a 1/f spectrum, and a few times in a
+# thousand if the true spectrum is as steep as f^-1.2 (the extrapolation from
+# the middle frequencies then falls 2.3x short). Kept by mistake, a stripe
+# term stays in the image: the test has to be sure.
+_ACROSS_THRESHOLD = 16.0
+# The stripes' power is measured on the DCT modes from n_lines // 128 to
+# n_lines // 8 (periods of 256 to 16 lines on a full frame; at least 4 to 16):
+# low enough to stand above the levels' white noise, high enough that a smooth
+# sky has little power there. Planes with fewer lines are not tested.
+_ACROSS_MIN_LINES = 128
+# E[ln chi2_1] = -(Euler's gamma + ln 2): the log-periodogram's mean falls
+# this far below the log of the power.
+_LOG_CHI2_BIAS = 0.5772156649015329 + np.log(2.0)
 
 
 def node_grid(n_lines: int, length: int, spacing: int) -> tuple[int, int]:
@@ -196,17 +217,25 @@ class Surface:
         Node spacing in pixels.
     shape : tuple of int
         ``(ny, nx)`` of the plane.
+    across : numpy.ndarray or None
+        float64 ``(n_lines,)``: the sky's shape across the lines, which the
+        surface cannot hold (:func:`sky_across_lines`), added to every
+        line; None: none was found.
     """
 
     nodes: np.ndarray
     along_rows: bool
     spacing: int
     shape: tuple[int, int]
+    across: np.ndarray | None = None
 
     def evaluate(self) -> np.ndarray:
         """The background on every pixel: float32 ``shape`` (a new array)."""
         out = np.empty(self.shape, np.float32)  # the data's precision is enough
         _surface.evaluate(self.nodes, self.along_rows, float(self.spacing), out)
+        if self.across is not None:
+            profile = self.across.astype(np.float32)
+            out += profile[:, None] if self.along_rows else profile[None, :]
         return out
 
 
@@ -298,3 +327,70 @@ def fit_background(
     # the line levels take up and the kept pedestal gives back.
     base = float(np.median(nodes[pinned]))
     return Surface(nodes - base, layout.along_rows, spacing, plane.shape)
+
+
+def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
+    """The part of a line pattern that is the sky's shape across the lines, not stripes.
+
+    A function of the line alone (a sky gradient across the lines) is the
+    same to the line levels as a stripe, and the surface's pins hold the sky
+    flat across the lines, so the levels take it. Only the stripes' spectrum
+    tells it apart: 1/f noise puts a limited power, ``A / k`` on the ``k``-th
+    cosine mode over the lines, into the lowest modes, and a smooth sky puts
+    far more there and almost none at periods of 16 to 256 lines. ``A`` is
+    measured on those middle modes of ``pattern`` itself (a 1/f slope is
+    assumed: its mean log power times ``k``); each Legendre term of degree 1
+    to :data:`_ACROSS_DEGREE` whose power exceeds :data:`_ACROSS_THRESHOLD`
+    times ``A / degree`` is sky, less the stripes' expected part (the
+    Wiener weight ``1 - A / (degree * power)``).
+
+    Parameters
+    ----------
+    pattern : numpy.ndarray
+        float64 ``(n_lines,)``: the level subtracted from each line (its
+        mean over the readout bands), NaN for lines without one.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float64 ``(n_lines,)``: the sky part (zero mean over the lines with
+        a level, 0 on the others); None when no term is sky or the pattern
+        has fewer than :data:`_ACROSS_MIN_LINES` lines with a level.
+    """
+    ok = np.isfinite(pattern)
+    n = int(ok.sum())
+    if n < _ACROSS_MIN_LINES:
+        return None
+    values = pattern[ok] - pattern[ok].mean()
+    position = np.flatnonzero(ok)
+    x = 2.0 * position / max(1, pattern.size - 1) - 1.0
+    terms = legendre.legvander(x, _ACROSS_DEGREE)
+    basis, _ = np.linalg.qr(terms)  # orthonormal over the lines with a level
+    coefficients = basis.T @ values
+    power = _dct_power(values)
+    k = np.arange(max(4, n // 128), max(16, n // 8) + 1)
+    positive = power[k] > 0
+    if positive.sum() < 8:  # a flat or degenerate pattern: nothing to compare with
+        return None
+    amplitude = np.exp(np.mean(np.log(power[k][positive] * k[positive])) + _LOG_CHI2_BIAS)
+    kept = np.zeros(_ACROSS_DEGREE + 1)
+    for degree in range(1, _ACROSS_DEGREE + 1):
+        expected = amplitude / degree
+        observed = coefficients[degree] ** 2
+        if observed > _ACROSS_THRESHOLD * expected:
+            kept[degree] = coefficients[degree] * (1.0 - expected / observed)
+    if not kept.any():
+        return None
+    sky = np.zeros(pattern.size)
+    sky[ok] = basis @ kept
+    return sky
+
+
+def _dct_power(values: np.ndarray) -> np.ndarray:
+    """Squared orthonormal DCT-II coefficients of ``values`` (through an FFT of its mirror)."""
+    n = values.size
+    spectrum = np.fft.rfft(np.concatenate([values, values[::-1]]))[:n]
+    coefficients = np.real(spectrum * np.exp(-0.5j * np.pi * np.arange(n) / n))
+    scale = np.full(n, np.sqrt(0.5 / n))
+    scale[0] = np.sqrt(0.25 / n)
+    return (coefficients * scale) ** 2

@@ -181,6 +181,9 @@ OPTIONS: tuple[Option, ...] = (
            "the plane's median, None none", choices=("median", "model"), optional=True),
     Option("background_box_size", 64, "int",
            "node spacing of the 'model' background, in pixels", minimum=8),
+    Option("keep_sky_across", True, "bool",
+           "with the 'model' background, keep a smooth sky across the lines (up to cubic) "
+           "that the stripes' 1/f spectrum cannot explain"),
     Option("dq_flags", DEFAULT_DQ_FLAGS, "bits",
            "DQ bits that keep a pixel out of the statistics"),
     Option("mask", None, "path", "FITS file or array: nonzero/True = keep out of the statistics",

@@ -57,7 +57,8 @@ class CorrectionReport:
         bool plane: the sources found (shared by the planes), when searched.
     surface : bgdnoise.background.Surface or None
         The fitted background's nodes, with ``background_method="model"``
-        (:attr:`background` evaluates them).
+        (:attr:`background` evaluates them), and the sky kept across the
+        lines (:attr:`sky_across`).
     """
 
     plane_level: np.ndarray
@@ -83,6 +84,16 @@ class CorrectionReport:
         a full frame): a report does not hold a plane of the data's size.
         """
         return None if self.surface is None else self.surface.evaluate()
+
+    @property
+    def sky_across(self) -> np.ndarray | None:
+        """float64 ``(n_lines,)``: the sky's shape across the lines kept as sky, or None.
+
+        With ``background_method="model"`` and ``keep_sky_across``: what the
+        stripes' spectrum could not explain (see docs/algorithm.rst), not
+        subtracted; also part of :attr:`background`.
+        """
+        return None if self.surface is None else self.surface.across
 
     @property
     def n_planes(self) -> int:

@@ -102,6 +102,11 @@ class CorrectionResult:
             ["BDGNFALL", int(report.fallback_groups.sum()),
              "bgdnoise: line bands that fell back to line level"],
         ]  # fmt: skip
+        if report.surface is not None:  # the model background: its sky across the lines
+            kept = report.sky_across
+            rms = 0.0 if kept is None else float(np.sqrt(np.mean(kept**2)))
+            cards.append(["BDGSKYX", float(f"{rms:.4g}"),
+                          "bgdnoise: RMS of sky kept across lines"])  # fmt: skip
         for key, value, when in (("BDGSTRB", before, "before"), ("BDGSTRA", after, "after")):
             if np.isfinite(value):
                 cards.append([key, round(value, 3), f"bgdnoise: stripe excess {when} (1=white)"])
@@ -126,6 +131,9 @@ class CorrectionResult:
         masked = ""
         if self.report is not None:
             masked = f", {100 * float(np.mean(self.report.masked_fraction)):.0f}% masked"
+            if self.report.sky_across is not None:
+                kept = self.report.sky_across
+                masked += f", sky across the lines kept (RMS {np.sqrt(np.mean(kept**2)):.3g})"
         return (
             f"{name}: {self.geometry.axis}, {self.geometry.n_outputs} output(s), stripe RMS "
             f"{np.nanmean(self.rms_before):.4g} -> {np.nanmean(self.rms_after):.4g}"

@@ -7,7 +7,10 @@ groups) -> ``measure`` (clipped level per line, band and parity, and each
 group's sky: the mean within the clip, from the same pass) -> common mode
 (``outputs.py``, with the scene stages: the sky means as levels, the line's
 common level and each band's own part Wiener-filtered) -> ``resolve`` (band
-fallbacks, plane pedestal, empty lines from reference pixels) -> ``apply``
+fallbacks, plane pedestal, empty lines from reference pixels) -> sky
+across the lines (with the model background: a sky gradient across the lines
+kept out of the line model where the stripes' spectrum cannot explain it)
+-> ``apply``
 (subtract, keep the pedestal) -> stripe excess (``excess.py``, from the sky
 means). Each stage is a function with one
 job; :func:`correct_planes` runs them and returns the corrected planes with a
@@ -25,6 +28,7 @@ import numpy as np
 
 from . import _kernels, _nanstats
 from ._prepare import Prepared, check_out, make_layout, prepare
+from .background import sky_across_lines
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
@@ -406,6 +410,27 @@ def resolve(prepared: Prepared, measured: Measured, options: CorrectionOptions) 
     return Resolved(levels, fallback, plane_level, line_model, n_empty, n_ref)
 
 
+def keep_sky_across(resolved: Resolved) -> tuple[Resolved, np.ndarray | None]:
+    """The sky's shape across the lines taken out of the line model: ``(resolved, sky)``.
+
+    The pattern tested is the line model's mean over the readout groups and
+    the planes (a cube's integrations share one scene), on the lines with a
+    level in every group; :func:`bgdnoise.background.sky_across_lines` finds
+    the part of it that is sky, which is then no longer subtracted. ``sky``:
+    float64 ``(n_lines,)``, or None (``resolved`` unchanged) when none is.
+    """
+    finite = np.isfinite(resolved.levels).all(axis=2)  # (P, n_lines)
+    model = np.where(finite[:, :, None], resolved.line_model, 0.0).mean(axis=2)
+    lines = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pattern = np.where(lines > 0, model.sum(axis=0) / lines, np.nan)
+    sky = sky_across_lines(pattern)
+    if sky is None:
+        return resolved, None
+    line_model = resolved.line_model - np.where(finite, sky[None, :], 0.0)[:, :, None]
+    return dataclasses.replace(resolved, line_model=line_model), sky
+
+
 def _check_model(line_model: np.ndarray, levels: np.ndarray, return_model: bool) -> float:
     """Largest magnitude of the stripe model; ValueError if it overflowed
     float64, or float32 when the model is returned."""
@@ -559,9 +584,16 @@ def correct_planes(
     if has_scene:
         measured = share_common_mode(with_sky_levels(measured), sigma, MEAN_EFFICIENCY)
     resolved = resolve(prepared, measured, options)
+    surface, sky = scene.surface, None
+    if surface is not None and options.keep_sky_across:
+        resolved, sky = keep_sky_across(resolved)
+        if sky is not None:
+            surface = dataclasses.replace(surface, across=sky)
     lap("resolve")
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")
+    if sky is not None:  # the stripe excess is of the stripes, not of the sky kept
+        means = means - sky[None, :, None]
     before, rms_before = stripe_excess(means, counts, sigma)
     after, rms_after = stripe_excess(means, counts, sigma, resolved.line_model)
     lap("excess")
@@ -571,6 +603,6 @@ def correct_planes(
         "stripe_excess_before": before, "stripe_excess_after": after,
         "line_rms_before": rms_before, "line_rms_after": rms_after,
         "background_method": scene.method, "source_mask": scene.mask,
-        "surface": scene.surface,
+        "surface": surface,
     }  # fmt: skip
     return result, model, make_report(prepared, measured, resolved, clock, extra)

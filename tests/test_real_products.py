@@ -22,7 +22,10 @@ from bgdnoise.io import BgdNoiseWarning, correct_file
 BIN = Path(sys.executable).parent
 # Cards a datamodel save rewrites (DATE, FILENAME) and the record bgdnoise adds.
 REWRITTEN = {"DATE", "FILENAME"}
-OURS = {"S_BDGCOR", "BDGEMPTY", "HISTORY", "BDGMASKF", "BDGBKG", "BDGNFALL", "BDGSTRB", "BDGSTRA"}
+OURS = {
+    "S_BDGCOR", "BDGEMPTY", "HISTORY", "BDGMASKF", "BDGBKG", "BDGNFALL", "BDGSKYX", "BDGSTRB",
+    "BDGSTRA",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

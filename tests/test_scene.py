@@ -246,6 +246,7 @@ def test_file_keywords_and_saved_mask_and_background(full_frame, tmp_path):
     assert header["BDGBKG"] == "MODEL"
     assert 0 < header["BDGMASKF"] < 0.5
     assert header["BDGNFALL"] >= 0
+    assert header["BDGSKYX"] == 0  # a sparse field under a flat sky: no sky across the lines
     assert header["BDGSTRB"] > 3 * header["BDGSTRA"]
     before, after = result.stripe_excess
     assert header["BDGSTRB"] == pytest.approx(before, abs=1e-3)
