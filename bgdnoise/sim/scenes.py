@@ -194,16 +194,23 @@ def crowded_field(shape, sigma, rng, *, fraction=0.5, brightness=2.0) -> np.ndar
     return sparse_field(shape, sigma, rng, fraction=fraction, brightness=brightness)
 
 
-def sky_gradient(shape, sigma, rng, *, rise=20.0, fraction=0.03) -> np.ndarray:
+def sky_gradient(shape, sigma, rng, *, rise=20.0, fraction=0.03, direction="x") -> np.ndarray:
     """A sparse field under a sky that rises by ``rise`` sigma from left to right.
 
-    Stray light or a zodiacal gradient: along the rows, the lines of a rows
-    readout (NIRCam), where a background can be told from the stripes (a
-    sky changing across the lines is a function of the line, as a stripe
-    is). ``fraction``: the sparse field's, as :func:`sparse_field`.
+    Stray light or a zodiacal gradient: along the rows (``direction="x"``),
+    the lines of a rows readout (NIRCam), where a background can be told from
+    the stripes by its change along the lines. ``direction="y"``: from the
+    first row to the last, across the lines of a rows readout, where it is a
+    function of the line, as a stripe is, and only its size against the
+    stripes' spectrum tells it apart (the ``"sky_gradient_across"`` scene).
+    ``fraction``: the sparse field's, as :func:`sparse_field`.
     """
-    ramp = rise * sigma * np.arange(shape[1]) / max(shape[1] - 1, 1)
-    return sparse_field(shape, sigma, rng, fraction=fraction) + ramp[None, :]
+    if direction not in ("x", "y"):
+        raise ValueError(f"direction must be 'x' or 'y', got {direction!r}.")
+    along = 1 if direction == "x" else 0
+    ramp = rise * sigma * np.arange(shape[along]) / max(shape[along] - 1, 1)
+    ramp = ramp[None, :] if direction == "x" else ramp[:, None]
+    return sparse_field(shape, sigma, rng, fraction=fraction) + ramp
 
 
 def large_galaxy(shape, sigma, rng, *, r_e=None, n=4.0, i_e=20.0) -> np.ndarray:
@@ -272,6 +279,11 @@ def curved_trace(shape, sigma, rng, *, peak=500.0, half_width=11.0) -> np.ndarra
     return image
 
 
+def sky_gradient_across(shape, sigma, rng, **options) -> np.ndarray:
+    """:func:`sky_gradient` rising across the lines of a rows readout (``direction="y"``)."""
+    return sky_gradient(shape, sigma, rng, direction="y", **options)
+
+
 #: name -> (function, default shape, default axis, default n_outputs)
 SCENES = {
     "empty": (lambda shape, sigma, rng: np.zeros(shape), (2048, 2048), "rows", 4),
@@ -279,6 +291,7 @@ SCENES = {
     "crowded": (crowded_field, (2048, 2048), "rows", 4),
     "galaxy": (large_galaxy, (2048, 2048), "rows", 4),
     "sky_gradient": (sky_gradient, (2048, 2048), "rows", 4),
+    "sky_gradient_across": (sky_gradient_across, (2048, 2048), "rows", 4),
     "grism_trace": (grism_trace, (256, 2048), "rows", 4),
     "curved_trace": (curved_trace, (256, 2048), "columns", 1),
 }
@@ -299,7 +312,8 @@ def make_scene(
     ----------
     name : str
         ``"empty"``, ``"sparse"``, ``"crowded"``, ``"galaxy"``,
-        ``"sky_gradient"``, ``"grism_trace"`` or ``"curved_trace"``.
+        ``"sky_gradient"``, ``"sky_gradient_across"``, ``"grism_trace"`` or
+        ``"curved_trace"``.
     shape : tuple of int, optional
         ``(ny, nx)``; default the scene's own (2048x2048, 256x2048 for traces).
     sigma : float
