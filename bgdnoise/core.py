@@ -213,7 +213,10 @@ def correct_array(
         ``mask_sources`` (True: find sources at every scale and keep them
         out of the statistics), ``background_method`` (``"model"``: a smooth
         background fitted with the levels; ``"median"``; None),
-        ``background_box_size`` (64: node spacing of the model background).
+        ``background_box_size`` (64: node spacing of the model background),
+        ``keep_sky_across`` (True: with the model background, a smooth sky
+        across the lines that the stripes' 1/f spectrum cannot explain is
+        kept, not subtracted).
 
     Returns
     -------

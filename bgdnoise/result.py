@@ -102,7 +102,8 @@ class CorrectionResult:
             ["BDGNFALL", int(report.fallback_groups.sum()),
              "bgdnoise: line bands that fell back to line level"],
         ]  # fmt: skip
-        if report.surface is not None:  # the model background: its sky across the lines
+        # With the model background and the test on (else the card would say "none" untested).
+        if report.surface is not None and self.params.get("keep_sky_across", True):
             kept = report.sky_across
             rms = 0.0 if kept is None else float(np.sqrt(np.mean(kept**2)))
             cards.append(["BDGSKYX", float(f"{rms:.4g}"),

@@ -41,6 +41,7 @@ __all__ = [
     "Resolved",
     "apply",
     "correct_planes",
+    "keep_sky_across",
     "measure",
     "resolve",
     "with_sky_levels",
@@ -411,19 +412,38 @@ def resolve(prepared: Prepared, measured: Measured, options: CorrectionOptions) 
 
 
 def keep_sky_across(resolved: Resolved) -> tuple[Resolved, np.ndarray | None]:
-    """The sky's shape across the lines taken out of the line model: ``(resolved, sky)``.
+    """The sky's shape across the lines taken out of the line model.
 
-    The pattern tested is the line model's mean over the readout groups and
-    the planes (a cube's integrations share one scene), on the lines with a
-    level in every group; :func:`bgdnoise.background.sky_across_lines` finds
-    the part of it that is sky, which is then no longer subtracted. ``sky``:
-    float64 ``(n_lines,)``, or None (``resolved`` unchanged) when none is.
+    The pattern tested is the line model's mean over the readout groups,
+    each plane's about its median over the lines (so a plane's pedestal,
+    subtracted or not, and lines without a level in some planes make no
+    step), averaged over the planes: a cube's planes share one scene, as
+    they share the source mask and the surface (integrations, or group
+    differences; not a ramp's accumulating groups).
+    :func:`bgdnoise.background.sky_across_lines` finds the part of it that
+    is sky, which every plane then no longer subtracts.
+
+    Parameters
+    ----------
+    resolved : Resolved
+        The resolved levels and line model.
+
+    Returns
+    -------
+    resolved : Resolved
+        With the sky left out of ``line_model`` on the lines with a level in
+        every group (unchanged when no sky is kept).
+    sky : numpy.ndarray or None
+        float64 ``(n_lines,)``: the sky's shape across the lines, or None.
     """
     finite = np.isfinite(resolved.levels).all(axis=2)  # (P, n_lines)
-    model = np.where(finite[:, :, None], resolved.line_model, 0.0).mean(axis=2)
-    lines = finite.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pattern = np.where(lines > 0, model.sum(axis=0) / lines, np.nan)
+    with np.errstate(invalid="ignore", over="ignore"):
+        model = np.where(finite[:, :, None], resolved.line_model, np.nan).mean(axis=2)
+        model = model - _nanstats.nanmedian(model, axis=1)[:, None]
+    planes_with_level = np.isfinite(model).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        total = np.where(np.isfinite(model), model, 0.0).sum(axis=0)
+        pattern = np.where(planes_with_level > 0, total / planes_with_level, np.nan)
     sky = sky_across_lines(pattern)
     if sky is None:
         return resolved, None
@@ -584,16 +604,17 @@ def correct_planes(
     if has_scene:
         measured = share_common_mode(with_sky_levels(measured), sigma, MEAN_EFFICIENCY)
     resolved = resolve(prepared, measured, options)
-    surface, sky = scene.surface, None
+    lap("resolve")
+    surface, all_stripes = scene.surface, resolved  # every line pattern taken for stripes
     if surface is not None and options.keep_sky_across:
-        resolved, sky = keep_sky_across(resolved)
+        resolved, sky = keep_sky_across(all_stripes)
         if sky is not None:
             surface = dataclasses.replace(surface, across=sky)
-    lap("resolve")
+        lap("sky")
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")
-    if sky is not None:  # the stripe excess is of the stripes, not of the sky kept
-        means = means - sky[None, :, None]
+    if resolved is not all_stripes:  # the excess is of the stripes, not of the sky kept
+        means = means - (all_stripes.line_model - resolved.line_model)
     before, rms_before = stripe_excess(means, counts, sigma)
     after, rms_after = stripe_excess(means, counts, sigma, resolved.line_model)
     lap("excess")

@@ -32,21 +32,37 @@ def pink_pattern(n: int, rng, exponent: float = 1.0, white: float = 0.05) -> np.
 
 
 def test_dct_power_is_the_orthonormal_dct_squared(rng):
-    fft = pytest.importorskip("scipy.fft")
-    for n in (128, 257, 2048):
+    for n in (128, 257, 1024):
         values = rng.standard_normal(n)
-        np.testing.assert_allclose(_dct_power(values), fft.dct(values, norm="ortho") ** 2,
-                                   rtol=1e-10, atol=1e-12)  # fmt: skip
+        # The DCT-II by its definition: an orthonormal matrix of cosines.
+        k, i = np.arange(n)[:, None], np.arange(n)[None, :]
+        matrix = np.sqrt(2.0 / n) * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
+        matrix[0] /= np.sqrt(2.0)
+        np.testing.assert_allclose(matrix @ matrix.T, np.eye(n), atol=1e-10)
+        np.testing.assert_allclose(_dct_power(values), (matrix @ values) ** 2, rtol=1e-9,
+                                   atol=1e-12)  # fmt: skip
 
 
-@pytest.mark.parametrize(("n", "exponent"), [(2048, 1.0), (256, 1.0), (2048, 1.2), (2048, 0.8)])
+@pytest.mark.parametrize(("n", "exponent"), [(2048, 1.0), (256, 1.0), (2048, 0.8), (256, 0.8)])
 def test_stripes_alone_are_never_sky(n, exponent):
     # The stripes' power in a term is a chi-square of one degree of freedom
-    # about its expected value; 16 times that is one in 16 000 for a 1/f
-    # spectrum. A stripe term kept as sky would stay in the image.
+    # about its expected value; 20 times it (a full frame's threshold) is
+    # one in 130 000 for a 1/f spectrum. A stripe term kept as sky would
+    # stay in the image.
     rng = np.random.default_rng(7)
-    for _ in range(50):
+    for _ in range(200):
         assert sky_across_lines(pink_pattern(n, rng, exponent)) is None
+
+
+@pytest.mark.parametrize(("n", "exponent", "most"), [(2048, 1.2, 0.02), (128, 1.0, 0.01)])
+def test_stripes_are_rarely_sky_where_the_expectation_is_uncertain(n, exponent, most):
+    # A steeper spectrum than 1/f puts more power in the lowest terms than
+    # the extrapolation expects (0.4% of full frames kept a term at f^-1.2
+    # in 4000), and 128 lines give the expectation from 13 modes only (0.07%
+    # at 1/f, with the threshold raised for it): rare, not never.
+    rng = np.random.default_rng(11)
+    kept = sum(sky_across_lines(pink_pattern(n, rng, exponent)) is not None for _ in range(500))
+    assert kept <= most * 500
 
 
 @pytest.mark.parametrize("degree", [1, 2, 3])
@@ -78,6 +94,16 @@ def test_lines_without_a_level_and_short_or_flat_patterns(rng):
     assert sky_across_lines(np.full(512, np.nan)) is None
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e200, 1e300])
+def test_the_test_is_the_same_at_any_scale(scale):
+    rng = np.random.default_rng(5)
+    pattern = pink_pattern(1024, rng) + np.linspace(-8, 8, 1024)
+    reference = sky_across_lines(pattern)
+    with np.errstate(all="raise"):
+        scaled = sky_across_lines(pattern * scale)
+    np.testing.assert_allclose(scaled / scale, reference, rtol=1e-9)
+
+
 def ramp_across(shape, axis, rise, seed, nints=None):
     """A sparse field under a sky rising by ``rise`` sigma across the lines."""
     sigma = float(np.median(simulate_rate("empty", shape=shape, seed=seed).sigma))
@@ -90,9 +116,11 @@ def ramp_across(shape, axis, rise, seed, nints=None):
 
 @pytest.mark.parametrize(("axis", "seed"), [("rows", 0), ("rows", 1), ("columns", 0)])
 def test_a_sky_rising_across_the_lines_stays(axis, seed):
-    # 20 sigma across the frame: every peer and the plain path take it for
-    # stripes (line residual 8-15, bias -6 sigma and worse); jwst's model
-    # background keeps it but leaves half of the striping everywhere.
+    # 20 sigma across the frame: the plain path takes it for stripes (its
+    # line residual above 5 on these 1024x1024 frames, 13 on the smaller
+    # quality case, 21 on the benchmark's full frame), as astropy and jwst's
+    # median do; jwst's model background keeps it but leaves half of the
+    # striping everywhere.
     sim, ramp = ramp_across((1024, 1024), axis, 20.0, seed)
     options = CorrectionOptions.from_kwargs(None, n_outputs=4)
     corrected, _, report = correct_planes(sim.data, axis, options, dq=sim.dq)
@@ -114,19 +142,37 @@ def test_a_sky_rising_across_the_lines_stays(axis, seed):
 
 
 def test_a_cube_keeps_one_sky_for_all_its_planes():
-    sim, _ = ramp_across((512, 512), "rows", 20.0, 2, nints=3)
+    sim, ramp = ramp_across((512, 512), "rows", 20.0, 2, nints=3)
     options = CorrectionOptions.from_kwargs(None, n_outputs=4)
     corrected, _, report = correct_planes(sim.data, "rows", options, dq=sim.dq)
-    assert report.surface.across is not None
     assert score(sim, corrected).line < 0.4
-    # Each plane keeps the same sky: the corrected planes' line means differ
-    # by their noise and stripes' leftovers, not by a ramp.
-    means = np.nanmean(np.where(sim.good & ~sim.reference, corrected, np.nan), axis=2)
-    lines = np.arange(means.shape[1])
-    for plane in means[1:] - means[0]:
-        ok = np.isfinite(plane)
-        slope = np.polyfit(lines[ok], plane[ok], 1)[0] * lines.size
-        assert abs(slope) < 0.05 * 20 * float(np.median(sim.sigma))
+    profile = ramp.mean(axis=1) - ramp.mean()
+    assert np.sqrt(np.mean((report.sky_across - profile) ** 2)) < 0.05 * np.ptp(profile)
+
+
+@pytest.mark.parametrize("keep_level", [True, False])
+def test_pedestals_and_lines_missing_in_some_planes_are_no_sky(keep_level):
+    # Each plane's pattern is taken about its own median: with keep_level=False
+    # the planes' pedestals (0, 30 and 60 sigma here) stay in their line
+    # models, and lines without a level in one plane made steps of them.
+    sim = simulate_rate("sparse", shape=(512, 512), nints=3, seed=3)
+    sigma = float(np.median(sim.sigma))
+    data = sim.data + (np.arange(3) * 30 * sigma)[:, None, None].astype(np.float32)
+    data[0, 100:200, :] = np.nan
+    options = CorrectionOptions.from_kwargs(None, n_outputs=4, keep_level=keep_level)
+    _, _, report = correct_planes(data, "rows", options, dq=sim.dq)
+    assert report.surface is not None and report.sky_across is None
+
+
+def test_only_the_model_background_keeps_a_sky():
+    sim, _ = ramp_across((512, 512), "rows", 20.0, 3)
+    for kwargs in ({"background_method": "median"}, {"background_method": None}):
+        options = CorrectionOptions.from_kwargs(None, n_outputs=4, **kwargs)
+        _, _, report = correct_planes(sim.data, "rows", options, dq=sim.dq)
+        assert report.surface is None and report.sky_across is None
+    options = CorrectionOptions.from_kwargs(None, n_outputs=4, mask_sources=False)
+    _, _, report = correct_planes(sim.data, "rows", options, dq=sim.dq)
+    assert report.sky_across is not None
 
 
 def test_no_sky_is_kept_from_a_field_without_one():
@@ -153,5 +199,5 @@ def test_a_file_records_the_sky_it_kept(tmp_path):
     off = tmp_path / "off"
     off.mkdir()
     out, _ = correct_file(path, off, keep_sky_across=False)
-    assert fits.getheader(out)["BDGSKYX"] == 0
+    assert "BDGSKYX" not in fits.getheader(out)  # not tested: no card saying "none"
     assert score(sim, fits.getdata(out, "SCI")).line > 5

@@ -207,8 +207,8 @@ def simulate_rate(
     ----------
     scene : str or numpy.ndarray
         A scene of :data:`bgdnoise.sim.SCENES` (``"empty"``, ``"sparse"``,
-        ``"crowded"``, ``"galaxy"``, ``"sky_gradient"``, ``"grism_trace"``,
-        ``"curved_trace"``)
+        ``"crowded"``, ``"galaxy"``, ``"sky_gradient"``,
+        ``"sky_gradient_across"``, ``"grism_trace"``, ``"curved_trace"``)
         or your own ``(ny, nx)`` image in DN/s, sky included (its median
         is taken as the sky, which sets ``sigma`` and the sky mask).
     shape : tuple of int, optional

@@ -195,7 +195,7 @@ def crowded_field(shape, sigma, rng, *, fraction=0.5, brightness=2.0) -> np.ndar
 
 
 def sky_gradient(shape, sigma, rng, *, rise=20.0, fraction=0.03, direction="x") -> np.ndarray:
-    """A sparse field under a sky that rises by ``rise`` sigma from left to right.
+    """A sparse field under a sky that rises by ``rise`` sigma along the rows (or columns).
 
     Stray light or a zodiacal gradient: along the rows (``direction="x"``),
     the lines of a rows readout (NIRCam), where a background can be told from
