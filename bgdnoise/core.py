@@ -169,7 +169,10 @@ def correct_array(
     ----------
     data : numpy.ndarray
         2D ``(ny, nx)``, 3D ``(nints, ny, nx)`` or 4D
-        ``(nints, ngroups, ny, nx)``; each 2D plane gets its own levels.
+        ``(nints, ngroups, ny, nx)``; each 2D plane gets its own levels. The
+        scene stages find one source mask, background and sky across the
+        lines for all planes: planes of one scene (integrations, or a
+        ramp's group differences, not its accumulating groups).
         float32 and float64 of either byte order, or integers (as float32);
         any finite, infinite, NaN or denormal value. The masked pixels of a
         ``numpy.ma.MaskedArray`` are kept out of the statistics as with
