@@ -23,6 +23,11 @@ measured ``q + e``:
 A plane with too few lines for a spectrum uses one weight per line,
 ``tau^2 / (tau^2 + var(e))``.
 
+After the fallbacks, a line whose level rests on a quarter of the typical
+line's pixels or fewer is weighed against its neighbours
+(:func:`steady_noisy_lines`, called by the stages): the filters above take
+one error for every line.
+
 The common level ``c`` (or the single group's level, with one group) is
 filtered the same way against its own, smaller error: the line's stripe is
 1/f noise too, so at the highest line frequencies, where its power comes
@@ -38,7 +43,13 @@ import numpy as np
 
 from . import _nanstats
 
-__all__ = ["MEAN_EFFICIENCY", "MEDIAN_EFFICIENCY", "share_common_mode", "wiener_over_lines"]
+__all__ = [
+    "MEAN_EFFICIENCY",
+    "MEDIAN_EFFICIENCY",
+    "share_common_mode",
+    "steady_noisy_lines",
+    "wiener_over_lines",
+]
 
 # Variance of a median over that of a mean of Gaussian values is pi/2; the
 # clipped median sits close to it.
@@ -60,6 +71,13 @@ _SMOOTH_BINS = 9
 _STRAY = 3.0
 # The MAD of a Gaussian times this is its standard deviation.
 _MAD_TO_SIGMA = 1.4826
+# A line whose common level has this many times the median line's error
+# variance (a quarter of the pixels or fewer: a trace along the line, a
+# galaxy's core) leans on its neighbours (steady_noisy_lines).
+_NOISY = 4.0
+# The median of a chi-square of one degree of freedom: median(x**2) of a
+# Gaussian x over its variance.
+_CHI2_1_MEDIAN = 0.4549364
 
 
 def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EFFICIENCY):
@@ -165,6 +183,74 @@ def _filtered_common(common, common_var):
             + wiener_over_lines(common[p] - level, valid, common_var[p], low_excess="signal")[valid]
         )
     return filtered
+
+
+def steady_noisy_lines(level, error_var, valid):
+    """``level`` with its noisy lines' values weighed against their neighbours'.
+
+    The spectral filters assume one error for every line; a line whose level
+    rests on a few pixels (a trace filling most of it, whose bands fell back
+    to the line's few free pixels) has far more. There
+    the level is the least-squares compromise between the line's own value
+    (weight ``1 / error_var``) and its neighbours' (a step from one line to
+    the next of the variance the well-measured lines show): a tridiagonal
+    system over the lines. Only lines with more than :data:`_NOISY` times
+    the median error variance change; the others keep their values bit for
+    bit.
+
+    Parameters
+    ----------
+    level : numpy.ndarray
+        float64 ``(n_lines,)``: one plane's filtered common level.
+    error_var : numpy.ndarray
+        float64 ``(n_lines,)``: its measuring error's variance per line.
+    valid : numpy.ndarray
+        bool ``(n_lines,)``: lines with a level and an error.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n_lines,)``.
+    """
+    typical = float(np.median(error_var[valid]))
+    noisy = valid & (error_var > _NOISY * typical)
+    clean = valid & ~noisy
+    pairs = clean[1:] & clean[:-1]
+    if not noisy.any() or pairs.sum() < _MIN_LINES or not typical > 0:
+        return level
+    steps = np.diff(level)[pairs]
+    step_var = max(float(np.median(steps**2)) / _CHI2_1_MEDIAN - 2.0 * typical, typical)
+    # (W + L / step_var) x = W level: W the lines' weights (0 without a
+    # level), L the second-difference chain of the steps between lines.
+    lines = np.flatnonzero(valid)
+    weight = 1.0 / error_var[lines]
+    value = level[lines]
+    coupling = 1.0 / step_var
+    n = lines.size
+    diagonal = weight + coupling * np.r_[1.0, np.full(n - 2, 2.0), 1.0] if n > 1 else weight
+    steady = _solve_chain(diagonal, -coupling, weight * value)
+    out = level.copy()
+    keep = noisy[lines]
+    out[lines[keep]] = steady[keep]
+    return out
+
+
+def _solve_chain(diagonal, off, rhs):
+    """Solve a symmetric tridiagonal system with a constant off-diagonal (Thomas algorithm)."""
+    n = diagonal.size
+    c = np.empty(n)
+    d = np.empty(n)
+    c[0] = off / diagonal[0]
+    d[0] = rhs[0] / diagonal[0]
+    for i in range(1, n):
+        pivot = diagonal[i] - off * c[i - 1]
+        c[i] = off / pivot
+        d[i] = (rhs[i] - off * d[i - 1]) / pivot
+    x = np.empty(n)
+    x[-1] = d[-1]
+    for i in range(n - 2, -1, -1):
+        x[i] = d[i] - c[i] * x[i + 1]
+    return x
 
 
 def _filtered(own, own_error_var, ok):

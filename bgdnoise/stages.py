@@ -7,7 +7,9 @@ groups) -> ``measure`` (clipped level per line, band and parity, and each
 group's sky: the mean within the clip, from the same pass) -> common mode
 (``outputs.py``, with the scene stages: the sky means as levels, the line's
 common level and each band's own part Wiener-filtered) -> ``resolve`` (band
-fallbacks, plane pedestal, empty lines from reference pixels) -> sky
+fallbacks, plane pedestal, empty lines from reference pixels) -> steady
+lines (with the scene stages: a line measured on few pixels weighed against
+its neighbours) -> sky
 across the lines (with the model background: a sky gradient across the lines
 kept out of the line model where the stripes' spectrum cannot explain it)
 -> ``apply``
@@ -32,7 +34,7 @@ from .background import sky_across_lines
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
-from .outputs import MEAN_EFFICIENCY, share_common_mode
+from .outputs import MEAN_EFFICIENCY, share_common_mode, steady_noisy_lines
 from .report import make_report
 from .scene import model_scene, with_scene
 
@@ -44,6 +46,7 @@ __all__ = [
     "keep_sky_across",
     "measure",
     "resolve",
+    "steady_lines",
     "with_sky_levels",
 ]
 
@@ -411,6 +414,52 @@ def resolve(prepared: Prepared, measured: Measured, options: CorrectionOptions) 
     return Resolved(levels, fallback, plane_level, line_model, n_empty, n_ref)
 
 
+def steady_lines(resolved: Resolved, measured: Measured) -> Resolved:
+    """Lines measured on few pixels weighed against their neighbours (with the scene stages).
+
+    Each line's level (its model's mean over the groups) has a white error
+    of variance ``sigma**2 / n``, ``n`` the pixels it was measured on (its
+    groups' usable counts, the source mask left out): a line whose mask
+    leaves it a quarter or less of the typical line's pixels is moved to
+    :func:`bgdnoise.outputs.steady_noisy_lines`' compromise with its
+    neighbours, every group of it by the same amount; the other lines are
+    unchanged.
+
+    Parameters
+    ----------
+    resolved : Resolved
+        The resolved levels and line model.
+    measured : Measured
+        The measure they come from (its counts and ``sigma``).
+
+    Returns
+    -------
+    Resolved
+        With the noisy lines' ``line_model`` moved (the same object when no
+        line moved).
+    """
+    if measured.sigma is None:
+        return resolved
+    line_model = None
+    finite = np.isfinite(resolved.levels).all(axis=2)
+    pixels = measured.counts.sum(axis=2)
+    for p in range(finite.shape[0]):
+        sigma = float(measured.sigma[p])
+        valid = finite[p] & (pixels[p] > 0)
+        if not (np.isfinite(sigma) and sigma > 0) or valid.sum() < _MIN_OFFSET_LINES:
+            continue
+        level = np.where(valid, resolved.line_model[p].mean(axis=1), np.nan)
+        with np.errstate(divide="ignore"):
+            error_var = np.where(valid, sigma**2 / pixels[p], np.inf)
+        steady = steady_noisy_lines(level, error_var, valid)
+        moved = valid & (steady != level)
+        if moved.any():
+            if line_model is None:
+                line_model = resolved.line_model.copy()
+            line_model[p, moved, :] += (steady - level)[moved, None]
+    return resolved if line_model is None else dataclasses.replace(resolved, line_model=line_model)
+
+
 def keep_sky_across(resolved: Resolved) -> tuple[Resolved, np.ndarray | None]:
     """The sky's shape across the lines taken out of the line model.
 
@@ -605,6 +654,8 @@ def correct_planes(
         measured = share_common_mode(with_sky_levels(measured), sigma, MEAN_EFFICIENCY)
     resolved = resolve(prepared, measured, options)
     lap("resolve")
+    if has_scene:
+        resolved = steady_lines(resolved, measured)
     surface, all_stripes = scene.surface, resolved  # every line pattern taken for stripes
     if surface is not None and options.keep_sky_across:
         resolved, sky = keep_sky_across(all_stripes)
