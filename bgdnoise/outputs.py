@@ -23,8 +23,8 @@ measured ``q + e``:
 A plane with too few lines for a spectrum uses one weight per line,
 ``tau^2 / (tau^2 + var(e))``.
 
-After the fallbacks, a line whose level rests on a quarter of the typical
-line's pixels or fewer is weighed against its neighbours
+After the fallbacks, a line whose level rests on fewer than a quarter of the
+typical line's pixels is weighed against its neighbours
 (:func:`steady_noisy_lines`, called by the stages): the filters above take
 one error for every line.
 
@@ -71,8 +71,8 @@ _SMOOTH_BINS = 9
 _STRAY = 3.0
 # The MAD of a Gaussian times this is its standard deviation.
 _MAD_TO_SIGMA = 1.4826
-# A line whose common level has this many times the median line's error
-# variance (a quarter of the pixels or fewer: a trace along the line, a
+# A line whose level has more than this many times the median line's error
+# variance (fewer than a quarter of the pixels: a trace along the line, a
 # galaxy's core) leans on its neighbours (steady_noisy_lines).
 _NOISY = 4.0
 # The median of a chi-square of one degree of freedom: median(x**2) of a
@@ -185,67 +185,81 @@ def _filtered_common(common, common_var):
     return filtered
 
 
-def steady_noisy_lines(level, error_var, valid):
+def steady_noisy_lines(
+    level: np.ndarray, error_var: np.ndarray, valid: np.ndarray
+) -> np.ndarray:  # fmt: skip
     """``level`` with its noisy lines' values weighed against their neighbours'.
 
     The spectral filters assume one error for every line; a line whose level
     rests on a few pixels (a trace filling most of it, whose bands fell back
-    to the line's few free pixels) has far more. There
-    the level is the least-squares compromise between the line's own value
-    (weight ``1 / error_var``) and its neighbours' (a step from one line to
-    the next of the variance the well-measured lines show): a tridiagonal
-    system over the lines. Only lines with more than :data:`_NOISY` times
-    the median error variance change; the others keep their values bit for
-    bit.
+    to the line's few free pixels) has far more. There the level is the
+    least-squares compromise between the line's own value (weight ``1 /
+    error_var``) and its neighbours': a random walk whose step from one line
+    to the next has the variance the well-measured lines' steps show (their
+    median squared step as a chi-square's, at least their error variance),
+    ``k`` times that across ``k`` lines without a level; a tridiagonal
+    system over the lines with a level. Only lines with more than
+    :data:`_NOISY` times the median error variance change (none when half of
+    the lines or more are that noisy: the median is then no reference); the
+    others keep their values bit for bit.
 
     Parameters
     ----------
     level : numpy.ndarray
-        float64 ``(n_lines,)``: one plane's filtered common level.
+        float64 ``(n_lines,)``: one plane's line levels.
     error_var : numpy.ndarray
-        float64 ``(n_lines,)``: its measuring error's variance per line.
+        float64 ``(n_lines,)``: their measuring errors' variance, positive
+        and finite where ``valid``.
     valid : numpy.ndarray
         bool ``(n_lines,)``: lines with a level and an error.
 
     Returns
     -------
     numpy.ndarray
-        float64 ``(n_lines,)``.
+        float64 ``(n_lines,)``: a new array.
     """
+    out = np.array(level, dtype=np.float64)
+    if valid.sum() < _MIN_LINES:
+        return out
     typical = float(np.median(error_var[valid]))
     noisy = valid & (error_var > _NOISY * typical)
     clean = valid & ~noisy
     pairs = clean[1:] & clean[:-1]
-    if not noisy.any() or pairs.sum() < _MIN_LINES or not typical > 0:
-        return level
-    steps = np.diff(level)[pairs]
-    step_var = max(float(np.median(steps**2)) / _CHI2_1_MEDIAN - 2.0 * typical, typical)
-    # (W + L / step_var) x = W level: W the lines' weights (0 without a
-    # level), L the second-difference chain of the steps between lines.
+    if not noisy.any() or pairs.sum() < _MIN_LINES or not 0 < typical < np.inf:
+        return out
+    # The clean lines' levels were filtered over the lines already: their
+    # steps are the stripe's, their error well below ``typical``.
+    steps = np.diff(out)[pairs]
+    step_var = max(float(np.median(steps**2)) / _CHI2_1_MEDIAN, typical)
+    # (W + L) x = W level: W the lines' weights, L the chain of the steps
+    # between consecutive lines with a level, each weighed 1 / (gap * step_var).
     lines = np.flatnonzero(valid)
     weight = 1.0 / error_var[lines]
-    value = level[lines]
-    coupling = 1.0 / step_var
-    n = lines.size
-    diagonal = weight + coupling * np.r_[1.0, np.full(n - 2, 2.0), 1.0] if n > 1 else weight
-    steady = _solve_chain(diagonal, -coupling, weight * value)
-    out = level.copy()
+    coupling = 1.0 / (step_var * np.diff(lines))
+    diagonal = weight.copy()
+    diagonal[:-1] += coupling
+    diagonal[1:] += coupling
+    steady = _solve_chain(diagonal, -coupling, weight * out[lines])
     keep = noisy[lines]
     out[lines[keep]] = steady[keep]
     return out
 
 
-def _solve_chain(diagonal, off, rhs):
-    """Solve a symmetric tridiagonal system with a constant off-diagonal (Thomas algorithm)."""
+def _solve_chain(diagonal: np.ndarray, off: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve a symmetric tridiagonal system (Thomas algorithm; ``off``: the ``n - 1`` couplings).
+
+    Stable without pivoting for the diagonally dominant systems of
+    :func:`steady_noisy_lines`.
+    """
     n = diagonal.size
     c = np.empty(n)
     d = np.empty(n)
-    c[0] = off / diagonal[0]
+    c[0] = off[0] / diagonal[0] if n > 1 else 0.0
     d[0] = rhs[0] / diagonal[0]
     for i in range(1, n):
-        pivot = diagonal[i] - off * c[i - 1]
-        c[i] = off / pivot
-        d[i] = (rhs[i] - off * d[i - 1]) / pivot
+        pivot = diagonal[i] - off[i - 1] * c[i - 1]
+        c[i] = off[i] / pivot if i < n - 1 else 0.0
+        d[i] = (rhs[i] - off[i - 1] * d[i - 1]) / pivot
     x = np.empty(n)
     x[-1] = d[-1]
     for i in range(n - 2, -1, -1):

@@ -34,7 +34,7 @@ from .background import sky_across_lines
 from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
-from .outputs import MEAN_EFFICIENCY, share_common_mode, steady_noisy_lines
+from .outputs import MEAN_EFFICIENCY, MEDIAN_EFFICIENCY, share_common_mode, steady_noisy_lines
 from .report import make_report
 from .scene import model_scene, with_scene
 
@@ -419,11 +419,12 @@ def steady_lines(resolved: Resolved, measured: Measured) -> Resolved:
 
     Each line's level (its model's mean over the groups) has a white error
     of variance ``sigma**2 / n``, ``n`` the pixels it was measured on (its
-    groups' usable counts, the source mask left out): a line whose mask
-    leaves it a quarter or less of the typical line's pixels is moved to
+    groups' usable counts, the source mask left out), times pi/2 where every
+    group fell back to the line's clipped median: a line whose mask leaves it
+    fewer than a quarter of the typical line's pixels is moved to
     :func:`bgdnoise.outputs.steady_noisy_lines`' compromise with its
-    neighbours, every group of it by the same amount; the other lines are
-    unchanged.
+    neighbours, every group of it (its levels and model) by the same amount;
+    the other lines are unchanged.
 
     Parameters
     ----------
@@ -435,29 +436,32 @@ def steady_lines(resolved: Resolved, measured: Measured) -> Resolved:
     Returns
     -------
     Resolved
-        With the noisy lines' ``line_model`` moved (the same object when no
-        line moved).
+        With the noisy lines moved (the same object when no line moved).
     """
     if measured.sigma is None:
         return resolved
-    line_model = None
+    shift = np.zeros(resolved.levels.shape[:2])
     finite = np.isfinite(resolved.levels).all(axis=2)
     pixels = measured.counts.sum(axis=2)
+    efficiency = np.where(resolved.fallback.all(axis=2), MEDIAN_EFFICIENCY, MEAN_EFFICIENCY)
     for p in range(finite.shape[0]):
         sigma = float(measured.sigma[p])
         valid = finite[p] & (pixels[p] > 0)
-        if not (np.isfinite(sigma) and sigma > 0) or valid.sum() < _MIN_OFFSET_LINES:
+        if not (np.isfinite(sigma) and sigma > 0):
             continue
         level = np.where(valid, resolved.line_model[p].mean(axis=1), np.nan)
-        with np.errstate(divide="ignore"):
-            error_var = np.where(valid, sigma**2 / pixels[p], np.inf)
-        steady = steady_noisy_lines(level, error_var, valid)
-        moved = valid & (steady != level)
-        if moved.any():
-            if line_model is None:
-                line_model = resolved.line_model.copy()
-            line_model[p, moved, :] += (steady - level)[moved, None]
-    return resolved if line_model is None else dataclasses.replace(resolved, line_model=line_model)
+        with np.errstate(divide="ignore", over="ignore"):
+            error_var = np.where(valid, efficiency[p] * sigma**2 / pixels[p], np.inf)
+        valid &= np.isfinite(level) & (error_var > 0) & np.isfinite(error_var)
+        moved = steady_noisy_lines(level, error_var, valid) - level
+        shift[p] = np.where(valid, moved, 0.0)
+    if not shift.any():
+        return resolved
+    return dataclasses.replace(
+        resolved,
+        levels=resolved.levels + shift[:, :, None],
+        line_model=resolved.line_model + shift[:, :, None],
+    )
 
 
 def keep_sky_across(resolved: Resolved) -> tuple[Resolved, np.ndarray | None]:

@@ -257,12 +257,23 @@ def test_a_noisier_output_weighs_less_in_the_common_level(rng):
 def test_solve_chain_is_the_tridiagonal_solve(rng):
     from bgdnoise.outputs import _solve_chain
 
-    n = 50
-    diagonal = rng.uniform(2.5, 4.0, n)  # diagonally dominant, as every system it solves
-    rhs = rng.normal(size=n)
-    matrix = np.diag(diagonal) - np.eye(n, k=1) - np.eye(n, k=-1)
-    np.testing.assert_allclose(_solve_chain(diagonal, -1.0, rhs), np.linalg.solve(matrix, rhs),
-                               rtol=1e-12, atol=1e-12)  # fmt: skip
+    for n in (1, 2, 50):
+        off = -rng.uniform(0.2, 1.0, n - 1)
+        diagonal = rng.uniform(0.5, 1.0, n) + np.r_[0.0, -off] + np.r_[-off, 0.0]  # dominant
+        rhs = rng.normal(size=n)
+        matrix = np.diag(diagonal) + np.diag(off, 1) + np.diag(off, -1)
+        np.testing.assert_allclose(_solve_chain(diagonal, off, rhs), np.linalg.solve(matrix, rhs),
+                                   rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+def _noisy_block(seed, n=512):
+    """1/f levels whose lines 200-259 have an 80th of the pixels (error 1, others 0.11)."""
+    rng = np.random.default_rng(seed)
+    truth = _pink(rng, n, 1.0)
+    pixels = np.full(n, 2000.0)
+    pixels[200:260] = 25.0
+    error_var = 5.0**2 / pixels  # a pixel's noise of 5
+    return truth, truth + rng.normal(size=n) * np.sqrt(error_var), error_var
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -271,25 +282,61 @@ def test_lines_on_few_pixels_lean_on_their_neighbours(seed):
     # levels' error (1 here) is larger than the stripe's step from one line to
     # the next (0.6-0.9). Weighed against their neighbours they come closer
     # to the stripe (0.43-0.64 of the error on ten seeds); every other line
-    # is kept bit for bit.
+    # is kept bit for bit, and a line without a level is neither used nor
+    # changed.
     from bgdnoise.outputs import steady_noisy_lines
 
-    rng = np.random.default_rng(seed)
-    n = 512
-    truth = _pink(rng, n, 1.0)
-    pixels = np.full(n, 2000.0)
-    pixels[200:260] = 25.0
-    error_var = 5.0**2 / pixels  # a pixel's noise of 5
-    measured = truth + rng.normal(size=n) * np.sqrt(error_var)
-    valid = np.ones(n, bool)
-    valid[5] = False  # a line without a level: neither used nor changed
+    truth, measured, error_var = _noisy_block(seed)
+    valid = np.ones(truth.size, bool)
+    valid[[5, 199]] = False  # one far away, one next to the block
+    measured[[5, 199]] = np.nan
     steady = steady_noisy_lines(measured, error_var, valid)
     noisy = slice(200, 260)
     before = np.sqrt(np.mean((measured[noisy] - truth[noisy]) ** 2))
     after = np.sqrt(np.mean((steady[noisy] - truth[noisy]) ** 2))
     assert after < 0.75 * before
-    others = np.ones(n, bool)
+    others = np.ones(truth.size, bool)
     others[noisy] = False
     np.testing.assert_array_equal(steady[others], measured[others])
-    # Nothing noisy: nothing moves.
-    np.testing.assert_array_equal(steady_noisy_lines(measured, np.full(n, 0.01), valid), measured)
+    # Nothing noisy: nothing moves, and the result is a new array.
+    calm = steady_noisy_lines(measured, np.full(truth.size, 0.01), valid)
+    np.testing.assert_array_equal(calm, measured)
+    assert calm is not measured
+
+
+def test_noisy_lines_solve_the_weighted_random_walk():
+    # The moved values are those of the dense least-squares problem: each
+    # line's value weighed 1 / error_var, each step between consecutive lines
+    # with a level 1 / (gap * step_var), step_var from the clean lines' steps.
+    from bgdnoise.outputs import _CHI2_1_MEDIAN, steady_noisy_lines
+
+    truth, measured, error_var = _noisy_block(3, n=300)
+    valid = np.ones(truth.size, bool)
+    valid[[120, 198, 199]] = False
+    steady = steady_noisy_lines(measured, error_var, valid)
+    lines = np.flatnonzero(valid)
+    clean = valid & (error_var <= 4 * np.median(error_var[valid]))
+    pairs = clean[1:] & clean[:-1]
+    step_var = max(np.median(np.diff(measured)[pairs] ** 2) / _CHI2_1_MEDIAN,
+                   np.median(error_var[valid]))  # fmt: skip
+    rows = [np.eye(lines.size)[i] / np.sqrt(error_var[line]) for i, line in enumerate(lines)]
+    targets = list(measured[lines] / np.sqrt(error_var[lines]))
+    for i in range(lines.size - 1):
+        row = np.zeros(lines.size)
+        row[i], row[i + 1] = -1.0, 1.0
+        rows.append(row / np.sqrt(step_var * (lines[i + 1] - lines[i])))
+        targets.append(0.0)
+    dense = np.linalg.lstsq(np.array(rows), np.array(targets), rcond=None)[0]
+    moved = error_var[lines] > 4 * np.median(error_var[valid])
+    np.testing.assert_allclose(steady[lines[moved]], dense[moved], rtol=1e-9, atol=1e-12)
+
+
+def test_too_few_lines_or_invalid_ones_change_nothing():
+    from bgdnoise.outputs import steady_noisy_lines
+
+    _, measured, error_var = _noisy_block(4)
+    none = np.zeros(measured.size, bool)
+    np.testing.assert_array_equal(steady_noisy_lines(measured, error_var, none), measured)
+    few = np.zeros(measured.size, bool)
+    few[195:205] = True
+    np.testing.assert_array_equal(steady_noisy_lines(measured, error_var, few), measured)
