@@ -414,6 +414,15 @@ def resolve(prepared: Prepared, measured: Measured, options: CorrectionOptions) 
     return Resolved(levels, fallback, plane_level, line_model, n_empty, n_ref)
 
 
+def _line_means(resolved: Resolved) -> tuple[np.ndarray, np.ndarray]:
+    """``(finite, means)``, each ``(P, n_lines)``: the lines with a level in every
+    group, and the line model's mean over the groups there (NaN elsewhere)."""
+    finite = np.isfinite(resolved.levels).all(axis=2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        means = np.where(finite, resolved.line_model.mean(axis=2), np.nan)
+    return finite, means
+
+
 def steady_lines(resolved: Resolved, measured: Measured) -> Resolved:
     """Lines measured on few pixels weighed against their neighbours (with the scene stages).
 
@@ -441,7 +450,7 @@ def steady_lines(resolved: Resolved, measured: Measured) -> Resolved:
     if measured.sigma is None:
         return resolved
     shift = np.zeros(resolved.levels.shape[:2])
-    finite = np.isfinite(resolved.levels).all(axis=2)
+    finite, means = _line_means(resolved)
     pixels = measured.counts.sum(axis=2)
     efficiency = np.where(resolved.fallback.all(axis=2), MEDIAN_EFFICIENCY, MEAN_EFFICIENCY)
     for p in range(finite.shape[0]):
@@ -449,7 +458,7 @@ def steady_lines(resolved: Resolved, measured: Measured) -> Resolved:
         valid = finite[p] & (pixels[p] > 0)
         if not (np.isfinite(sigma) and sigma > 0):
             continue
-        level = np.where(valid, resolved.line_model[p].mean(axis=1), np.nan)
+        level = np.where(valid, means[p], np.nan)
         with np.errstate(divide="ignore", over="ignore"):
             error_var = np.where(valid, efficiency[p] * sigma**2 / pixels[p], np.inf)
         valid &= np.isfinite(level) & (error_var > 0) & np.isfinite(error_var)
@@ -489,9 +498,8 @@ def keep_sky_across(resolved: Resolved) -> tuple[Resolved, np.ndarray | None]:
     sky : numpy.ndarray or None
         float64 ``(n_lines,)``: the sky's shape across the lines, or None.
     """
-    finite = np.isfinite(resolved.levels).all(axis=2)  # (P, n_lines)
+    finite, model = _line_means(resolved)
     with np.errstate(invalid="ignore", over="ignore"):
-        model = np.where(finite[:, :, None], resolved.line_model, np.nan).mean(axis=2)
         model = model - _nanstats.nanmedian(model, axis=1)[:, None]
     planes_with_level = np.isfinite(model).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
