@@ -53,17 +53,28 @@ _SPREAD_STEP = 7
 # A search round measures again only the lines its mask changed, unless they
 # are more than this fraction of the lines.
 _AGAIN_MAX_FRACTION = 0.8
+# "Every pixel usable" for the kernels.
+_NO_USABLE = np.zeros((0, 0), np.uint8)
 
 
-def _spread(values: np.ndarray) -> tuple[float, float]:
-    """Median and robust standard deviation (1.4826 MAD) of finite values (a sample)."""
-    step = _SPREAD_STEP if values.ndim == 2 and values.size > 16 * _SPREAD_STEP**2 else 1
-    sample = values[::step, ::step] if values.ndim == 2 else values
-    sample = sample[np.isfinite(sample)]
-    if sample.size < 16:
+def _spread(values: np.ndarray, usable: np.ndarray | None = None, step: int | None = None):
+    """Median and robust standard deviation (1.4826 MAD) of a map's finite values.
+
+    A sample: every ``step``-th row and column where ``usable`` (uint8, the
+    map's shape) is non-zero; by default every :data:`_SPREAD_STEP`-th of a
+    2D map of more than ``16 * _SPREAD_STEP**2`` values, else all of them.
+    ``(0.0, inf)`` for fewer than 16 values (no threshold).
+    """
+    if step is None:
+        step = _SPREAD_STEP if values.ndim == 2 and values.size > 16 * _SPREAD_STEP**2 else 1
+    grid = values if values.ndim == 2 else values.reshape(1, -1)
+    ny, nx = grid.shape
+    scratch = np.empty(-(-ny // step) * -(-nx // step), grid.dtype)
+    where = _NO_USABLE if usable is None else usable
+    n, centre, mad = launch(_mask_kernels.median_and_mad, grid, where, step, scratch)
+    if n < 16:
         return 0.0, np.inf
-    centre = float(np.median(sample))
-    return centre, 1.4826 * float(np.median(np.abs(sample - centre)))
+    return centre, 1.4826 * mad
 
 
 def _cell_sums(residual, weights, block: int, cache: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -127,15 +138,13 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
             continue  # a box must be small against the plane to find a local excess
         if block == 1 and half == 0:
-            step = _SPREAD_STEP
-            sample = residual[::step, ::step][usable[::step, ::step] != 0]
-            centre, spread = _spread(sample)
+            centre, spread = _spread(residual, usable, _SPREAD_STEP)
             _mask_kernels.mark_pixels(residual, usable, centre + n_sigma * spread, marks)
             continue
         if block == 1 and half == 1:
             sample = np.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
             launch(_mask_kernels.box3_sample, residual, usable, _SPREAD_STEP, sample)
-            centre, spread = _spread(sample.ravel())
+            centre, spread = _spread(sample, step=1)
             _mask_kernels.mark_box3(residual, usable, centre + n_sigma * spread, 2, marks)
             continue
         mean = _scale_map(residual, unmasked, block, half, cells)

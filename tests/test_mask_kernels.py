@@ -422,3 +422,43 @@ def test_block_sums_add_each_cell_in_row_order(dtype, rng):
                     if usable[y, x]:
                         total += float(values[y, x])
             assert sums[cy, cx] == total
+
+
+# --------------------------------------------------------------------------
+# median_and_mad: the thresholds' sample statistics, numpy's to the bit
+# --------------------------------------------------------------------------
+def ref_median_and_mad(values, usable, step):
+    sample = values[::step, ::step]
+    if usable.shape[0]:
+        sample = sample[usable[::step, ::step] != 0]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0, 0.0, 0.0
+    centre = np.median(sample)  # in the sample's dtype, as the kernel's
+    return sample.size, float(centre), float(np.median(np.abs(sample - centre)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [1, 3, 7])
+def test_median_and_mad_are_numpys_to_the_bit(dtype, step, rng):
+    for trial in range(150):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+        scale = 10.0 ** rng.uniform(-20, 20)
+        values = (rng.standard_cauchy(shape) * scale).astype(dtype)
+        if trial % 3 == 0:  # ties: the two middle values equal
+            values = np.round(rng.normal(0, 2, shape)).astype(dtype)
+        values[rng.random(shape) < 0.1] = np.nan
+        values[rng.random(shape) < 0.02] = np.inf
+        usable = random_usable(rng, shape) if trial % 2 else no_flags()
+        scratch = np.empty(values.size, dtype)
+        found = mk.median_and_mad(values, usable, step, scratch)
+        expected = ref_median_and_mad(values, usable, step)
+        assert found[0] == expected[0], f"trial {trial}"
+        # Exact, not close: the mask's thresholds must not move by a rounding.
+        assert np.array_equal(found[1:], expected[1:]), f"trial {trial}: {found} {expected}"
+
+
+def test_median_and_mad_of_nothing_usable():
+    values = np.array([[np.nan, np.inf, 1.0]])
+    scratch = np.empty(3)
+    assert mk.median_and_mad(values, np.array([[1, 1, 0]], np.uint8), 1, scratch) == (0, 0.0, 0.0)

@@ -440,3 +440,19 @@ def test_the_binned_mask_spread_later_is_the_mask(axis, shape, n_outputs):
     assert at_once.shape == sim.data.shape and at_once.any()
     np.testing.assert_array_equal(spread_mask(binned, prepared), at_once)
     np.testing.assert_array_equal(residual_later, residual)
+
+
+def test_the_spread_of_a_map_is_its_robust_sigma(rng):
+    from bgdnoise.sources import _spread
+
+    values = rng.normal(5.0, 2.0, (700, 300)).astype(np.float32)
+    values[:50] = 1e4  # a bright region: not in the robust sigma
+    usable = np.ones(values.shape, np.uint8)
+    usable[:, :10] = 0
+    centre, sigma = _spread(values, usable, 7)
+    sample = values[::7, ::7][usable[::7, ::7] != 0]
+    assert centre == float(np.median(sample))
+    assert sigma == pytest.approx(2.0 * 1.07, rel=0.1)  # MAD of a 7% contaminated normal
+    # Fewer than 16 values: no threshold.
+    assert _spread(np.ones(10)) == (0.0, np.inf)
+    assert _spread(np.full((40, 40), np.nan)) == (0.0, np.inf)

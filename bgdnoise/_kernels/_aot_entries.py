@@ -215,6 +215,18 @@ ENTRIES = (
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
+    ("mask", "median_and_mad", (
+        "Array(float32, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "int64",
+        "Array(float32, 1, 'C', False, aligned=True)",
+    ), "Tuple((int64, float64, float64))"),
+    ("mask", "median_and_mad", (
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "int64",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "Tuple((int64, float64, float64))"),
     ("model", "_subtract_levels_range", (
         "int64",
         "int64",

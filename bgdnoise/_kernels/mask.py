@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .select import _select
 from .threads import run_ranges
-
-# Rows (or columns) per parallel work item: scratch is allocated once per item.
-_CHUNK = 64
 
 
 def block_sums(values, usable, block, sums, counts):
@@ -121,43 +119,66 @@ def box_means(sums, counts, half, min_count, mean):
     None
     """
     ny, nx = sums.shape
-    row_sum = np.empty((ny, nx))
-    row_cnt = np.empty((ny, nx))
-    # Along the rows: a running window.
-    for y in range(ny):
-        s, c = 0.0, 0.0
-        for x in range(min(half, nx)):
-            s += sums[y, x]
-            c += counts[y, x]
+    # Running windows along the rows, then down the columns. The row sums are
+    # kept for the 2 half + 2 rows the column window reaches only (a ring), not
+    # as two planes: fresh plane-sized scratch cost more in page faults than
+    # the sums themselves.
+    ring = 2 * half + 2
+    row_sum = np.empty((ring, nx))
+    row_cnt = np.empty((ring, nx))
+    acc_s = np.zeros(nx)
+    acc_c = np.zeros(nx)
+    for y in range(min(half, ny)):
+        _row_window(sums[y], counts[y], half, row_sum[y % ring], row_cnt[y % ring])
         for x in range(nx):
-            if x + half < nx:
-                s += sums[y, x + half]
-                c += counts[y, x + half]
-            if x - half - 1 >= 0:
-                s -= sums[y, x - half - 1]
-                c -= counts[y, x - half - 1]
-            row_sum[y, x] = s
-            row_cnt[y, x] = c
-    # Down the columns, a block of columns at a time so reads follow rows.
-    for chunk in range((nx + _CHUNK - 1) // _CHUNK):
-        x0, x1 = chunk * _CHUNK, min(nx, (chunk + 1) * _CHUNK)
-        acc_s = np.zeros(x1 - x0)
-        acc_c = np.zeros(x1 - x0)
-        for y in range(min(half, ny)):
-            for x in range(x0, x1):
-                acc_s[x - x0] += row_sum[y, x]
-                acc_c[x - x0] += row_cnt[y, x]
-        for y in range(ny):
-            add, drop = y + half, y - half - 1
-            for x in range(x0, x1):
-                if add < ny:
-                    acc_s[x - x0] += row_sum[add, x]
-                    acc_c[x - x0] += row_cnt[add, x]
-                if drop >= 0:
-                    acc_s[x - x0] -= row_sum[drop, x]
-                    acc_c[x - x0] -= row_cnt[drop, x]
-                n = acc_c[x - x0]
-                mean[y, x] = acc_s[x - x0] / n if n >= min_count and n > 0.5 else np.nan
+            acc_s[x] += row_sum[y % ring, x]
+            acc_c[x] += row_cnt[y % ring, x]
+    for y in range(ny):
+        add, drop = y + half, y - half - 1
+        if add < ny:
+            _row_window(sums[add], counts[add], half, row_sum[add % ring], row_cnt[add % ring])
+            _add_rows(acc_s, acc_c, row_sum[add % ring], row_cnt[add % ring])
+        if drop >= 0:
+            _subtract_rows(acc_s, acc_c, row_sum[drop % ring], row_cnt[drop % ring])
+        out = mean[y]
+        for x in range(nx):
+            n = acc_c[x]
+            out[x] = acc_s[x] / n if n >= min_count and n > 0.5 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _row_window(sums, counts, half, row_sum, row_cnt):
+    """Sums and counts of the ``2 half + 1`` cells around each cell of one row."""
+    nx = sums.shape[0]
+    s, c = 0.0, 0.0
+    for x in range(min(half, nx)):
+        s += sums[x]
+        c += counts[x]
+    for x in range(nx):
+        if x + half < nx:
+            s += sums[x + half]
+            c += counts[x + half]
+        if x - half - 1 >= 0:
+            s -= sums[x - half - 1]
+            c -= counts[x - half - 1]
+        row_sum[x] = s
+        row_cnt[x] = c
+
+
+@njit(cache=True, nogil=True)
+def _add_rows(acc_s, acc_c, row_sum, row_cnt):
+    """``acc += row`` for the sums and the counts."""
+    for x in range(acc_s.shape[0]):
+        acc_s[x] += row_sum[x]
+        acc_c[x] += row_cnt[x]
+
+
+@njit(cache=True, nogil=True)
+def _subtract_rows(acc_s, acc_c, row_sum, row_cnt):
+    """``acc -= row`` for the sums and the counts."""
+    for x in range(acc_s.shape[0]):
+        acc_s[x] -= row_sum[x]
+        acc_c[x] -= row_cnt[x]
 
 
 @njit(cache=True, nogil=True)
@@ -365,3 +386,67 @@ def _dilate_columns(start, stop, along, radius, out):
             out_row[x] = 0
         for source in range(max(0, y - radius), min(ny, y + radius + 1)):
             _or_into(out_row, along[source])
+
+
+@njit(cache=True, nogil=True)
+def median_and_mad(values, usable, step, scratch):
+    """Median and median absolute deviation of a sample of a map's finite values.
+
+    The sample is every ``step``-th row and column of ``values`` where
+    ``usable`` is non-zero (``usable`` of shape (0, 0): everywhere). Both
+    medians are numpy's, to the bit: the middle value, or the mean of the two
+    middle ones in the values' own precision, and the deviations are taken
+    in that precision too (what ``np.median(np.abs(sample - median))`` gives
+    on a float32 sample).
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        ``(ny, nx)``.
+    usable : ndarray of uint8
+        ``(ny, nx)`` or ``(0, 0)``.
+    step : int
+        Sampling step along both axes.
+    scratch : ndarray
+        1D, of ``values``' dtype, at least as long as the sample.
+
+    Returns
+    -------
+    n : int
+        Finite usable values sampled.
+    median, mad : float
+        Their median and the median of their absolute deviations from it
+        (0.0 when ``n == 0``).
+    """
+    ny, nx = values.shape
+    masked = usable.shape[0] > 0
+    n = 0
+    for y in range(0, ny, step):
+        row = values[y]
+        for x in range(0, nx, step):
+            v = row[x]
+            if (v - v == 0.0) and (not masked or usable[y, x] != 0):
+                scratch[n] = v
+                n += 1
+    if n == 0:
+        return n, 0.0, 0.0
+    centre = _sample_median(scratch, n)
+    for i in range(n):
+        scratch[i] = abs(scratch[i] - centre)
+    return n, float(centre), float(_sample_median(scratch, n))
+
+
+@njit(cache=True, nogil=True)
+def _sample_median(buf, n):
+    """``np.median`` of ``buf[:n]`` (reordered), in ``buf``'s precision."""
+    k = n >> 1
+    _select(buf, np.int64(0), n - 1, k)
+    upper = buf[k]
+    if n & 1:
+        return upper
+    lower = buf[0]
+    for i in range(1, k):
+        if buf[i] > lower:
+            lower = buf[i]
+    # numpy's mean of the two: their sum rounded to the dtype, then halved.
+    return (lower + upper) * np.float32(0.5)
