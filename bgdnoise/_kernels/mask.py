@@ -420,7 +420,7 @@ def median_and_mad(values, usable, step, scratch):
     """
     ny, nx = values.shape
     masked = usable.shape[0] > 0
-    n = 0
+    n = np.int64(0)  # not a literal: see _kernels/__init__.py
     for y in range(0, ny, step):
         row = values[y]
         for x in range(0, nx, step):
