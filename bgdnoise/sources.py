@@ -69,7 +69,7 @@ def _spread(values: np.ndarray, usable: np.ndarray | None = None, step: int | No
         step = _SPREAD_STEP if values.ndim == 2 and values.size > 16 * _SPREAD_STEP**2 else 1
     grid = values if values.ndim == 2 else values.reshape(1, -1)
     ny, nx = grid.shape
-    scratch = np.empty(-(-ny // step) * -(-nx // step), grid.dtype)
+    scratch = np.empty(2 * -(-ny // step) * -(-nx // step), grid.dtype)
     where = _NO_USABLE if usable is None else usable
     n, centre, mad = launch(_mask_kernels.median_and_mad, grid, where, step, scratch)
     if n < 16:

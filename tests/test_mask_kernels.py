@@ -450,7 +450,7 @@ def test_median_and_mad_are_numpys_to_the_bit(dtype, step, rng):
         values[rng.random(shape) < 0.1] = np.nan
         values[rng.random(shape) < 0.02] = np.inf
         usable = random_usable(rng, shape) if trial % 2 else no_flags()
-        scratch = np.empty(values.size, dtype)
+        scratch = np.empty(2 * values.size, dtype)
         found = mk.median_and_mad(values, usable, step, scratch)
         expected = ref_median_and_mad(values, usable, step)
         assert found[0] == expected[0], f"trial {trial}"
@@ -460,5 +460,30 @@ def test_median_and_mad_are_numpys_to_the_bit(dtype, step, rng):
 
 def test_median_and_mad_of_nothing_usable():
     values = np.array([[np.nan, np.inf, 1.0]])
-    scratch = np.empty(3)
+    scratch = np.empty(6)
     assert mk.median_and_mad(values, np.array([[1, 1, 0]], np.uint8), 1, scratch) == (0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["random", "sorted", "subsample_fooled", "ties"])
+def test_median_and_mad_of_large_samples(dtype, order, rng):
+    # Samples of 4 * 1024 values and more: the middle ranks are selected among
+    # the values between two quantiles of a subsample (mask._SUBSAMPLE), or
+    # among all of them when the subsample misleads ("subsample_fooled": every
+    # value it takes is the largest); exact either way.
+    for n in (4 * mk._SUBSAMPLE, 4 * mk._SUBSAMPLE + 1, 30001, 85850):
+        values = rng.standard_cauchy(n).astype(dtype)
+        if order == "sorted":
+            values.sort()
+        elif order == "ties":
+            values = np.round(rng.normal(0, 1.5, n)).astype(dtype)
+        elif order == "subsample_fooled":
+            m = mk._SUBSAMPLE
+            taken = np.arange(m) * (n - 1) // (m - 1)
+            values[taken] = 1e30
+        values = values.reshape(1, -1)
+        scratch = np.empty(2 * n, dtype)
+        found = mk.median_and_mad(values, no_flags(), 1, scratch)
+        expected = ref_median_and_mad(values, no_flags(), 1)
+        assert found[0] == expected[0] == n
+        assert np.array_equal(found[1:], expected[1:]), f"n={n}: {found} {expected}"
