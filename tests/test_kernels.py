@@ -272,6 +272,58 @@ def test_dispersion_kernel_matches_numpy_on_pure_noise(rng):
     assert abs(out[0] / sigma - 1) < 0.02
 
 
+def ref_plane_sigma(plane, usable, along_rows, step):
+    """The dispersion kernel's algorithm in numpy: pairs two apart along the lines,
+    those with a sum below their row's median sum, MAD then truncated std."""
+    values = np.where(usable, plane.astype(np.float64), np.nan)
+    kept = []
+    ny = values.shape[0]
+    for y in range(0, ny if along_rows else max(ny - 2, 0), step):
+        if along_rows:
+            a, b = values[y, :-2], values[y, 2:]
+        else:
+            a, b = values[y], values[y + 2]
+        d, total = b - a, b + a
+        ok = np.isfinite(d)
+        d, total = d[ok], total[ok]
+        if d.size:
+            threshold = np.partition(total, d.size >> 1)[d.size >> 1]  # the upper median
+            kept.append(d[total < threshold])
+    d = np.concatenate(kept)
+    sig = 1.482602218505602 * np.partition(np.abs(d), d.size >> 1)[d.size >> 1]
+    for _ in range(20):
+        inside = np.abs(d) <= 3.0 * sig
+        new = np.sqrt(np.sum(d[inside] ** 2) / inside.sum()) / 0.9865766634773327
+        done = abs(new - sig) <= 1e-7 * sig
+        sig = new
+        if done:
+            break
+    return sig / np.sqrt(2.0)
+
+
+@pytest.mark.parametrize("along_rows", [True, False])
+def test_dispersion_of_a_frame_and_of_a_cube_is_the_algorithms(along_rows, rng):
+    # A frame's sampled lines are shared by the threads, a cube's planes: the
+    # same numbers either way, and those of the algorithm written in numpy.
+    sigma = np.array([0.37, 2.0, 11.0])
+    data = rng.normal(10.0, 1.0, (3, 301, 257)) * sigma[:, None, None]
+    data[:, 100:140, 60:90] += 50.0  # a source: only adds flux
+    flags = np.zeros(data.shape, np.uint8)
+    flags[:, rng.random(data.shape[1:]) < 0.05] = _kernels.EXCLUDE
+    background = np.zeros((1, 0, 0))
+    cube = np.empty(3)
+    _kernels.plane_dispersion(data, flags, background, along_rows, 7, cube)
+    for p in range(3):
+        frame = np.empty(1)
+        one = (data[p : p + 1], flags[p : p + 1], background)
+        _kernels.plane_dispersion(*one, along_rows, 7, frame)
+        assert frame[0] == cube[p]
+        usable = flags[p] == 0
+        expected = ref_plane_sigma(data[p], usable, along_rows, 7)
+        assert cube[p] == pytest.approx(expected, rel=1e-10)
+    np.testing.assert_allclose(cube / sigma, 1.0, rtol=0.05)
+
+
 def test_sampled_full_line_levels_only_feed_the_fallback(rng):
     # correct_array measures full-line levels on a sample of lines (and where a
     # band falls back); measure_levels on all. The fallback offsets agree.

@@ -14,6 +14,7 @@ import pytest
 from bgdnoise._kernels import EXCLUDE
 from bgdnoise._kernels import mask as mk
 from bgdnoise._kernels import planes as pk
+from bgdnoise._kernels.select import _SUBSAMPLE as SUBSAMPLE
 
 # 130 > one 64-row chunk, 200 > 3 chunks; (33, 64) and (5, 200): widths in whole 4-pixel
 # cells (block_sums' written-out path).
@@ -468,17 +469,17 @@ def test_median_and_mad_of_nothing_usable():
 @pytest.mark.parametrize("order", ["random", "sorted", "subsample_fooled", "ties"])
 def test_median_and_mad_of_large_samples(dtype, order, rng):
     # Samples of 4 * 1024 values and more: the middle ranks are selected among
-    # the values between two quantiles of a subsample (mask._SUBSAMPLE), or
+    # the values between two quantiles of a subsample (select._SUBSAMPLE), or
     # among all of them when the subsample misleads ("subsample_fooled": every
     # value it takes is the largest); exact either way.
-    for n in (4 * mk._SUBSAMPLE, 4 * mk._SUBSAMPLE + 1, 30001, 85850):
+    for n in (4 * SUBSAMPLE, 4 * SUBSAMPLE + 1, 30001, 85850):
         values = rng.standard_cauchy(n).astype(dtype)
         if order == "sorted":
             values.sort()
         elif order == "ties":
             values = np.round(rng.normal(0, 1.5, n)).astype(dtype)
         elif order == "subsample_fooled":
-            m = mk._SUBSAMPLE
+            m = SUBSAMPLE
             taken = np.arange(m) * (n - 1) // (m - 1)
             values[taken] = 1e30
         values = values.reshape(1, -1)

@@ -5,46 +5,68 @@ calls in :func:`bgdnoise.warm.warm_cases`, with their argument and return types.
 """
 
 ENTRIES = (
-    ("dispersion", "_plane_dispersion_range", (
+    ("dispersion", "_kept_differences_range", (
         "int64",
         "int64",
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
-        "bool",
-        "int64",
-        "Array(float64, 1, 'C', False, aligned=True)",
+        "Tuple((int64, bool, int64))",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
-    ("dispersion", "_plane_dispersion_range", (
+    ("dispersion", "_kept_differences_range", (
         "int64",
         "int64",
         "Array(float32, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
-        "bool",
-        "int64",
-        "Array(float64, 1, 'C', False, aligned=True)",
+        "Tuple((int64, bool, int64))",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
-    ("dispersion", "_plane_dispersion_range", (
+    ("dispersion", "_kept_differences_range", (
         "int64",
         "int64",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
-        "bool",
-        "int64",
-        "Array(float64, 1, 'C', False, aligned=True)",
+        "Tuple((int64, bool, int64))",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
-    ("dispersion", "_plane_dispersion_range", (
+    ("dispersion", "_kept_differences_range", (
         "int64",
         "int64",
         "Array(float64, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
-        "bool",
+        "Tuple((int64, bool, int64))",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(int64, 1, 'C', False, aligned=True)",
+    ), "none"),
+    ("dispersion", "_plane_dispersion_range", (
         "int64",
+        "int64",
+        "Array(float32, 3, 'C', False, aligned=True)",
+        "Array(uint8, 3, 'C', False, aligned=True)",
+        "Array(float32, 3, 'C', False, aligned=True)",
+        "Tuple((bool, int64, int64, int64))",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
+    ("dispersion", "_plane_dispersion_range", (
+        "int64",
+        "int64",
+        "Array(float64, 3, 'C', False, aligned=True)",
+        "Array(uint8, 3, 'C', False, aligned=True)",
+        "Array(float64, 3, 'C', False, aligned=True)",
+        "Tuple((bool, int64, int64, int64))",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "none"),
+    ("dispersion", "_sigma_of_kept", (
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(int64, 1, 'C', False, aligned=True)",
+    ), "float64"),
     ("flags", "_build_flags_range", (
         "int64",
         "int64",

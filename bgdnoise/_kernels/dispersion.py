@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit
 
+from .aot import launch
 from .gather import _plane_rows, _usable_value
 from .moments import _EXP_LIMIT, _FLOAT_MAX, _scaled
-from .select import _select
+from .select import _SUBSAMPLE, _middle_ranks, _select
 from .threads import run_ranges
 
 # Gaussian sigma from the MAD; and the std of a unit Gaussian truncated at +-3.
@@ -40,64 +42,87 @@ def plane_dispersion(data, flags, background, along_rows, line_step, out):
     -------
     None
     """
-    run_ranges(
-        _plane_dispersion_range,
-        data.shape[0],
-        data,
-        flags,
-        background,
-        along_rows,
-        line_step,
-        out,
-        min_items=1,
-    )
+    n_planes, ny, nx = data.shape
+    # The sample: every line_step-th row (of the row pairs for column lines).
+    if along_rows:
+        n_rows, per_row = -(-ny // line_step), nx - 2
+    else:
+        n_rows, per_row = -(-max(ny - 2, 0) // line_step), nx
+    n_rows, per_row = max(n_rows, 1), max(per_row, 1)  # (scratch shapes)
+    if n_planes >= numba.get_num_threads():  # whole planes in parallel
+        run_ranges(
+            _plane_dispersion_range, n_planes, data, flags, background,
+            (along_rows, line_step, n_rows, per_row), out, min_items=1,
+        )  # fmt: skip
+        return
+    # Fewer planes than threads (a frame): the sampled lines of each in parallel.
+    diff = np.empty((n_rows, per_row))
+    kept = np.empty(n_rows, np.int64)
+    for p in range(n_planes):
+        run_ranges(
+            _kept_differences_range, n_rows, data, flags, background, (p, along_rows, line_step),
+            diff, kept, min_items=8,
+        )  # fmt: skip
+        out[p] = launch(_sigma_of_kept, diff, kept)
 
 
 @njit(cache=True, nogil=True)
-def _plane_dispersion_range(start, stop, data, flags, background, along_rows, line_step, out):
-    """Items ``[start, stop)`` of :func:`plane_dispersion`."""
+def _plane_dispersion_range(start, stop, data, flags, background, sample, out):
+    """Items ``[start, stop)`` of :func:`plane_dispersion`.
+
+    ``sample = (along_rows, line_step, n_rows, per_row)``: lines along rows,
+    the sampling step, and the sample's rows and pairs per row.
+    """
+    along_rows, line_step, n_rows, per_row = sample
+    diff = np.empty((n_rows, per_row))
+    kept = np.empty(n_rows, np.int64)
     for p in range(start, stop):
-        out[p] = _plane_sigma(data, flags, background, p, along_rows, line_step)
+        _kept_differences_range(
+            np.int64(0), n_rows, data, flags, background, (p, along_rows, line_step), diff, kept
+        )
+        out[p] = _sigma_of_kept(diff, kept)
 
 
 @njit(cache=True, nogil=True)
-def _plane_sigma(data, flags, background, p, along_rows, line_step):
-    """White-noise sigma of plane ``p`` from pixel pairs two apart along lines.
+def _kept_differences_range(start, stop, data, flags, background, where, diff, kept):
+    """Sampled rows ``[start, stop)``: the differences of pixel pairs two apart kept on each.
 
     For pure noise the difference and the sum of a pair are independent, so
     keeping only pairs whose sum is below the median sum of their row
     leaves the difference distribution unchanged while dropping most pairs
     that sit on a source (sources only add flux).
 
-    Parameters
-    ----------
-    data, flags, background : ndarray
-    p : int
-    along_rows : bool
-    line_step : int
-
-    Returns
-    -------
-    float
-        The sigma of one pixel; NaN when too few pairs.
+    ``where = (p, along_rows, line_step)``; row ``r`` of the sample is row
+    ``r * line_step`` of plane ``p``: ``diff[r]`` receives its kept
+    differences from the front, ``kept[r]`` their number.
     """
+    p, along_rows, line_step = where
     _, ny, nx = data.shape
     plane = _plane_rows(data, flags, background, p)
-    if along_rows:
-        rows = range(0, ny, line_step)
-        per_row = max(nx - 2, 0)
-    else:
-        rows = range(0, max(ny - 2, 0), line_step)
-        per_row = nx
+    last = ny if along_rows else max(ny - 2, 0)
     row_values = (np.empty(nx), np.empty(nx))
-    pairs = (np.empty(max(per_row, 1)), np.empty(max(per_row, 1)))
-    diff = np.empty(max(len(rows) * per_row, 1))
+    pairs = (np.empty(diff.shape[1]), np.empty(diff.shape[1]))
+    for r in range(start, stop):
+        y = r * line_step
+        m = _row_pairs(plane, y, along_rows, row_values, pairs) if y < last else 0
+        kept[r] = _keep_low_sum_pairs(pairs, m, row_values[0], diff[r], np.int64(0)) if m > 0 else 0
+
+
+@njit(cache=True, nogil=True)
+def _sigma_of_kept(diff, kept):
+    """The sigma of one pixel from the kept differences of every sampled row, in row order.
+
+    The rows' differences are moved together to the front of ``diff`` (in
+    place), then :func:`_robust_sigma_of_differences`; NaN when too few.
+    """
+    flat = diff.ravel()
     n = np.int64(0)  # not a literal: see _kernels/__init__.py
-    for y in rows:
-        m = _row_pairs(plane, y, along_rows, row_values, pairs)
-        if m > 0:
-            n = _keep_low_sum_pairs(pairs, m, row_values[0], diff, n)
-    return _robust_sigma_of_differences(diff, n) / np.sqrt(2.0)
+    for r in range(kept.shape[0]):
+        row = diff[r]
+        for i in range(kept[r]):
+            flat[n] = row[i]  # n <= r * row length + i: never ahead of what is read
+            n += 1
+    return _robust_sigma_of_differences(flat, n) / np.sqrt(2.0)
 
 
 @njit(cache=True, nogil=True)
@@ -198,8 +223,10 @@ def _robust_sigma_of_differences(diff, n):
     for i in range(n):
         absd[i] = abs(diff[i])
     k = n >> 1
-    _select(absd, np.int64(0), n - 1, k)
-    sig = _MAD_TO_SIGMA * absd[k]
+    # The values between two quantiles of a subsample hold the median: a
+    # window of a quarter of them is plenty (else all are selected).
+    _, mad = _middle_ranks(absd, n, k, k, np.empty(n // 4 + _SUBSAMPLE))
+    sig = _MAD_TO_SIGMA * mad
     if not (sig > 0.0 and sig <= _FLOAT_MAX):
         return sig
     # Squares of differences far from 1 are taken of ``d * 2**-e``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .select import _select
+from .select import _middle_ranks
 from .threads import run_ranges
 
 
@@ -438,60 +438,12 @@ def median_and_mad(values, usable, step, scratch):
     return n, float(centre), float(_sample_median(sample, n, window))
 
 
-# A sample median is sought first among the values between two quantiles of a
-# subsample of this many, which hold the middle ranks but a few percent of
-# the values (selecting among all of a large sample costs ~9 ns a value, out
-# of the caches; among the few, and the pass that finds them, a tenth of it).
-_SUBSAMPLE = 1024
-# The quantiles bracket the subsample's median by this many of its standard
-# errors of rank (sqrt(m) / 2): the middle ranks fall outside them about
-# once in 10**9 for values in random order (then the whole sample is selected).
-_BRACKET = 6.0
-
-
 @njit(cache=True, nogil=True)
 def _sample_median(buf, n, window):
-    """``np.median`` of ``buf[:n]``, in ``buf``'s precision.
-
-    Exact whatever the order of the values: the middle ranks are selected
-    among the values between two quantiles of a subsample when they lie
-    there (``window`` receives those values), else among all the values
-    (``buf`` is then reordered).
-    """
-    k = n >> 1  # the upper middle rank; k - 1 the lower one for even n
-    first = k - 1 if n % 2 == 0 else k
-    if n >= 4 * _SUBSAMPLE:
-        m = _SUBSAMPLE
-        for i in range(m):
-            window[i] = buf[i * (n - 1) // (m - 1)]
-        reach = int(_BRACKET * np.sqrt(m) / 2.0) + 1
-        lo_rank, hi_rank = m // 2 - reach, m // 2 + reach
-        zero = np.int64(0)  # not a literal: see _kernels/__init__.py
-        _select(window, zero, m - 1, lo_rank)
-        _select(window, lo_rank, m - 1, hi_rank)
-        lo, hi = window[lo_rank], window[hi_rank]
-        below = np.int64(0)  # not a literal: see _kernels/__init__.py
-        inside = np.int64(0)  # not a literal: see _kernels/__init__.py
-        for i in range(n):  # no branch: random values would mispredict it (7x slower)
-            v = buf[i]
-            window[inside] = v
-            below += v < lo
-            inside += (v >= lo) & (v <= hi)
-        if below <= first and k < below + inside:
-            return _middle(window, inside, k - below, first - below)
-    return _middle(buf, n, k, first)
-
-
-@njit(cache=True, nogil=True)
-def _middle(buf, n, k, first):
-    """The ``k``-th smallest of ``buf[:n]``, or its mean with the ``first``-th (``k - 1``)."""
-    _select(buf, np.int64(0), n - 1, k)
-    upper = buf[k]
-    if first == k:
+    """``np.median`` of ``buf[:n]`` (``n >= 1``), in ``buf``'s precision."""
+    k = n >> 1
+    lower, upper = _middle_ranks(buf, n, k - 1 + (n & 1), k, window)
+    if n & 1:
         return upper
-    lower = buf[0]
-    for i in range(1, k):
-        if buf[i] > lower:
-            lower = buf[i]
     # numpy's mean of the two: their sum rounded to the dtype, then halved.
     return (lower + upper) * np.float32(0.5)

@@ -1,4 +1,4 @@
-"""Selection in place on a float64 buffer: order statistics and exact medians."""
+"""Selection in place on a float buffer: order statistics and exact medians."""
 
 from __future__ import annotations
 
@@ -153,3 +153,77 @@ def _window_median(buf, lo, hi, pivot):
         return _mid(buf[k1], _extreme_of(buf, k2, pivot, np.bool_(False))), k1
     _select(buf, pivot + 1, hi - 1, k2)
     return _mid(_extreme_of(buf, pivot + 1, k2, np.bool_(True)), buf[k2]), k2
+
+
+# Order statistics of a large buffer are sought first among the values between
+# two quantiles of a subsample of this many, which hold the ranks wanted but a
+# few percent of the values: selecting among all of a large buffer costs ~9 ns
+# a value once it is out of the caches; among the few, and the pass that finds
+# them, a tenth of it.
+_SUBSAMPLE = 1024
+# The quantiles bracket the subsample's median by this many of its standard
+# errors of rank (sqrt(m) / 2): for values in random order the middle ranks
+# fall outside about once in 10**9 (then the whole buffer is selected).
+_BRACKET = 6.0
+
+
+@njit(cache=True, nogil=True)
+def _middle_ranks(buf, n, first, k, window):
+    """The ``first``-th and ``k``-th smallest of ``buf[:n]`` (``k - 1 <= first <= k``).
+
+    Exact whatever the order of the values: they are selected among the
+    values between two quantiles of an evenly spread subsample when they
+    lie there, else among all the values.
+
+    Parameters
+    ----------
+    buf : ndarray of float32 or float64
+        Finite values; reordered in place when selected among all.
+    n : int
+        ``n >= 1``.
+    first, k : int
+        The ranks (0-based), both in the middle half for the subsample to help.
+    window : ndarray
+        Scratch of ``buf``'s dtype: receives the values between the quantiles
+        (a window shorter than they are, or than the subsample, is not used).
+
+    Returns
+    -------
+    lower, upper : float
+        The two order statistics (equal when ``first == k``).
+    """
+    cap = window.shape[0]
+    if n >= 4 * _SUBSAMPLE and cap >= _SUBSAMPLE:
+        m = _SUBSAMPLE
+        for i in range(m):
+            window[i] = buf[i * (n - 1) // (m - 1)]
+        reach = int(_BRACKET * np.sqrt(m) / 2.0) + 1
+        lo_rank, hi_rank = m // 2 - reach, m // 2 + reach
+        _select(window, np.int64(0), m - 1, lo_rank)
+        _select(window, lo_rank, m - 1, hi_rank)
+        lo, hi = window[lo_rank], window[hi_rank]
+        below = np.int64(0)  # not a literal: see _kernels/__init__.py
+        inside = np.int64(0)  # not a literal: see _kernels/__init__.py
+        last = cap - 1
+        for i in range(n):  # no branch: random values would mispredict it (7x slower)
+            v = buf[i]
+            window[min(inside, last)] = v
+            below += v < lo
+            inside += (v >= lo) & (v <= hi)
+        if inside <= cap and below <= first and k < below + inside:
+            return _ranks(window, inside, first - below, k - below)
+    return _ranks(buf, n, first, k)
+
+
+@njit(cache=True, nogil=True)
+def _ranks(buf, n, first, k):
+    """The ``first``-th and ``k``-th smallest of ``buf[:n]`` (``first`` is ``k`` or ``k - 1``)."""
+    _select(buf, np.int64(0), n - 1, k)
+    upper = buf[k]
+    if first == k:
+        return upper, upper
+    lower = buf[0]
+    for i in range(1, k):
+        if buf[i] > lower:
+            lower = buf[i]
+    return lower, upper
