@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import _kernels
+from ._kernels import mask as _mask_kernels
 from ._kernels import planes as _planes
 from ._prepare import Prepared
 from .background import Surface, fit_background
@@ -42,6 +43,8 @@ _SMALLEST_SIGMA = 1e-100
 _MIN_LINE_PIXELS = 16
 # Planes of a cube whose median stands for its scene.
 _MEDIAN_PLANES = 9
+# No flags, for the kernels.
+_NO_FLAGS = np.zeros((0, 0), np.uint8)
 
 
 @dataclass
@@ -145,11 +148,12 @@ def _keep_lines(plane: Prepared, mask: np.ndarray, usable: np.ndarray | None = N
     all its pixels is better than either. ``usable``: :func:`_usable` of the
     plane's values, if already at hand.
     """
-    usable = (_usable(plane, plane.planes[0]) if usable is None else usable).view(bool)
-    along = 1 if plane.layout.along_rows else 0
+    usable = _usable(plane, plane.planes[0]) if usable is None else usable
     kept = mask.astype(bool)
-    before = np.count_nonzero(usable, axis=along)
-    after = before - np.count_nonzero(usable & kept, axis=along)
+    before = np.empty(plane.layout.n_lines, np.int64)
+    masked = np.empty(plane.layout.n_lines, np.int64)
+    _mask_kernels.line_counts(usable, kept.view(np.uint8), plane.layout.along_rows, before, masked)
+    after = before - masked
     emptied = after < np.minimum(_MIN_LINE_PIXELS, before)
     if emptied.any():
         if plane.layout.along_rows:
@@ -177,10 +181,10 @@ def _ordinary(plane: Prepared, sigma: float) -> bool:
 
 def _usable(plane: Prepared, values: np.ndarray) -> np.ndarray:
     """uint8: the pixels of one plane with a finite value that are not excluded."""
-    usable = np.isfinite(values)
-    if plane.flags.shape[1]:
-        usable &= (plane.flags[0] & _kernels.EXCLUDE) == 0
-    return usable.view(np.uint8)
+    usable = np.empty(values.shape, np.uint8)
+    flags = plane.flags[0] if plane.flags.shape[1] else _NO_FLAGS
+    _kernels.finite_unexcluded(np.ascontiguousarray(values), flags, usable)
+    return usable
 
 
 def with_scene(prepared: Prepared, scene: SceneModel) -> Prepared:

@@ -84,11 +84,9 @@ def _cell_sums(residual, weights, block: int, cache: dict) -> tuple[np.ndarray, 
     half = block // 2
     if half in cache and half > 1:
         sums, counts = cache[half]
-        my, mx = sums.shape
-        pad = ((0, my % 2), (0, mx % 2))
-        sums, counts = np.pad(sums, pad), np.pad(counts, pad)
-        shape = (sums.shape[0] // 2, 2, sums.shape[1] // 2, 2)
-        cache[block] = sums.reshape(shape).sum(axis=(1, 3)), counts.reshape(shape).sum(axis=(1, 3))
+        shape = (-(-sums.shape[0] // 2), -(-sums.shape[1] // 2))
+        cache[block] = np.empty(shape), np.empty(shape)
+        launch(_mask_kernels.pool_cells, sums, counts, *cache[block])
         return cache[block]
     ny, nx = residual.shape
     shape = (-(-ny // block), -(-nx // block))
@@ -227,10 +225,9 @@ def with_mask(prepared: Prepared, mask: np.ndarray) -> Prepared:
     """``prepared`` with ``mask`` (uint8, plane-shaped) added to its EXCLUDE flags."""
     flags = prepared.flags
     ny, nx = prepared.planes.shape[1:]
-    if flags.shape[1] == 0:
-        flags = np.zeros((1, ny, nx), np.uint8)
-    flags = flags | (mask[None] * _kernels.EXCLUDE).astype(np.uint8)
-    return replace(prepared, flags=flags)
+    out = np.empty((flags.shape[0] if flags.shape[1] else 1, ny, nx), np.uint8)
+    _kernels.or_exclude(flags, np.ascontiguousarray(mask), out)
+    return replace(prepared, flags=out)
 
 
 def _binned(prepared: Prepared, options, factor: int) -> Prepared:
@@ -271,9 +268,12 @@ def extended_mask(prepared: Prepared, options, rounds: int = _ROUNDS) -> np.ndar
 def spread_mask(mask: np.ndarray, prepared: Prepared) -> np.ndarray:
     """A mask of the binned search plane spread back to every pixel of ``prepared``'s plane."""
     factor = _bin_factor(prepared)
-    if factor > 1:
-        mask = np.repeat(mask, factor, axis=1 if prepared.layout.along_rows else 0)
-    return np.ascontiguousarray(mask)
+    mask = np.ascontiguousarray(mask)
+    if factor == 1:
+        return mask
+    spread = np.empty(prepared.planes.shape[1:], mask.dtype)
+    _mask_kernels.repeat_along_lines(mask, prepared.layout.along_rows, factor, spread)
+    return spread
 
 
 def extended_search(

@@ -35,8 +35,9 @@ from .dqflags import DO_NOT_USE, REFERENCE_PIXEL
 
 __all__ = ["WarmCase", "WarmResult", "cache_dir", "warm_cache", "warm_cases"]
 
-#: Plane shape of the synthetic data: small, yet every path of a full frame.
-SHAPE = (64, 256)
+#: Plane shape of the synthetic data: small, yet every path of a full frame (the
+#: source search's 40-pixel boxes, built from its 4-pixel cells, need 128 lines).
+SHAPE = (128, 512)
 #: Planes of the synthetic cube (the scene from their median).
 CUBE_PLANES = 3
 _DTYPES = (np.float32, np.float64)

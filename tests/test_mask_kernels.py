@@ -488,3 +488,78 @@ def test_median_and_mad_of_large_samples(dtype, order, rng):
         expected = ref_median_and_mad(values, no_flags(), 1)
         assert found[0] == expected[0] == n
         assert np.array_equal(found[1:], expected[1:]), f"n={n}: {found} {expected}"
+
+
+# --------------------------------------------------------------------------
+# Whole-plane bookkeeping: pool_cells, line_counts, repeat_along_lines, flags
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", SHAPES + [(2, 2), (3, 1), (64, 128)])
+def test_pool_cells_is_numpys_sum_of_2x2_cells(shape, rng):
+    sums = rng.normal(0, 1, shape) * 10.0 ** rng.uniform(-3, 3, shape)
+    counts = rng.integers(0, 17, shape).astype(np.float64)
+    out_shape = (-(-shape[0] // 2), -(-shape[1] // 2))
+    pooled_sums, pooled_counts = np.empty(out_shape), np.empty(out_shape)
+    mk.pool_cells(sums, counts, pooled_sums, pooled_counts)
+    pad = ((0, shape[0] % 2), (0, shape[1] % 2))
+    for found, cells in ((pooled_sums, sums), (pooled_counts, counts)):
+        padded = np.pad(cells, pad)
+        expected = padded.reshape(out_shape[0], 2, out_shape[1], 2).sum(axis=(1, 3))
+        np.testing.assert_allclose(found, expected, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(pooled_counts.sum(), counts.sum())
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(40, 300)])
+@pytest.mark.parametrize("along_rows", [True, False])
+def test_line_counts_count_usable_and_masked_pixels(shape, along_rows, rng):
+    usable = random_usable(rng, shape, 0.8) * np.uint8(3)  # any non-zero value is usable
+    mask = random_usable(rng, shape, 0.3)
+    n_lines = shape[0] if along_rows else shape[1]
+    total, masked = np.full(n_lines, -1), np.full(n_lines, -1)
+    mk.line_counts(usable, mask, along_rows, total, masked)
+    along = 1 if along_rows else 0
+    np.testing.assert_array_equal(total, np.count_nonzero(usable, axis=along))
+    np.testing.assert_array_equal(masked, np.count_nonzero((usable != 0) & (mask != 0), axis=along))
+
+
+@pytest.mark.parametrize("along_rows", [True, False])
+@pytest.mark.parametrize("factor", [1, 2, 4])
+def test_repeat_along_lines_is_numpy_repeat(along_rows, factor, rng):
+    binned_shape = (37, 13) if along_rows else (13, 37)
+    mask = random_usable(rng, binned_shape, 0.4)
+    axis = 1 if along_rows else 0
+    expected = np.repeat(mask, factor, axis=axis)
+    out = np.full(expected.shape, 7, np.uint8)
+    mk.repeat_along_lines(mask, along_rows, factor, out)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("planes", [1, 3])
+def test_or_exclude_adds_the_mask_to_every_planes_flags(planes, rng):
+    from bgdnoise._kernels import PRESERVE, or_exclude
+
+    shape = (planes, 21, 34)
+    flags = rng.choice(np.array([0, EXCLUDE, PRESERVE, EXCLUDE | PRESERVE], np.uint8), shape)
+    mask = random_usable(rng, shape[1:], 0.3) * np.uint8(5)
+    out = np.empty(shape, np.uint8)
+    or_exclude(flags, mask, out)
+    np.testing.assert_array_equal(out, flags | np.where(mask != 0, EXCLUDE, 0).astype(np.uint8))
+    # No flags yet: the mask as EXCLUDE flags of one plane.
+    alone = np.empty((1, *shape[1:]), np.uint8)
+    or_exclude(np.zeros((1, 0, 0), np.uint8), mask, alone)
+    np.testing.assert_array_equal(alone[0], np.where(mask != 0, EXCLUDE, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_unexcluded(dtype, rng):
+    from bgdnoise._kernels import PRESERVE, finite_unexcluded
+
+    values = rng.normal(0, 1, (23, 41)).astype(dtype)
+    values[rng.random(values.shape) < 0.1] = np.nan
+    values[rng.random(values.shape) < 0.05] = -np.inf
+    values[0, :5] = 0.0  # zeros count here (the scene's pixels, not a rate's empty ones)
+    flags = rng.choice(np.array([0, EXCLUDE, PRESERVE], np.uint8), values.shape)
+    out = np.empty(values.shape, np.uint8)
+    finite_unexcluded(values, flags, out)
+    np.testing.assert_array_equal(out, np.isfinite(values) & ((flags & EXCLUDE) == 0))
+    finite_unexcluded(values, np.zeros((0, 0), np.uint8), out)
+    np.testing.assert_array_equal(out, np.isfinite(values))

@@ -21,7 +21,8 @@ Modules
 ``partition``   the clipped median by in-place partitioning (short lines,
                 extreme values); ``select`` and ``moments`` serve both.
 ``dispersion``  :func:`plane_dispersion`, the per-plane white-noise sigma.
-``model``       :func:`subtract_levels`; ``flags``: :func:`build_flags`.
+``model``       :func:`subtract_levels`; ``flags``: :func:`build_flags`,
+                :func:`or_exclude`, :func:`finite_unexcluded`.
 ``mask``        source-mask arithmetic: cell sums, box means, thresholds,
                 dilation; ``planes``: residual, binning along lines, the
                 median of a few planes.
@@ -77,7 +78,7 @@ from __future__ import annotations
 
 from .binned import _SAMPLE, _binned_clipped_median, binned_scratch
 from .dispersion import plane_dispersion
-from .flags import EXCLUDE, PRESERVE, build_flags
+from .flags import EXCLUDE, PRESERVE, build_flags, finite_unexcluded, or_exclude
 from .histogram import _bin_of, n_bins_for
 from .lines import line_levels
 from .model import subtract_levels
@@ -92,8 +93,10 @@ __all__ = [
     "_clipped_median",
     "binned_scratch",
     "build_flags",
+    "finite_unexcluded",
     "line_levels",
     "n_bins_for",
+    "or_exclude",
     "plane_dispersion",
     "subtract_levels",
 ]

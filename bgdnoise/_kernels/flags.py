@@ -67,3 +67,75 @@ def _build_flags_range(start, stop, mask, dq, dq_flags, preserve_bits, out):
                 if bits & preserve_bits:
                     value |= PRESERVE
             orow[x] = value
+
+
+def or_exclude(flags, mask, out):
+    """``out = flags | EXCLUDE`` where ``mask`` is non-zero, for every plane.
+
+    Parameters
+    ----------
+    flags : ndarray of uint8
+        (P, Ny, Nx), or (1, 0, 0) for none.
+    mask : ndarray of uint8
+        (Ny, Nx).
+    out : ndarray of uint8
+        (P, Ny, Nx) (P = 1 without flags), written.
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(_or_exclude_range, out.shape[0] * out.shape[1], flags, mask, out)
+
+
+@njit(cache=True, nogil=True)
+def _or_exclude_range(start, stop, flags, mask, out):
+    """Rows ``[start, stop)`` (over all planes) of :func:`or_exclude`."""
+    ny = out.shape[1]
+    has_flags = flags.shape[1] > 0
+    for row in range(start, stop):
+        p, y = row // ny, row % ny
+        orow, mrow = out[p, y], mask[y]
+        if has_flags:
+            frow = flags[p, y]
+            for x in range(orow.shape[0]):
+                orow[x] = frow[x] | (EXCLUDE if mrow[x] != 0 else np.uint8(0))
+        else:
+            for x in range(orow.shape[0]):
+                orow[x] = EXCLUDE if mrow[x] != 0 else np.uint8(0)
+
+
+def finite_unexcluded(values, flags, out):
+    """``out = 1`` where a value is finite and its flags lack EXCLUDE, else 0.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        (Ny, Nx).
+    flags : ndarray of uint8
+        (Ny, Nx), or (0, 0) for none.
+    out : ndarray of uint8
+        (Ny, Nx), written.
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(_finite_unexcluded_range, out.shape[0], values, flags, out)
+
+
+@njit(cache=True, nogil=True)
+def _finite_unexcluded_range(start, stop, values, flags, out):
+    """Rows ``[start, stop)`` of :func:`finite_unexcluded`."""
+    has_flags = flags.shape[0] > 0
+    for y in range(start, stop):
+        vrow, orow = values[y], out[y]
+        if has_flags:
+            frow = flags[y]
+            for x in range(orow.shape[0]):
+                v = vrow[x]
+                orow[x] = np.uint8((v - v == 0.0) & ((frow[x] & EXCLUDE) == 0))
+        else:
+            for x in range(orow.shape[0]):
+                v = vrow[x]
+                orow[x] = np.uint8(v - v == 0.0)

@@ -100,6 +100,44 @@ def _add_row_in_fours(row, use, sums, counts):
 
 
 @njit(cache=True, nogil=True)
+def pool_cells(sums, counts, pooled_sums, pooled_counts):
+    """Sums and counts on cells twice as large: each 2x2 group of cells added.
+
+    Cells beyond an odd edge count as zero. Each pooled value is ``(a + b) +
+    (c + d)``, the cells of its upper row then of its lower one: the order of
+    numpy's ``reshape(my, 2, mx, 2).sum(axis=(1, 3))`` on a padded map, so
+    the maps (and the thresholds drawn from them) are the same as that
+    gave.
+
+    Parameters
+    ----------
+    sums, counts : ndarray of float64
+        ``(my, mx)``.
+    pooled_sums, pooled_counts : ndarray of float64
+        ``(ceil(my / 2), ceil(mx / 2))``, written.
+
+    Returns
+    -------
+    None
+    """
+    my, mx = sums.shape
+    for cy in range(pooled_sums.shape[0]):
+        y0, y1 = 2 * cy, 2 * cy + 1
+        for cx in range(pooled_sums.shape[1]):
+            x0, x1 = 2 * cx, 2 * cx + 1
+            a, b, c, d = sums[y0, x0], 0.0, 0.0, 0.0
+            na, nb, nc, nd = counts[y0, x0], 0.0, 0.0, 0.0
+            if x1 < mx:
+                b, nb = sums[y0, x1], counts[y0, x1]
+            if y1 < my:
+                c, nc = sums[y1, x0], counts[y1, x0]
+                if x1 < mx:
+                    d, nd = sums[y1, x1], counts[y1, x1]
+            pooled_sums[cy, cx] = (a + b) + (c + d)
+            pooled_counts[cy, cx] = (na + nb) + (nc + nd)
+
+
+@njit(cache=True, nogil=True)
 def box_means(sums, counts, half, min_count, mean):
     """Mean over the ``(2 half + 1)**2`` box of cells around every cell.
 
@@ -447,3 +485,98 @@ def _sample_median(buf, n, window):
         return upper
     # numpy's mean of the two: their sum rounded to the dtype, then halved.
     return (lower + upper) * np.float32(0.5)
+
+
+def line_counts(usable, mask, along_rows, total, masked):
+    """Per line, the usable pixels and those of them the mask covers.
+
+    Parameters
+    ----------
+    usable, mask : ndarray of uint8
+        ``(ny, nx)``; non-zero where usable, where masked.
+    along_rows : bool
+        Lines along rows (else columns).
+    total, masked : ndarray of int64
+        ``(n_lines,)``, written.
+
+    Returns
+    -------
+    None
+    """
+    ny, nx = usable.shape
+    if along_rows:
+        run_ranges(_row_counts_range, ny, usable, mask, total, masked)
+    else:
+        run_ranges(
+            _column_counts_range, -(-nx // _COLUMNS), usable, mask, total, masked, min_items=1
+        )
+
+
+# Columns per work item of the column counts: a run of each row read at once.
+_COLUMNS = 64
+
+
+@njit(cache=True, nogil=True)
+def _row_counts_range(start, stop, usable, mask, total, masked):
+    """Rows ``[start, stop)`` of :func:`line_counts` along rows."""
+    for y in range(start, stop):
+        urow, mrow = usable[y], mask[y]
+        n = np.int64(0)  # not a literal: see _kernels/__init__.py
+        m = np.int64(0)  # not a literal: see _kernels/__init__.py
+        for x in range(urow.shape[0]):
+            u = urow[x] != 0
+            n += u
+            m += u & (mrow[x] != 0)
+        total[y], masked[y] = n, m
+
+
+@njit(cache=True, nogil=True)
+def _column_counts_range(start, stop, usable, mask, total, masked):
+    """Blocks of ``_COLUMNS`` columns ``[start, stop)`` of :func:`line_counts` along columns."""
+    ny, nx = usable.shape
+    x0, x1 = start * _COLUMNS, min(nx, stop * _COLUMNS)
+    for x in range(x0, x1):
+        total[x] = 0
+        masked[x] = 0
+    for y in range(ny):
+        urow, mrow = usable[y, x0:x1], mask[y, x0:x1]
+        t, m = total[x0:x1], masked[x0:x1]
+        for i in range(urow.shape[0]):
+            u = urow[i] != 0
+            t[i] += u
+            m[i] += u & (mrow[i] != 0)
+
+
+def repeat_along_lines(mask, along_rows, factor, out):
+    """Each value of a mask binned along its lines repeated ``factor`` times along them.
+
+    Parameters
+    ----------
+    mask : ndarray of uint8
+        ``(ny, nx // factor)`` for lines along rows, ``(ny // factor, nx)``
+        along columns.
+    along_rows : bool
+    factor : int
+    out : ndarray of uint8
+        ``(ny, nx)``, written.
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(_repeat_range, out.shape[0], mask, along_rows, factor, out)
+
+
+@njit(cache=True, nogil=True)
+def _repeat_range(start, stop, mask, along_rows, factor, out):
+    """Rows ``[start, stop)`` of :func:`repeat_along_lines`."""
+    for y in range(start, stop):
+        orow = out[y]
+        if along_rows:
+            mrow = mask[y]
+            for x in range(orow.shape[0]):
+                orow[x] = mrow[x // factor]
+        else:
+            mrow = mask[y // factor]
+            for x in range(orow.shape[0]):
+                orow[x] = mrow[x]
