@@ -141,7 +141,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             continue
         if block == 1 and half == 1:
             sample = np.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
-            launch(_mask_kernels.box3_sample, residual, usable, _SPREAD_STEP, sample)
+            _mask_kernels.box3_sample(residual, usable, _SPREAD_STEP, sample)
             centre, spread = _spread(sample, step=1)
             _mask_kernels.mark_box3(residual, usable, centre + n_sigma * spread, 2, marks)
             continue

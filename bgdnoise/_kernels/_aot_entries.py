@@ -199,6 +199,22 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
+    ("mask", "_box3_sample_range", (
+        "int64",
+        "int64",
+        "Array(float32, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "int64",
+        "Array(float64, 2, 'C', False, aligned=True)",
+    ), "none"),
+    ("mask", "_box3_sample_range", (
+        "int64",
+        "int64",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "int64",
+        "Array(float64, 2, 'C', False, aligned=True)",
+    ), "none"),
     ("mask", "_column_counts_range", (
         "int64",
         "int64",
@@ -270,18 +286,6 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
-    ), "none"),
-    ("mask", "box3_sample", (
-        "Array(float32, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "int64",
-        "Array(float64, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("mask", "box3_sample", (
-        "Array(float64, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "int64",
-        "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "box_means", (
         "Array(float64, 2, 'C', False, aligned=True)",

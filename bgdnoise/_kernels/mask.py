@@ -299,7 +299,6 @@ def _mark_box3_range(start, stop, values, usable, threshold, min_count, out):
                 out[y, x] = 1
 
 
-@njit(cache=True, nogil=True)
 def box3_sample(values, usable, step, out):
     """3x3 box means on a grid of every ``step``-th pixel (NaN without values).
 
@@ -315,9 +314,15 @@ def box3_sample(values, usable, step, out):
     -------
     None
     """
+    run_ranges(_box3_sample_range, out.shape[0], values, usable, step, out)
+
+
+@njit(cache=True, nogil=True)
+def _box3_sample_range(start, stop, values, usable, step, out):
+    """Rows ``[start, stop)`` of the grid of :func:`box3_sample`."""
     ny, nx = values.shape
-    my, mx = out.shape
-    for cy in range(my):
+    mx = out.shape[1]
+    for cy in range(start, stop):
         y = cy * step
         for cx in range(mx):
             x = cx * step
