@@ -23,9 +23,10 @@ Modules
 ``dispersion``  :func:`plane_dispersion`, the per-plane white-noise sigma.
 ``model``       :func:`subtract_levels`; ``flags``: :func:`build_flags`,
                 :func:`or_exclude`, :func:`finite_unexcluded`.
-``mask``        source-mask arithmetic: cell sums, box means, thresholds,
-                dilation; ``planes``: residual, binning along lines, the
-                median of a few planes.
+``mask``        source-mask arithmetic: cell sums and their pooling, box
+                means, thresholds, dilation, sample medians, per-line counts;
+                ``planes``: residual, binning along lines, the median of a
+                few planes.
 ``surface``     the smooth background: per-line sums, banded normal
                 equations, penalties, banded Cholesky, evaluation.
 ``threads``     :func:`run_ranges`.
