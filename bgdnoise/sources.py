@@ -57,7 +57,9 @@ _AGAIN_MAX_FRACTION = 0.8
 _NO_USABLE = np.zeros((0, 0), np.uint8)
 
 
-def _spread(values: np.ndarray, usable: np.ndarray | None = None, step: int | None = None):
+def _spread(
+    values: np.ndarray, usable: np.ndarray | None = None, step: int | None = None
+) -> tuple[float, float]:
     """Median and robust standard deviation (1.4826 MAD) of a map's finite values.
 
     A sample: every ``step``-th row and column where ``usable`` (uint8, the

@@ -302,9 +302,13 @@ def ref_plane_sigma(plane, usable, along_rows, step):
 
 
 @pytest.mark.parametrize("along_rows", [True, False])
-def test_dispersion_of_a_frame_and_of_a_cube_is_the_algorithms(along_rows, rng):
+def test_dispersion_of_a_frame_and_of_a_cube_is_the_algorithms(along_rows, rng, monkeypatch):
     # A frame's sampled lines are shared by the threads, a cube's planes: the
     # same numbers either way, and those of the algorithm written in numpy.
+    import numba
+
+    from bgdnoise._kernels import dispersion
+
     sigma = np.array([0.37, 2.0, 11.0])
     data = rng.normal(10.0, 1.0, (3, 301, 257)) * sigma[:, None, None]
     data[:, 100:140, 60:90] += 50.0  # a source: only adds flux
@@ -312,7 +316,12 @@ def test_dispersion_of_a_frame_and_of_a_cube_is_the_algorithms(along_rows, rng):
     flags[:, rng.random(data.shape[1:]) < 0.05] = _kernels.EXCLUDE
     background = np.zeros((1, 0, 0))
     cube = np.empty(3)
+    threads = numba.get_num_threads()
+    # Planes in parallel (as many planes as threads or more) ...
+    monkeypatch.setattr(dispersion.numba, "get_num_threads", lambda: 1)
     _kernels.plane_dispersion(data, flags, background, along_rows, 7, cube)
+    # ... and each plane's lines in parallel (fewer planes than threads).
+    monkeypatch.setattr(dispersion.numba, "get_num_threads", lambda: max(threads, 2))
     for p in range(3):
         frame = np.empty(1)
         one = (data[p : p + 1], flags[p : p + 1], background)

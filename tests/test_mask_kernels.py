@@ -2,8 +2,9 @@
 
 Every reference here is a plain numpy (or brute-force loop) version of what
 the kernel's docstring says, written without the kernel's running sums,
-chunking or insertion sorts, on odd shapes where blocks, chunks and boxes do
-not divide the plane.
+rings or insertion sorts, on odd shapes where blocks and boxes do not divide
+the plane; where a kernel promises the bits of an earlier computation, a
+reference in that computation's order checks them exactly.
 """
 
 import warnings
@@ -16,8 +17,8 @@ from bgdnoise._kernels import mask as mk
 from bgdnoise._kernels import planes as pk
 from bgdnoise._kernels.select import _SUBSAMPLE as SUBSAMPLE
 
-# 130 > one 64-row chunk, 200 > 3 chunks; (33, 64) and (5, 200): widths in whole 4-pixel
-# cells (block_sums' written-out path).
+# Odd sizes; 130 and 200 rows: many wraps of box_means' ring of row sums; (33, 64) and
+# (5, 200): widths in whole 4-pixel cells (block_sums' written-out path).
 SHAPES = [(37, 53), (1, 7), (130, 67), (5, 200), (33, 64)]
 
 
@@ -165,6 +166,48 @@ def test_box_means_match_cumsum(shape, half, rng):
     np.testing.assert_allclose(mean, ref, rtol=1e-10, atol=1e-10, equal_nan=True)
     # NaN exactly where too few values: a verdict everywhere else.
     np.testing.assert_array_equal(np.isnan(mean), (n < min_count) | (n <= 0.5))
+
+
+def running_box_means(sums, counts, half, min_count):
+    """box_means as it was computed before its ring of rows: two planes of running
+    sums (along the rows, then down the columns), in the same order of operations."""
+    ny, nx = sums.shape
+    row_sum, row_cnt = np.empty((ny, nx)), np.empty((ny, nx))
+    for y in range(ny):
+        s_, c_ = 0.0, 0.0
+        for x in range(min(half, nx)):
+            s_, c_ = s_ + sums[y, x], c_ + counts[y, x]
+        for x in range(nx):
+            if x + half < nx:
+                s_, c_ = s_ + sums[y, x + half], c_ + counts[y, x + half]
+            if x - half - 1 >= 0:
+                s_, c_ = s_ - sums[y, x - half - 1], c_ - counts[y, x - half - 1]
+            row_sum[y, x], row_cnt[y, x] = s_, c_
+    mean = np.empty((ny, nx))
+    acc_s, acc_c = np.zeros(nx), np.zeros(nx)
+    for y in range(min(half, ny)):
+        acc_s += row_sum[y]
+        acc_c += row_cnt[y]
+    for y in range(ny):
+        if y + half < ny:
+            acc_s += row_sum[y + half]
+            acc_c += row_cnt[y + half]
+        if y - half - 1 >= 0:
+            acc_s -= row_sum[y - half - 1]
+            acc_c -= row_cnt[y - half - 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean[y] = np.where((acc_c >= min_count) & (acc_c > 0.5), acc_s / acc_c, np.nan)
+    return mean
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (130, 67), (70, 2)])
+@pytest.mark.parametrize("half", [0, 1, 2, 40])
+def test_box_means_are_the_running_sums_bit_for_bit(shape, half, rng):
+    counts = rng.integers(0, 17, shape).astype(np.float64)
+    sums = rng.normal(0.0, 4.0, shape) * counts + 1e3 * counts
+    mean = np.empty(shape)
+    mk.box_means(sums, counts, half, 5.0, mean)
+    np.testing.assert_array_equal(mean, running_box_means(sums, counts, half, 5.0))
 
 
 def test_box_means_small_maps_match_a_loop(rng):
@@ -503,6 +546,9 @@ def test_pool_cells_is_numpys_sum_of_2x2_cells(shape, rng):
     pad = ((0, shape[0] % 2), (0, shape[1] % 2))
     for found, cells in ((pooled_sums, sums), (pooled_counts, counts)):
         padded = np.pad(cells, pad)
+        a, b = padded[0::2, 0::2], padded[0::2, 1::2]
+        c, d = padded[1::2, 0::2], padded[1::2, 1::2]
+        np.testing.assert_array_equal(found, (a + b) + (c + d))  # the order, exactly
         expected = padded.reshape(out_shape[0], 2, out_shape[1], 2).sum(axis=(1, 3))
         np.testing.assert_allclose(found, expected, rtol=1e-14, atol=0)
     np.testing.assert_array_equal(pooled_counts.sum(), counts.sum())
@@ -563,3 +609,53 @@ def test_finite_unexcluded(dtype, rng):
     np.testing.assert_array_equal(out, np.isfinite(values) & ((flags & EXCLUDE) == 0))
     finite_unexcluded(values, np.zeros((0, 0), np.uint8), out)
     np.testing.assert_array_equal(out, np.isfinite(values))
+
+
+def test_middle_ranks_with_a_short_window():
+    # The window's pass writes every value (branch-free) to its next free entry,
+    # the last one once it is full: a window the values between the quantiles
+    # fill exactly is not used. A subsample of 194 ones, 415 twos and 415
+    # halves (quantiles 1 and 2), then 1.5 until 2048 values are between them
+    # and 0.5 after: rank 2048 is 1.0 (2048 halves below it).
+    from bgdnoise._kernels.select import _middle_ranks
+
+    n, m = 4096, SUBSAMPLE
+    taken = np.arange(m) * (n - 1) // (m - 1)
+    values = np.full(n, np.nan)
+    values[taken] = np.repeat([1.0, 2.0, 0.5], [194, 415, 415])
+    rest = np.flatnonzero(np.isnan(values))
+    inside = np.count_nonzero((values[taken] >= 1.0) & (values[taken] <= 2.0))
+    values[rest[: 2048 - inside]] = 1.5
+    values[rest[2048 - inside :]] = 0.5
+    for cap in (2048, 2049, 1024, 1023, n):
+        for first, k in ((2048, 2048), (2047, 2048), (2046, 2047), (1024, 1024), (3071, 3072)):
+            found = _middle_ranks(values.copy(), n, first, k, np.empty(cap))
+            expected = np.sort(values)[[first, k]]
+            assert found == tuple(expected), (cap, first, k, found, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_middle_ranks_at_the_window_edges(dtype, rng):
+    # Ranks at the first and last value between the quantiles, and beyond them.
+    from bgdnoise._kernels.select import _middle_ranks
+
+    for trial in range(40):
+        n = int(rng.integers(4 * SUBSAMPLE, 20000))
+        values = rng.normal(0, 1, n).astype(dtype)
+        if trial % 2:
+            values = np.round(values * 3).astype(dtype)  # many ties at the quantiles
+        ordered = np.sort(values)
+        for k in (n // 2, n // 2 - 1, int(0.42 * n), int(0.58 * n), 0, n - 1):
+            for first in (k - 1, k) if k > 0 else (k,):
+                cap = int(rng.choice([n, n // 4 + SUBSAMPLE, SUBSAMPLE]))
+                found = _middle_ranks(values.copy(), n, first, k, np.empty(cap, dtype))
+                assert found == (ordered[first], ordered[k]), (trial, n, first, k, cap)
+
+
+def test_the_median_of_negative_zeros_is_positive_zero():
+    # numpy's mean of the middle values sums from +0: a median of -0.0 is +0.0.
+    for dtype in (np.float32, np.float64):
+        for n in (1, 2, 5, 5000):
+            values = np.full((1, n), -0.0, dtype)
+            found = mk.median_and_mad(values, no_flags(), 1, np.empty(2 * n, dtype))
+            assert np.signbit(found[1]) == np.signbit(np.median(values)) == False  # noqa: E712

@@ -105,9 +105,9 @@ def pool_cells(sums, counts, pooled_sums, pooled_counts):
 
     Cells beyond an odd edge count as zero. Each pooled value is ``(a + b) +
     (c + d)``, the cells of its upper row then of its lower one: the order of
-    numpy's ``reshape(my, 2, mx, 2).sum(axis=(1, 3))`` on a padded map, so
-    the maps (and the thresholds drawn from them) are the same as that
-    gave.
+    numpy's ``reshape(my, 2, mx, 2).sum(axis=(1, 3))`` on a zero-padded map
+    (which the source search used before), so the maps and the thresholds
+    drawn from them are unchanged.
 
     Parameters
     ----------
@@ -486,10 +486,12 @@ def _sample_median(buf, n, window):
     """``np.median`` of ``buf[:n]`` (``n >= 1``), in ``buf``'s precision."""
     k = n >> 1
     lower, upper = _middle_ranks(buf, n, k - 1 + (n & 1), k, window)
+    # numpy's mean of the middle one or two: their sum (from +0, so never -0)
+    # rounded to the dtype, then halved.
+    zero = np.float32(0.0)
     if n & 1:
-        return upper
-    # numpy's mean of the two: their sum rounded to the dtype, then halved.
-    return (lower + upper) * np.float32(0.5)
+        return upper + zero
+    return ((lower + upper) + zero) * np.float32(0.5)
 
 
 def line_counts(usable, mask, along_rows, total, masked):
@@ -561,7 +563,10 @@ def repeat_along_lines(mask, along_rows, factor, out):
         ``(ny, nx // factor)`` for lines along rows, ``(ny // factor, nx)``
         along columns.
     along_rows : bool
+        Lines along rows (else columns).
     factor : int
+        Pixels per bin; the line length must be a multiple of it (not
+        checked: :func:`bgdnoise.sources._bin_factor` guarantees it).
     out : ndarray of uint8
         ``(ny, nx)``, written.
 

@@ -34,7 +34,7 @@ def _select(buf, left, right, k):
 
     Parameters
     ----------
-    buf : ndarray of float64
+    buf : ndarray of float32 or float64
         Reordered in place.
     left, right : int
         First and last index of the range (inclusive).
@@ -81,7 +81,7 @@ def _extreme_of(buf, start, stop, largest):
 
     Parameters
     ----------
-    buf : ndarray of float64
+    buf : ndarray of float32 or float64
     start, stop : int
     largest : bool
         A constant at every call site, so the branch leaves the loop.
@@ -107,7 +107,7 @@ def _window_median(buf, lo, hi, pivot):
 
     Parameters
     ----------
-    buf : ndarray of float64
+    buf : ndarray of float32 or float64
         Reordered in place within ``[lo, hi)``.
     lo, hi : int
         The window.
@@ -156,10 +156,10 @@ def _window_median(buf, lo, hi, pivot):
 
 
 # Order statistics of a large buffer are sought first among the values between
-# two quantiles of a subsample of this many, which hold the ranks wanted but a
-# few percent of the values: selecting among all of a large buffer costs ~9 ns
-# a value once it is out of the caches; among the few, and the pass that finds
-# them, a tenth of it.
+# two quantiles of a subsample of this many, which hold the ranks wanted but
+# about a fifth of the values: selecting among all of a large buffer costs
+# ~9 ns a value once it is out of the caches; among the fifth, in cache, and
+# with the pass that finds them, a fifth of that time.
 _SUBSAMPLE = 1024
 # The quantiles bracket the subsample's median by this many of its standard
 # errors of rank (sqrt(m) / 2): for values in random order the middle ranks
@@ -184,8 +184,9 @@ def _middle_ranks(buf, n, first, k, window):
     first, k : int
         The ranks (0-based), both in the middle half for the subsample to help.
     window : ndarray
-        Scratch of ``buf``'s dtype: receives the values between the quantiles
-        (a window shorter than they are, or than the subsample, is not used).
+        Scratch of ``buf``'s dtype: receives the values between the quantiles.
+        It is used only if it is longer than they are (its last entry takes
+        what the pass writes beyond them) and than the subsample.
 
     Returns
     -------
@@ -210,7 +211,8 @@ def _middle_ranks(buf, n, first, k, window):
             window[min(inside, last)] = v
             below += v < lo
             inside += (v >= lo) & (v <= hi)
-        if inside <= cap and below <= first and k < below + inside:
+        # (inside == cap: the last entry was overwritten by values beyond it.)
+        if inside < cap and below <= first and k < below + inside:
             return _ranks(window, inside, first - below, k - below)
     return _ranks(buf, n, first, k)
 
