@@ -171,17 +171,18 @@ def _filtered_common(common, common_var):
     spectrum), not taken for scene as for the own parts.
     """
     filtered = common.copy()
-    for p in range(common.shape[0]):
-        valid = np.isfinite(common[p]) & np.isfinite(common_var[p])
-        if valid.sum() < _MIN_SPECTRUM_LINES:
-            continue
-        # The mean, not the median: the filter drops the series' mean (gain 0
-        # at frequency 0), which must come back whole or the plane shifts.
-        level = float(np.mean(common[p, valid]))
-        filtered[p, valid] = (
-            level
-            + wiener_over_lines(common[p] - level, valid, common_var[p], low_excess="signal")[valid]
-        )
+    valid = np.isfinite(common) & np.isfinite(common_var)
+    planes = np.flatnonzero(valid.sum(axis=1) >= _MIN_SPECTRUM_LINES)
+    if not planes.size:
+        return filtered
+    # The mean, not the median: the filter drops the series' mean (gain 0 at
+    # frequency 0), which must come back whole or the plane shifts.
+    level = np.array([float(np.mean(common[p, valid[p]])) for p in planes])
+    stripes = wiener_over_lines(
+        common[planes] - level[:, None], valid[planes], common_var[planes], low_excess="signal"
+    )  # every plane's series in one call
+    for i, p in enumerate(planes):
+        filtered[p, valid[p]] = level[i] + stripes[i, valid[p]]
     return filtered
 
 
@@ -274,8 +275,11 @@ def _filtered(own, own_error_var, ok):
     if not spectral.all():
         tau2 = _own_variance(own, own_error_var, ok)
         filtered[...] = tau2[None, None, :] / (tau2[None, None, :] + own_error_var) * own
-    for p, g in np.argwhere(spectral):
-        filtered[p, :, g] = wiener_over_lines(own[p, :, g], ok[p, :, g], own_error_var[p, :, g])
+    # Every spectral series of every plane in one call: (series, lines).
+    planes, groups = np.nonzero(spectral)
+    if planes.size:
+        series = (own[planes, :, groups], ok[planes, :, groups], own_error_var[planes, :, groups])
+        filtered[planes, :, groups] = wiener_over_lines(*series)
     return filtered
 
 
@@ -285,11 +289,15 @@ def wiener_over_lines(measured, valid, error_var, low_excess="error"):
     Parameters
     ----------
     measured : numpy.ndarray
-        ``(n_lines,)`` stripe plus error, its level removed; read where ``valid``.
+        ``(n_lines,)`` stripe plus error, its level removed; read where
+        ``valid``. Or ``(n_series, n_lines)``: each row filtered on its own
+        (the same numbers as one call per row; the transforms of all rows
+        at once).
     valid : numpy.ndarray
-        bool ``(n_lines,)``.
+        bool, shaped like ``measured``.
     error_var : numpy.ndarray
-        ``(n_lines,)`` variance of the white measuring error (its floor).
+        Shaped like ``measured``: variance of the white measuring error (its
+        floor).
     low_excess : {"error", "signal"}
         What power beyond the fitted law is: ``"error"`` at every frequency
         (an own part: the scene's structure), ``"signal"`` below 1/16 only,
@@ -299,20 +307,35 @@ def wiener_over_lines(measured, valid, error_var, low_excess="error"):
     Returns
     -------
     numpy.ndarray
-        ``(n_lines,)`` the filtered stripe (meaningful where ``valid``).
+        Shaped like ``measured``: the filtered stripe (meaningful where
+        ``valid``).
     """
     if low_excess not in ("error", "signal"):
         raise ValueError(f"low_excess must be 'error' or 'signal', not {low_excess!r}")
-    n_lines = measured.size
+    if np.ndim(measured) == 1:
+        return wiener_over_lines(measured[None], valid[None], error_var[None], low_excess)[0]
+    n_lines = measured.shape[1]
     values = np.where(valid, measured, 0.0)
-    spectrum = np.fft.rfft(values)
-    power = np.abs(spectrum) ** 2 / valid.sum()
+    spectrum = np.fft.rfft(values, axis=1)
+    power = np.abs(spectrum) ** 2 / valid.sum(axis=1)[:, None]
     freq = np.fft.rfftfreq(n_lines)
-    floor = float(np.mean(error_var[valid]))
     high = freq >= 1.0 / _SCENE_LINES
+    design = np.stack([1.0 / freq[high], np.ones(int(high.sum()))], axis=1)
+    signal = np.zeros(power.shape)
+    error = np.empty(power.shape)
+    for s in range(power.shape[0]):
+        signal[s], error[s] = _signal_and_error(
+            power[s], freq, high, design, float(np.mean(error_var[s][valid[s]])), low_excess
+        )
+    gain = signal / (signal + error)
+    gain[:, 0] = 0.0  # the mean is the offset, already taken
+    return np.fft.irfft(gain * spectrum, n_lines, axis=1)
+
+
+def _signal_and_error(power, freq, high, design, floor, low_excess):
+    """One series' signal and error power per frequency (:func:`wiener_over_lines`)."""
     # power = A / f + N at the high frequencies: the own 1/f part and a white
     # part; what of N is above the error floor is white own signal.
-    design = np.stack([1.0 / freq[high], np.ones(int(high.sum()))], axis=1)
     (slope, white), *_ = np.linalg.lstsq(design, power[high], rcond=None)
     slope = max(float(slope), 0.0)
     white = max(float(white), floor)
@@ -321,7 +344,9 @@ def wiener_over_lines(measured, valid, error_var, low_excess="error"):
     # Power beyond that law, smoothed as a ratio (the 1/f power changes by
     # factors across a few of the lowest frequencies), is error: the scene.
     model = signal[1:] + floor
-    ratio = np.pad(power[1:] / model, _SMOOTH_BINS // 2, mode="edge")
+    ratio = power[1:] / model
+    edge = _SMOOTH_BINS // 2  # the ratio's end values repeated (np.pad's "edge", faster)
+    ratio = np.concatenate([np.full(edge, ratio[0]), ratio, np.full(edge, ratio[-1])])
     smooth = np.convolve(ratio, np.ones(_SMOOTH_BINS) / _SMOOTH_BINS, mode="valid")
     error = np.full(freq.size, floor)
     excess = np.maximum(smooth - 1.0, 0.0) * model
@@ -329,9 +354,7 @@ def wiener_over_lines(measured, valid, error_var, low_excess="error"):
         error[1:] += excess
     else:
         signal[1:] += np.where(high[1:], 0.0, excess)
-    gain = signal / (signal + error)
-    gain[0] = 0.0  # the mean is the offset, already taken
-    return np.fft.irfft(gain * spectrum, n_lines)
+    return signal, error
 
 
 def _common_level(raw, ok, precision):

@@ -340,3 +340,19 @@ def test_too_few_lines_or_invalid_ones_change_nothing():
     few = np.zeros(measured.size, bool)
     few[195:205] = True
     np.testing.assert_array_equal(steady_noisy_lines(measured, error_var, few), measured)
+
+
+@pytest.mark.parametrize("low_excess", ["error", "signal"])
+def test_wiener_filter_of_many_series_is_each_series_filtered(low_excess, rng):
+    # The cube's series go through one call (the transforms of all at once):
+    # the same bits as one call per series.
+    n_series, n_lines = 7, 300
+    stripes = np.cumsum(rng.normal(0, 0.1, (n_series, n_lines)), axis=1)
+    measured = stripes + rng.normal(0, 1.0, (n_series, n_lines))
+    valid = rng.random((n_series, n_lines)) > 0.1
+    error_var = rng.uniform(0.5, 2.0, (n_series, n_lines))
+    together = wiener_over_lines(measured, valid, error_var, low_excess)
+    for s in range(n_series):
+        alone = wiener_over_lines(measured[s], valid[s], error_var[s], low_excess)
+        np.testing.assert_array_equal(together[s], alone)
+    assert together.shape == measured.shape
