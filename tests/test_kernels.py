@@ -129,10 +129,14 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("odd_even", [False, True])
 @pytest.mark.parametrize("n_background", [0, 1, 3])
+@pytest.mark.parametrize("n_outputs", [2, 5])
 def test_sky_is_the_mean_within_the_clip_around_each_level(
-    axis, dtype, odd_even, n_background, rng
+    axis, dtype, odd_even, n_background, n_outputs, rng
 ):
-    """``measure(sky=True)``: each group's usable values within the clip's bounds."""
+    """``measure(sky=True)``: each group's usable values within the clip's bounds.
+
+    2 to 10 groups: the kernel sums four groups at a time and the rest alone.
+    """
     shape = (3, 37, 130)
     data = rng.normal(10.0, 1.0, shape)
     data[rng.random(shape) < 0.03] += 50.0  # beyond the window
@@ -146,7 +150,7 @@ def test_sky_is_the_mean_within_the_clip_around_each_level(
         background = rng.normal(
             0.0, 0.3, (n_background, *shape[1:]) if n_background > 1 else shape[1:]
         )
-    options = CorrectionOptions.from_kwargs(n_outputs=2, odd_even=odd_even, sigma_upper=2.5)
+    options = CorrectionOptions.from_kwargs(n_outputs=n_outputs, odd_even=odd_even, sigma_upper=2.5)
     prepared = prepare(data, axis, options, dq=dq, background=background)
     measured = stages.measure(prepared, options, sky=True, sky_variance=True)
     values = data.astype(np.float64)
@@ -222,6 +226,60 @@ def test_partition_and_binned_algorithms_agree(rng):
             a = _kernels._clipped_median(vals.copy(), n, clip)
             b = _kernels._binned_clipped_median(vals.copy(), n, clip, scratch)
             assert a == b or (np.isnan(a) and np.isnan(b)), (trial, fixed, a, b)
+
+
+@pytest.mark.parametrize("with_flags", [False, True])
+@pytest.mark.parametrize("with_background", [False, True])
+@pytest.mark.parametrize("odd_even", [False, True])
+def test_gather_keeps_the_usable_values_in_order(with_flags, with_background, odd_even, rng):
+    """``gather_block`` against numpy's boolean indexing, bit for bit.
+
+    Lines from 1 to 200 values (whole chunks of the vectorised copy and
+    partial ones), none to most of them unusable: NaN, inf, zero, an
+    EXCLUDE flag, or an infinite background.
+    """
+    from bgdnoise._kernels.gather import gather_block
+
+    for length in (1, 31, 32, 33, 64, 97, 200):
+        for bad_fraction in (0.0, 0.005, 0.05, 0.6):
+            n_lines = 6
+            data = rng.normal(5.0, 1.0, (n_lines, length)).astype(np.float32)
+            for value in (np.nan, np.inf, 0.0):
+                data[rng.random(data.shape) < bad_fraction / 3] = value
+            flags = np.zeros((0, 0), np.uint8)
+            if with_flags:
+                flags = (rng.random(data.shape) < bad_fraction).astype(np.uint8)
+                flags *= rng.choice(np.array([_kernels.EXCLUDE, 2], np.uint8), data.shape)
+            background = np.zeros((0, 0), np.float32)
+            if with_background:
+                background = rng.normal(0.0, 1.0, data.shape).astype(np.float32)
+                background[rng.random(data.shape) < bad_fraction / 3] = np.inf
+            n_outputs = 2 if length >= 2 else 1
+            edges = np.array([b * length // n_outputs for b in range(n_outputs + 1)], np.int64)
+            n_groups = n_outputs * (2 if odd_even else 1)
+            starts = np.arange(n_groups + 1, dtype=np.int64) * length
+            seg = np.full((n_lines, starts[-1]), -1.0)
+            cnt = np.zeros((n_lines, n_groups), np.int64)
+            geometry = (True, edges, odd_even, starts)
+            gather_block((data, flags, background), 0, n_lines, geometry, (seg, cnt))
+            values = data.astype(np.float64)
+            usable = np.isfinite(values) & (values != 0.0)
+            if with_flags:
+                usable &= (flags & _kernels.EXCLUDE) == 0
+            if with_background:
+                with np.errstate(invalid="ignore"):  # inf - inf: unusable
+                    values = values - background.astype(np.float64)
+                usable &= np.isfinite(values)
+            for g in range(n_groups):
+                band = g // 2 if odd_even else g
+                positions = np.arange(edges[band], edges[band + 1])
+                if odd_even:
+                    positions = positions[positions % 2 == g % 2]
+                for line in range(n_lines):
+                    expected = values[line, positions][usable[line, positions]]
+                    assert cnt[line, g] == expected.size
+                    got = seg[line, starts[g] : starts[g] + cnt[line, g]]
+                    np.testing.assert_array_equal(got, expected)
 
 
 def test_mask_and_dq_exclude_pixels(rng):

@@ -122,12 +122,24 @@ def _group_span(band_edges, odd_even, g):
     return start, band_edges[b + 1], 2
 
 
+# Values checked at a time by _gather_row: a chunk with every value usable
+# is copied whole, in vector instructions.
+_CHUNK = 32
+
+
 @njit(cache=True, nogil=True)
 def _gather_row(plane, y, span, dst):
     """Copy the usable values of row ``y`` at ``range(*span)`` to the front of ``dst``.
 
-    Branch-free compaction: every value is written, the cursor advances only
-    for usable ones.
+    Contiguous spans go by chunks of :data:`_CHUNK` values: a vectorised
+    count of the usable ones, then a straight copy when all are (most
+    chunks: unusable pixels are few), else the compaction below. Other
+    spans (odd or even positions) are compacted throughout: every value is
+    written, the cursor advances only for usable ones. Chunk and compaction
+    write the same values. (Everything is written out in this one function:
+    a call per chunk would update the reference counts of its array
+    arguments, and with a test inside its loops numba does not vectorise
+    them.)
 
     Parameters
     ----------
@@ -145,9 +157,62 @@ def _gather_row(plane, y, span, dst):
     dplane, fplane, bplane = plane
     has_flags = fplane.shape[0] > 0
     has_bg = bplane.shape[0] > 0
+    start, stop, step = span
     drow = dplane[y]
     c = 0
-    for x in range(span[0], span[1], span[2]):
+    rest = start  # where the value-by-value loop starts
+    if step == 1:
+        # Slices from 0: numba then knows every index is in order and not
+        # negative, and vectorises the loops below.
+        vals = drow[start:stop]
+        frow = fplane[y][start:stop] if has_flags else fplane.reshape(-1)
+        brow = bplane[y][start:stop] if has_bg else drow[0:0]
+        n = vals.shape[0]
+        i0 = 0
+        while i0 + _CHUNK <= n:
+            good = 0
+            if has_flags and has_bg:
+                for i in range(i0, i0 + _CHUNK):
+                    v = np.float64(vals[i])
+                    ok = (v - v == 0.0) & (v != 0.0) & ((frow[i] & EXCLUDE) == 0)
+                    v -= np.float64(brow[i])
+                    good += np.int64(ok & (v - v == 0.0))
+            elif has_flags:
+                for i in range(i0, i0 + _CHUNK):
+                    v = vals[i]
+                    good += np.int64((v - v == 0) & (v != 0) & ((frow[i] & EXCLUDE) == 0))
+            elif has_bg:
+                for i in range(i0, i0 + _CHUNK):
+                    v = np.float64(vals[i])
+                    ok = (v - v == 0.0) & (v != 0.0)
+                    v -= np.float64(brow[i])
+                    good += np.int64(ok & (v - v == 0.0))
+            else:
+                for i in range(i0, i0 + _CHUNK):
+                    v = vals[i]
+                    good += np.int64((v - v == 0) & (v != 0))
+            if good == _CHUNK and has_bg:
+                for i in range(_CHUNK):
+                    dst[c + i] = np.float64(vals[i0 + i]) - np.float64(brow[i0 + i])
+                c += _CHUNK
+            elif good == _CHUNK:
+                for i in range(_CHUNK):
+                    dst[c + i] = np.float64(vals[i0 + i])
+                c += _CHUNK
+            else:
+                for i in range(i0, i0 + _CHUNK):
+                    v = np.float64(vals[i])
+                    ok = (v - v == 0.0) & (v != 0.0)
+                    if has_flags:
+                        ok &= (frow[i] & EXCLUDE) == 0
+                    if has_bg:
+                        v -= np.float64(brow[i])
+                        ok &= v - v == 0.0
+                    dst[c] = v
+                    c += ok
+            i0 += _CHUNK
+        rest = start + i0  # fewer than a chunk left
+    for x in range(rest, stop, step):
         # _usable_value written out: with a call here numba does not unroll this loop.
         v = np.float64(drow[x])
         ok = (v - v == 0.0) & (v != 0.0)

@@ -183,8 +183,8 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
     group_start : ndarray of int64
     window : tuple
         ``(sigma_lower, sigma_upper, scale, with_variance)``; a NaN scale: no
-        sky; without variance the variances are not written (a pass with
-        one sum less: the plain path's stripe excess needs only the means).
+        sky; without variance the variances are NaN (the plain path's
+        stripe excess needs only the means).
     levels : ndarray of float64
         ``(block, n_groups)`` the lines' levels.
     found : tuple of ndarray
@@ -205,8 +205,24 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
                 means[j, g] = np.nan
                 variances[j, g] = np.nan
         return
+    n_groups = cnt.shape[1]
+    in_fours = n_groups - n_groups % 4
     for j in range(nl):
-        for g in range(cnt.shape[1]):
+        row = seg[j]
+        # Four groups at a time: each sum is a chain of dependent additions,
+        # four chains side by side keep the adder busy. Each group's values
+        # are still added in their order: the same sums as one at a time.
+        for g in range(0, in_fours, 4):
+            lv = (levels[j, g], levels[j, g + 1], levels[j, g + 2], levels[j, g + 3])
+            sums = _window_sums4(
+                row, (group_start[g], group_start[g + 1], group_start[g + 2], group_start[g + 3]),
+                (cnt[j, g], cnt[j, g + 1], cnt[j, g + 2], cnt[j, g + 3]), lv,
+                (sigma_lower * scale, sigma_upper * scale),
+            )  # fmt: skip
+            for k in range(4):
+                total, squares, n = sums[0][k], sums[1][k], sums[2][k]
+                _write_sky(found, (j, g + k), lv[k], (total, squares, n), with_variance)
+        for g in range(in_fours, n_groups):
             level = levels[j, g]
             low = level - sigma_lower * scale
             high = level + sigma_upper * scale
@@ -214,25 +230,121 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
             squares = 0.0  # of the deviations from the level: no cancellation
             n = np.int64(0)  # not a literal: see _kernels/__init__.py
             s0 = group_start[g]
-            if with_variance:
-                for t in range(cnt[j, g]):
-                    v = seg[j, s0 + t]
-                    keep = (low <= v) & (v <= high)
-                    d = v - level
-                    total += v if keep else 0.0
-                    squares += d * d if keep else 0.0
-                    n += keep
-            else:
-                for t in range(cnt[j, g]):
-                    v = seg[j, s0 + t]
-                    keep = (low <= v) & (v <= high)
-                    total += v if keep else 0.0
-                    n += keep
-            counts[j, g] = n
-            means[j, g] = total / n if n > 0 else np.nan
-            offset = means[j, g] - level
-            known = n > 0 and with_variance
-            variances[j, g] = squares / n - offset * offset if known else np.nan
+            for t in range(cnt[j, g]):
+                v = row[s0 + t]
+                keep = (low <= v) & (v <= high)
+                d = v - level
+                total += v if keep else 0.0
+                squares += d * d if keep else 0.0
+                n += keep
+            _write_sky(found, (j, g), level, (total, squares, n), with_variance)
+
+
+@njit(cache=True, nogil=True)
+def _window_sums4(row, starts, lengths, levels, widths):
+    """Sums of four groups' values within their windows, in one interleaved pass.
+
+    Parameters
+    ----------
+    row : ndarray of float64
+        One line's gathered segments.
+    starts, lengths : tuple of int
+        Each group's segment start and number of values.
+    levels : tuple of float
+        Each group's level.
+    widths : tuple of float
+        ``(below, above)``: the window is ``[level - below, level + above]``.
+
+    Returns
+    -------
+    tuple of tuple
+        ``(totals, squares, counts)``: per group the sum of the values kept,
+        of their squared deviations from the level, and their number; each
+        sum taken in the values' order.
+    """
+    s0, s1, s2, s3 = starts
+    l0, l1, l2, l3 = levels
+    lo0, lo1, lo2, lo3 = l0 - widths[0], l1 - widths[0], l2 - widths[0], l3 - widths[0]
+    hi0, hi1, hi2, hi3 = l0 + widths[1], l1 + widths[1], l2 + widths[1], l3 + widths[1]
+    t0 = t1 = t2 = t3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    n0 = n1 = n2 = n3 = np.int64(0)  # not a literal: see _kernels/__init__.py
+    common = min(min(lengths[0], lengths[1]), min(lengths[2], lengths[3]))
+    for t in range(common):
+        v0, v1, v2, v3 = row[s0 + t], row[s1 + t], row[s2 + t], row[s3 + t]
+        k0 = (lo0 <= v0) & (v0 <= hi0)
+        k1 = (lo1 <= v1) & (v1 <= hi1)
+        k2 = (lo2 <= v2) & (v2 <= hi2)
+        k3 = (lo3 <= v3) & (v3 <= hi3)
+        d0, d1, d2, d3 = v0 - l0, v1 - l1, v2 - l2, v3 - l3
+        t0 += v0 if k0 else 0.0
+        t1 += v1 if k1 else 0.0
+        t2 += v2 if k2 else 0.0
+        t3 += v3 if k3 else 0.0
+        q0 += d0 * d0 if k0 else 0.0
+        q1 += d1 * d1 if k1 else 0.0
+        q2 += d2 * d2 if k2 else 0.0
+        q3 += d3 * d3 if k3 else 0.0
+        n0 += k0
+        n1 += k1
+        n2 += k2
+        n3 += k3
+    # Each group's values beyond the common length, in order.
+    for t in range(common, lengths[0]):
+        v = row[s0 + t]
+        k = (lo0 <= v) & (v <= hi0)
+        t0 += v if k else 0.0
+        q0 += (v - l0) * (v - l0) if k else 0.0
+        n0 += k
+    for t in range(common, lengths[1]):
+        v = row[s1 + t]
+        k = (lo1 <= v) & (v <= hi1)
+        t1 += v if k else 0.0
+        q1 += (v - l1) * (v - l1) if k else 0.0
+        n1 += k
+    for t in range(common, lengths[2]):
+        v = row[s2 + t]
+        k = (lo2 <= v) & (v <= hi2)
+        t2 += v if k else 0.0
+        q2 += (v - l2) * (v - l2) if k else 0.0
+        n2 += k
+    for t in range(common, lengths[3]):
+        v = row[s3 + t]
+        k = (lo3 <= v) & (v <= hi3)
+        t3 += v if k else 0.0
+        q3 += (v - l3) * (v - l3) if k else 0.0
+        n3 += k
+    return (t0, t1, t2, t3), (q0, q1, q2, q3), (n0, n1, n2, n3)
+
+
+@njit(cache=True, nogil=True)
+def _write_sky(found, where, level, sums, with_variance):
+    """Write one group's sky mean, count and (``with_variance``) variance.
+
+    Parameters
+    ----------
+    found : tuple of ndarray
+        ``(means, counts, variances)`` as for :func:`_block_sky`.
+    where : tuple of int
+        ``(j, g)``.
+    level : float
+        The group's level (the deviations' origin).
+    sums : tuple
+        ``(total, squares, n)`` of the values kept.
+    with_variance : bool
+
+    Returns
+    -------
+    None
+    """
+    means, counts, variances = found
+    j, g = where
+    total, squares, n = sums
+    counts[j, g] = n
+    means[j, g] = total / n if n > 0 else np.nan
+    offset = means[j, g] - level
+    known = n > 0 and with_variance
+    variances[j, g] = squares / n - offset * offset if known else np.nan
 
 
 @njit(cache=True, nogil=True)
