@@ -221,6 +221,11 @@ def test_partition_and_binned_algorithms_agree(rng):
         vals = rng.standard_t(2 + trial % 5, n) * rng.uniform(0.01, 100)
         if trial % 4 == 0:
             vals = np.round(vals)
+        if trial % 4 == 1:
+            # Two clusters, the middle in the gap: the two middle values of
+            # an even count lie in bins with empty ones between them.
+            side = np.where(vals < np.median(vals), -1.0, 1.0)
+            vals = side * rng.uniform(1.0, 2.0, n) * rng.uniform(0.01, 100)
         for fixed in (-1.0, 1.3):
             clip = (2.5, 3.0, fixed, 10)
             a = _kernels._clipped_median(vals.copy(), n, clip)

@@ -234,6 +234,36 @@ def _count_outside(srt, start, n, hist, a, b):
 
 
 @njit(cache=True, nogil=True)
+def _bin_of_rank(start, n_bins_total, r):
+    """The bin holding the r-th smallest value (0-based).
+
+    Parameters
+    ----------
+    start : ndarray of int64
+        A filled histogram's bin starts.
+    n_bins_total : int
+        ``nb + 2``.
+    r : int
+
+    Returns
+    -------
+    int
+        The bin ``b`` with ``start[b] <= r < start[b + 1]``.
+    """
+    lo_b = 0
+    hi_b = n_bins_total - 1
+    while lo_b < hi_b:  # last bin whose start <= r
+        mid = (lo_b + hi_b + 1) >> 1
+        if start[mid] <= r:
+            lo_b = mid
+        else:
+            hi_b = mid - 1
+    while start[lo_b + 1] <= r:  # skip empty bins sharing the same start
+        lo_b += 1
+    return lo_b
+
+
+@njit(cache=True, nogil=True)
 def _order_stat(srt, start, n_bins_total, r):
     """The r-th smallest value (0-based): find its bin, select inside it.
 
@@ -249,23 +279,19 @@ def _order_stat(srt, start, n_bins_total, r):
     -------
     float
     """
-    lo_b = 0
-    hi_b = n_bins_total - 1
-    while lo_b < hi_b:  # last bin whose start <= r
-        mid = (lo_b + hi_b + 1) >> 1
-        if start[mid] <= r:
-            lo_b = mid
-        else:
-            hi_b = mid - 1
-    while start[lo_b + 1] <= r:  # skip empty bins sharing the same start
-        lo_b += 1
-    _select(srt, start[lo_b], start[lo_b + 1] - 1, r)
+    b = _bin_of_rank(start, n_bins_total, r)
+    _select(srt, start[b], start[b + 1] - 1, r)
     return srt[r]
 
 
 @njit(cache=True, nogil=True)
 def _rank_median(srt, start, n_bins_total, below, m):
     """Median of the ``m`` values of ranks ``below..below + m - 1``.
+
+    For an even ``m`` the upper middle value follows from the lower one's
+    selection: the smallest value after it in its bin (the selection left
+    the bin's larger values there), or else the smallest of the next
+    non-empty bin; no second search.
 
     Parameters
     ----------
@@ -284,7 +310,16 @@ def _rank_median(srt, start, n_bins_total, below, m):
         if m & 1:
             level = _order_stat(srt, start, n_bins_total, r)
         else:
-            v1 = _order_stat(srt, start, n_bins_total, r - 1)
-            v2 = _order_stat(srt, start, n_bins_total, r)
-            level = _mid(v1, v2)
+            b = _bin_of_rank(start, n_bins_total, r - 1)
+            _select(srt, start[b], start[b + 1] - 1, r - 1)
+            stop = start[b + 1]
+            if stop <= r:  # r opens a later bin: the first non-empty one
+                b += 1
+                while start[b + 1] <= r:
+                    b += 1
+                stop = start[b + 1]
+            upper = srt[r]
+            for j in range(r + 1, stop):
+                upper = min(upper, srt[j])
+            level = _mid(srt[r - 1], upper)
     return level
