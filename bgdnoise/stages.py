@@ -178,6 +178,7 @@ def measure(
     sky: bool = False,
     sky_variance: bool = False,
     again: tuple[Measured, np.ndarray] | None = None,
+    few_fallbacks: bool = False,
 ) -> Measured:
     """The clipped median of every group of every line: the kernel stage.
 
@@ -196,6 +197,10 @@ def measure(
     measuring every line; every line is measured when the clip's dispersion
     or the sky's (both from the whole plane) differ from ``previous``'s, and
     with ``all_lines`` (``previous`` must come from a measure without it).
+    ``few_fallbacks``: the caller expects hardly any group to fall back (no
+    source mask): the sample of full-line levels that gives each band's
+    offset is then measured only if a group falls back in a line with
+    values (a second kernel call on the sampled lines), the same values.
     """
     n_lines = prepared.layout.n_lines
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
@@ -205,6 +210,17 @@ def measure(
     same = again is not None and _same_kind(again[0], plane_scale, sigma, sky and sky_variance)
     if all_lines or not same:
         again = None  # the other lines' values may not be what this measure gives
+    if again is None and few_fallbacks and not all_lines:
+        measured = _measure_lines(prepared, options, plane_scale, sigma, sky_variance, 0)
+        if not _offsets_needed(measured):
+            return measured
+        # The sample was not measured: measure it now and put it in.
+        lines = np.arange(0, n_lines, full_every)
+        part = _measure_lines(
+            _line_subset(prepared, lines), options, plane_scale, None, False, 1, numbers=lines
+        )
+        measured.full[:, lines] = part.full
+        return measured
     if again is None:
         return _measure_lines(prepared, options, plane_scale, sigma, sky_variance, full_every)
     previous, lines = again
@@ -224,6 +240,14 @@ def measure(
                 values[:, lines] = new
             merged[field.name] = values
     return Measured(**merged)
+
+
+def _offsets_needed(measured: Measured) -> bool:
+    """Whether a group falls back in a line with values: :func:`_fallback` then uses offsets."""
+    if measured.raw.shape[2] == 1:
+        return False
+    ok = (measured.counts >= measured.needed) & np.isfinite(measured.raw)
+    return bool((~ok & (measured.full_counts[:, :, None] > 0)).any())
 
 
 def _same_kind(previous: Measured, plane_scale: np.ndarray, sigma, with_vars: bool) -> bool:
@@ -659,7 +683,9 @@ def correct_planes(
     if has_scene:
         prepared = read_segments(prepared, options)
     lap("scene")
-    measured = measure(prepared, options, sky=True, sky_variance=has_scene)
+    measured = measure(
+        prepared, options, sky=True, sky_variance=has_scene, few_fallbacks=not has_scene
+    )
     lap("measure")
     sigma, means, counts = measured.sigma, measured.sky_means, measured.sky_counts
     if has_scene:

@@ -419,6 +419,38 @@ def test_sampled_full_line_levels_only_feed_the_fallback(rng):
     assert np.ptp(diff) < 1e-6 and abs(diff[0]) < 0.01
 
 
+@pytest.mark.parametrize("falls_back", ["none", "empty lines only", "lines with values"])
+def test_sample_measured_only_when_a_band_falls_back_gives_the_same_levels(falls_back, rng):
+    """``measure(few_fallbacks=True)`` (the plain path's): the same levels, bit for bit.
+
+    The sample of full-line levels is measured afterwards, and only when a
+    band of a line with values falls back (then it must be there, as when
+    measured with the rest).
+    """
+    data = rng.normal(1.0, 0.1, (3, 400, 256))
+    data += rng.normal(0.0, 0.05, (3, 400, 1))  # stripes
+    dq = np.zeros(data.shape, np.uint32)
+    if falls_back != "none":
+        dq[:, 5:8] = 1  # DO_NOT_USE: lines without values
+    if falls_back == "lines with values":
+        dq[:, 20:40, :60] = 1  # band 0 of these lines falls back
+    options = CorrectionOptions.from_kwargs(n_outputs=4)
+    prepared = prepare(data, "rows", options, dq=dq)
+    eager = stages.measure(prepared, options, sky=True)
+    lazy = stages.measure(prepared, options, sky=True, few_fallbacks=True)
+    sampled = np.isfinite(eager.full)
+    np.testing.assert_array_equal(lazy.raw, eager.raw)
+    np.testing.assert_array_equal(lazy.sky_means, eager.sky_means)
+    if falls_back == "lines with values":
+        np.testing.assert_array_equal(lazy.full, eager.full)  # the sample is there
+    else:
+        assert not np.isfinite(lazy.full).any() and sampled[:, ::8].all()
+    np.testing.assert_array_equal(
+        stages.resolve(prepared, lazy, options).levels,
+        stages.resolve(prepared, eager, options).levels,
+    )
+
+
 # --------------------------------------------------------------------------
 # Extreme values: never out of bounds, never NaN for a line with pixels
 # --------------------------------------------------------------------------

@@ -29,11 +29,11 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
         ``maxiters < 0`` iterates until nothing changes.
     full : tuple
         ``(group_needed, full_every, numbers)``: with more than one group,
-        the full-line level is computed for every ``full_every``-th line and
-        for lines where a group g has fewer than ``group_needed[g]`` usable
-        pixels (NaN elsewhere). ``numbers`` (int64): each line's number in
-        that count when the lines are a subset of a plane's (measured
-        again), else empty: its index.
+        the full-line level is computed for every ``full_every``-th line
+        (none when 0) and for lines where a group g has fewer than
+        ``group_needed[g]`` usable pixels (NaN elsewhere). ``numbers``
+        (int64): each line's number in that count when the lines are a
+        subset of a plane's (measured again), else empty: its index.
     sky_scale : ndarray of float64
         ``(P,)``: the sky of a group is its usable values within
         ``[level - sigma_lower * s, level + sigma_upper * s]``, ``s =
@@ -382,12 +382,13 @@ def _wants_full_level(cnt, full, line):
     -------
     bool
         True on every ``full_every``-th line (the sample of each band's
-        offset) and where a group falls back to the full level.
+        offset; none when ``full_every`` is 0) and where a group falls back
+        to the full level.
     """
     group_needed, full_every, numbers = full
     if numbers.shape[0]:
         line = numbers[line]
-    if line % full_every == 0:
+    if full_every > 0 and line % full_every == 0:
         return True
     for g in range(cnt.shape[0]):
         if cnt[g] < group_needed[g]:
