@@ -196,11 +196,13 @@ def measure(
     detections touch only part of the lines). The result is the same as
     measuring every line; every line is measured when the clip's dispersion
     or the sky's (both from the whole plane) differ from ``previous``'s, and
-    with ``all_lines`` (``previous`` must come from a measure without it).
-    ``few_fallbacks``: the caller expects hardly any group to fall back (no
-    source mask): the sample of full-line levels that gives each band's
-    offset is then measured only if a group falls back in a line with
-    values (a second kernel call on the sampled lines), the same values.
+    with ``all_lines`` (``previous`` must come from a measure without it or
+    ``few_fallbacks``: its sample of full-line levels is taken as measured).
+    ``few_fallbacks``: the caller expects no band of a line with values to
+    fall back (most planes, with the source mask or without: the mask is
+    lifted from lines it would empty): the sample of full-line levels that
+    gives each band's offset is then measured only if one does, in a second
+    kernel call on the sampled lines; the same values either way.
     """
     n_lines = prepared.layout.n_lines
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
@@ -683,9 +685,7 @@ def correct_planes(
     if has_scene:
         prepared = read_segments(prepared, options)
     lap("scene")
-    measured = measure(
-        prepared, options, sky=True, sky_variance=has_scene, few_fallbacks=not has_scene
-    )
+    measured = measure(prepared, options, sky=True, sky_variance=has_scene, few_fallbacks=True)
     lap("measure")
     sigma, means, counts = measured.sigma, measured.sky_means, measured.sky_counts
     if has_scene:
