@@ -584,8 +584,10 @@ def _repeat_range(start, stop, mask, along_rows, factor, out):
         orow = out[y]
         if along_rows:
             mrow = mask[y]
-            for x in range(orow.shape[0]):
-                orow[x] = mrow[x // factor]
+            for b in range(mrow.shape[0]):  # (no division per pixel)
+                value = mrow[b]
+                for x in range(b * factor, (b + 1) * factor):
+                    orow[x] = value
         else:
             mrow = mask[y // factor]
             for x in range(orow.shape[0]):
