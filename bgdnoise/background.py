@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import legendre
 
+from . import _scratch
 from ._kernels import surface as _surface
 from ._kernels.aot import launch
 from ._prepare import Layout
@@ -99,15 +100,15 @@ def _normal_equations(plane, usable, layout: Layout, spacing: int, grid) -> tupl
     n_y, n_x = grid
     n_lines, n_bands = layout.n_lines, layout.band_edges.size - 1
     sums = (
-        np.empty((n_lines, n_x)), np.empty((n_lines, n_x)),
-        np.empty((n_lines, n_bands, n_x)), np.empty((n_lines, n_bands, n_x)),
-        np.empty((n_lines, n_bands)), np.empty((n_lines, n_bands)),
+        _scratch.empty((n_lines, n_x)), _scratch.empty((n_lines, n_x)),
+        _scratch.empty((n_lines, n_bands, n_x)), _scratch.empty((n_lines, n_bands, n_x)),
+        _scratch.empty((n_lines, n_bands)), _scratch.empty((n_lines, n_bands)),
     )  # fmt: skip
     edges = layout.band_edges.astype(np.int64)
     _surface.line_sums(plane, usable, layout.along_rows, edges, (float(spacing), n_x), sums)
     band_nodes = _band_nodes(edges, spacing, n_x)
     bandwidth = max(2 * n_x, n_x + int((band_nodes[:, 1] - band_nodes[:, 0]).max()) + 1)
-    matrix = np.zeros((bandwidth + 1, n_y * n_x))
+    matrix = _scratch.zeros((bandwidth + 1, n_y * n_x))
     rhs = np.zeros(n_y * n_x)
     launch(_surface.normal_equations, sums, (float(spacing), n_y, n_x), band_nodes, matrix, rhs)
     return matrix, rhs
@@ -124,7 +125,7 @@ def _solve(equations: tuple, spacing: int, sky: np.ndarray, slope: float = 0.0) 
     """
     n_y, n_x = sky.shape
     matrix, rhs = equations
-    matrix = matrix.copy()  # the data's part is reused for every set of pins
+    matrix = _scratch.copy(matrix)  # the data's part is reused for every set of pins
     cell = float(spacing) ** 2
     ridge = 1e-6 * cell
     node_pins = np.where(sky, _NODE_PIN * cell, 0.0)
@@ -238,7 +239,7 @@ class Surface:
 
     def evaluate(self) -> np.ndarray:
         """The background on every pixel: float32 ``shape`` (a new array)."""
-        out = np.empty(self.shape, np.float32)  # the data's precision is enough
+        out = _scratch.empty(self.shape, np.float32)  # the data's precision is enough
         _surface.evaluate(self.nodes, self.along_rows, float(self.spacing), out)
         if self.across is not None:
             profile = self.across.astype(np.float32)
@@ -299,7 +300,7 @@ def fit_background(
     """
     n_y, n_x = node_grid(layout.n_lines, layout.length, spacing)
     masked_ext = np.empty((n_y, n_x))
-    free = usable if extended is None else usable & (extended == 0)
+    free = usable if extended is None else _scratch.unmasked(usable, extended)
     launch(_surface.cell_fractions, free, layout.along_rows, float(spacing),
            n_y, n_x, masked_ext)  # fmt: skip
     masked = np.empty((n_y, n_x))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _scratch
 from ._kernels import mask as _mask_kernels
 from ._kernels import planes as _planes
 from ._prepare import Prepared
@@ -125,7 +125,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     if plane.background.shape[1]:
         values = values - plane.background[0]
     usable = _usable(plane, values)
-    fit_usable = usable if compact is None else usable & (compact == 0).view(np.uint8)
+    fit_usable = usable if compact is None else _scratch.unmasked(usable, compact)
     surface = fit_background(
         values, fit_usable, plane.layout, spacing=options.background_box_size,
         sigma=sigma, extended=extended,
@@ -181,7 +181,7 @@ def _ordinary(plane: Prepared, sigma: float) -> bool:
 
 def _usable(plane: Prepared, values: np.ndarray) -> np.ndarray:
     """uint8: the pixels of one plane with a finite value that are not excluded."""
-    usable = np.empty(values.shape, np.uint8)
+    usable = _scratch.empty(values.shape, np.uint8)
     flags = plane.flags[0] if plane.flags.shape[1] else _NO_FLAGS
     _kernels.finite_unexcluded(np.ascontiguousarray(values), flags, usable)
     return usable

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _scratch
 from ._kernels import mask as _mask_kernels
 from ._kernels import planes as _planes
 from ._kernels.aot import launch
@@ -71,7 +71,7 @@ def _spread(
         step = _SPREAD_STEP if values.ndim == 2 and values.size > 16 * _SPREAD_STEP**2 else 1
     grid = values if values.ndim == 2 else values.reshape(1, -1)
     ny, nx = grid.shape
-    scratch = np.empty(2 * -(-ny // step) * -(-nx // step), grid.dtype)
+    scratch = _scratch.empty(2 * -(-ny // step) * -(-nx // step), grid.dtype)
     where = _NO_USABLE if usable is None else usable
     n, centre, mad = launch(_mask_kernels.median_and_mad, grid, where, step, scratch)
     if n < 16:
@@ -87,12 +87,12 @@ def _cell_sums(residual, weights, block: int, cache: dict) -> tuple[np.ndarray, 
     if half in cache and half > 1:
         sums, counts = cache[half]
         shape = (-(-sums.shape[0] // 2), -(-sums.shape[1] // 2))
-        cache[block] = np.empty(shape), np.empty(shape)
+        cache[block] = _scratch.empty(shape), _scratch.empty(shape)
         launch(_mask_kernels.pool_cells, sums, counts, *cache[block])
         return cache[block]
     ny, nx = residual.shape
     shape = (-(-ny // block), -(-nx // block))
-    sums, counts = np.empty(shape), np.empty(shape)
+    sums, counts = _scratch.empty(shape), _scratch.empty(shape)
     _mask_kernels.block_sums(residual, weights, block, sums, counts)
     cache[block] = sums, counts
     return sums, counts
@@ -101,7 +101,7 @@ def _cell_sums(residual, weights, block: int, cache: dict) -> tuple[np.ndarray, 
 def _scale_map(residual, weights, block: int, half: int, cache: dict) -> np.ndarray:
     """Box-mean map of one scale, on cells of ``block`` pixels."""
     sums, counts = _cell_sums(residual, weights, block, cache)
-    mean = np.empty(sums.shape)
+    mean = _scratch.empty(sums.shape)
     min_count = 0.2 * ((2 * half + 1) * block) ** 2
     launch(_mask_kernels.box_means, sums, counts, half, min_count, mean)
     return mean
@@ -129,10 +129,10 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         Dilation radius.
     """
     ny, nx = residual.shape
-    marks = np.zeros((ny, nx), np.uint8)
+    marks = _scratch.zeros((ny, nx), np.uint8)
     # (No plane-sized copy when nothing is masked yet: the compact search.)
     nothing = masked is None or not masked.any()
-    unmasked = usable if nothing else usable & (masked == 0).view(np.uint8)
+    unmasked = usable if nothing else _scratch.unmasked(usable, masked)
     cells: dict = {}  # cell sums of the unmasked residual, per cell size
     for block, half, n_sigma in scales:
         if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
@@ -142,7 +142,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             _mask_kernels.mark_pixels(residual, usable, centre + n_sigma * spread, marks)
             continue
         if block == 1 and half == 1:
-            sample = np.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
+            sample = _scratch.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
             _mask_kernels.box3_sample(residual, usable, _SPREAD_STEP, sample)
             centre, spread = _spread(sample, step=1)
             _mask_kernels.mark_box3(residual, usable, centre + n_sigma * spread, 2, marks)
@@ -176,7 +176,7 @@ def residual_of(
     options = replace(options, keep_level=True)  # see above, whatever the correction keeps
     masked, measured = search_levels(prepared, options, mask, plane_scale, previous)
     resolved = stages.resolve(masked, measured, options)
-    corrected, _ = stages.apply(masked, resolved)
+    corrected, _ = stages.apply(masked, resolved, out=_work_plane(masked))
     return (*_residual(prepared, corrected), measured)
 
 
@@ -218,16 +218,21 @@ def _residual(prepared: Prepared, corrected: np.ndarray) -> tuple[np.ndarray, np
     residual = corrected.reshape(prepared.planes.shape)[0]
     ny, nx = residual.shape
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
-    usable = np.empty((ny, nx), np.uint8)
+    usable = _scratch.empty((ny, nx), np.uint8)
     _planes.residual_plane(residual, flags, np.zeros((0, 0)), 0.0, usable, residual)
     return residual, usable
+
+
+def _work_plane(prepared: Prepared) -> np.ndarray:
+    """A work array for the corrected planes of ``prepared`` (:func:`stages.apply`'s ``out``)."""
+    return _scratch.empty(prepared.work.shape, prepared.out_dtype)
 
 
 def with_mask(prepared: Prepared, mask: np.ndarray) -> Prepared:
     """``prepared`` with ``mask`` (uint8, plane-shaped) added to its EXCLUDE flags."""
     flags = prepared.flags
     ny, nx = prepared.planes.shape[1:]
-    out = np.empty((flags.shape[0] if flags.shape[1] else 1, ny, nx), np.uint8)
+    out = _scratch.empty((flags.shape[0] if flags.shape[1] else 1, ny, nx), np.uint8)
     _kernels.or_exclude(flags, np.ascontiguousarray(mask), out)
     return replace(prepared, flags=out)
 
@@ -238,7 +243,7 @@ def _binned(prepared: Prepared, options, factor: int) -> Prepared:
     along_rows = prepared.layout.along_rows
     ny, nx = plane.shape
     shape = (ny, nx // factor) if along_rows else (ny // factor, nx)
-    out, out_flags = np.empty(shape, plane.dtype), np.empty(shape, np.uint8)
+    out, out_flags = _scratch.empty(shape, plane.dtype), _scratch.empty(shape, np.uint8)
     flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
     _planes.bin_along_lines(plane, flags, along_rows, factor, out, out_flags)
     # Even and odd positions mix in a bin of even size: one level per band.
@@ -273,7 +278,7 @@ def spread_mask(mask: np.ndarray, prepared: Prepared) -> np.ndarray:
     mask = np.ascontiguousarray(mask)
     if factor == 1:
         return mask
-    spread = np.empty(prepared.planes.shape[1:], mask.dtype)
+    spread = _scratch.empty(prepared.planes.shape[1:], mask.dtype)
     _mask_kernels.repeat_along_lines(mask, prepared.layout.along_rows, factor, spread)
     return spread
 
@@ -299,7 +304,7 @@ def extended_search(
     if factor > 1:
         bin_options = replace(bin_options, odd_even=False)
     ny, nx = binned.planes.shape[1:]
-    mask = np.zeros((ny, nx), np.uint8)
+    mask = _scratch.zeros((ny, nx), np.uint8)
     from . import stages  # the stages call this module: import at use
 
     # The white-noise dispersion from pairs of neighbours ignores sources:
@@ -309,7 +314,7 @@ def extended_search(
     residual = usable = None
     for _ in range(rounds):
         residual, usable, measured = residual_of(binned, bin_options, mask, scale, previous)
-        previous = (measured, mask.copy())
+        previous = (measured, _scratch.copy(mask))
         mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
     if not with_residual:
         return (spread_mask(mask, prepared) if spread else mask), None, None
@@ -322,7 +327,8 @@ def extended_search(
     del binned, masked, measured, previous, residual, usable
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
-    corrected, _ = stages.apply(replace(prepared, layout=layout), resolved)
+    full = replace(prepared, layout=layout)
+    corrected, _ = stages.apply(full, resolved, out=_work_plane(full))
     # Spread after the residual is made (spread=False: by the caller, later).
     return (spread_mask(mask, prepared) if spread else mask, *_residual(prepared, corrected))
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _kernels, _nanstats
+from . import _kernels, _nanstats, _scratch
 from ._prepare import Prepared, check_out, make_layout, prepare
 from .background import sky_across_lines
 from .dqflags import REFERENCE_PIXEL
@@ -270,7 +270,10 @@ def _line_subset(prepared: Prepared, lines: np.ndarray) -> Prepared:
     def take(planes: np.ndarray) -> np.ndarray:
         if not planes.shape[1]:  # (P, 0, 0): no flags or background
             return planes
-        return np.ascontiguousarray(planes[:, lines] if along_rows else planes[:, :, lines])
+        shape = list(planes.shape)
+        shape[1 if along_rows else 2] = lines.size
+        out = _scratch.empty(shape, planes.dtype)
+        return np.take(planes, lines, axis=1 if along_rows else 2, out=out, mode="clip")
 
     planes = take(prepared.planes)
     return dataclasses.replace(
@@ -668,6 +671,14 @@ def correct_planes(
     reader feeds it chunks of planes. Parameters are those of
     :func:`bgdnoise.correct_array`.
     """
+    with _scratch.correction():  # its work arrays' memory is kept for the next
+        return _correct_planes(
+            data, axis, options, dq=dq, background=background, out=out, return_model=return_model
+        )
+
+
+def _correct_planes(data, axis, options, *, dq, background, out, return_model):
+    """:func:`correct_planes` itself."""
     clock = {"start": time.perf_counter()}
 
     def lap(name):

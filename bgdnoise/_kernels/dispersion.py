@@ -13,6 +13,7 @@ import numba
 import numpy as np
 from numba import njit
 
+from .. import _scratch
 from .aot import launch
 from .gather import _plane_rows, _usable_value
 from .moments import _EXP_LIMIT, _FLOAT_MAX, _scaled
@@ -56,7 +57,7 @@ def plane_dispersion(data, flags, background, along_rows, line_step, out):
         )  # fmt: skip
         return
     # Fewer planes than threads (a frame): the sampled lines of each in parallel.
-    diff = np.empty((n_rows, per_row))
+    diff = _scratch.empty((n_rows, per_row))
     kept = np.empty(n_rows, np.int64)
     for p in range(n_planes):
         run_ranges(
