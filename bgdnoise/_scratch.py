@@ -23,6 +23,7 @@ memory; :func:`clear` empties it. Arrays of fewer than :data:`MIN_POOLED` bytes 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import weakref
@@ -63,8 +64,8 @@ class _Block(np.ndarray):
 def empty(shape, dtype=np.float64) -> np.ndarray:
     """An uninitialised C-contiguous array, as ``np.empty``, on pooled memory."""
     dtype = np.dtype(dtype)
-    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    size = math.prod(shape) * dtype.itemsize  # (np.prod costs microseconds)
     if not MIN_POOLED <= size <= MAX_POOLED:
         return np.empty(shape, dtype)
     sizes = getattr(_local, "sizes", None)

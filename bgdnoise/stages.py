@@ -336,6 +336,10 @@ def _fallback(measured: Measured) -> tuple[np.ndarray, np.ndarray]:
     if raw.shape[2] == 1:
         return raw.copy(), np.zeros(raw.shape, dtype=bool)
     ok = (counts >= measured.needed) & np.isfinite(raw)
+    if not (~ok & np.isfinite(full)[:, :, None]).any():
+        # Only bands of lines without a finite full level fall back: an offset
+        # would change none of them (see below), so none is measured.
+        return np.where(ok, raw, full[:, :, None]), ~ok
     # Offsets from the lines whose full level was computed (all, or a sample).
     with np.errstate(over="ignore", invalid="ignore"):
         diff = np.where(ok, raw - full[:, :, None], np.nan)
