@@ -43,6 +43,7 @@ _LAZY = {
     "source_mask": "bgdnoise.sources",
     "plot_correction": "bgdnoise.plot",
     "warm_cache": "bgdnoise.warm",
+    "release_memory": "bgdnoise._scratch",
 }
 
 
@@ -82,6 +83,7 @@ __all__ = [
     "source_mask",
     "plot_correction",
     "warm_cache",
+    "release_memory",
     "__version__",
     "correct_array",
     "measure_levels",

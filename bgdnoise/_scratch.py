@@ -15,14 +15,18 @@ it goes, so its peak memory is that of ``np.empty`` (the pool cannot lend a
 block to a work array of another size, and would otherwise hold the first
 planes of a correction through its later ones). From the second on, their
 memory is kept. The pool keeps at most :data:`MAX_KEPT` bytes of free
-memory; :func:`clear` empties it. Arrays of fewer than :data:`MIN_POOLED` bytes come from numpy
-(the allocator keeps small blocks anyway), as do those above
-:data:`MAX_POOLED` (a cube's worth would be kept for nothing).
+memory, letting the sizes least recently asked for go first;
+:func:`release_memory` (``bgdnoise.release_memory``) empties it. It is process-wide
+state, shared by threads under a lock; a forked child starts empty.
+Arrays of fewer than :data:`MIN_POOLED` bytes come from numpy (the
+allocator keeps small blocks anyway), as do those above :data:`MAX_POOLED`
+(a cube's worth would be kept for nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import threading
@@ -32,8 +36,8 @@ from collections.abc import Iterator
 import numpy as np
 
 __all__ = [
-    "MAX_KEPT", "MAX_POOLED", "MIN_POOLED", "clear", "copy", "correction", "empty", "kept_bytes",
-    "unmasked", "zeros",
+    "MAX_KEPT", "MAX_POOLED", "MIN_POOLED", "POISON", "copy", "correction", "empty",
+    "kept_bytes", "release_memory", "unmasked", "zeros",
 ]  # fmt: skip
 
 #: Free memory the pool keeps at most (bytes): a 2048x2048 default correction
@@ -44,10 +48,18 @@ MIN_POOLED = 256 * 2**10
 #: Larger work arrays come from numpy.
 MAX_POOLED = 64 * 2**20
 
-_lock = threading.Lock()
+#: Tests set a byte value: every work array handed out is filled with it, so
+#: a result that depends on what memory held before shows.
+POISON: int | None = None
+
+# Re-entrant: a garbage collection inside the lock may free a pooled array,
+# whose finalizer then gives its block back on the same thread.
+_lock = threading.RLock()
 _free: dict[int, list[np.ndarray]] = {}  # size in bytes -> free blocks
 _kept = 0
 _seen: set[int] = set()  # sizes the finished corrections used: the ones kept
+_asked: dict[int, int] = {}  # size -> when it was last asked for (a count)
+_clock = itertools.count()
 _local = threading.local()  # .sizes: those of this thread's correction under way
 
 
@@ -75,7 +87,11 @@ def empty(shape, dtype=np.float64) -> np.ndarray:
     if block is None:
         block = _Block((size,), np.uint8)  # owns its memory: no base beyond it
     array = np.ndarray(shape, dtype, buffer=block)
-    weakref.finalize(array, _give_back, block)
+    # Not at exit: arrays still in use (a daemon thread, a later exit
+    # handler) would give their memory to another array.
+    weakref.finalize(array, _give_back, block).atexit = False
+    if POISON is not None:
+        block.fill(POISON)
     return array
 
 
@@ -102,7 +118,10 @@ def unmasked(usable: np.ndarray, masked: np.ndarray) -> np.ndarray:
 
 @contextlib.contextmanager
 def correction() -> Iterator[None]:
-    """Mark one correction: the sizes of its work arrays are kept from its end on."""
+    """Mark one correction: the sizes of its work arrays are kept from its end on.
+
+    Also when it ends in an exception: the sizes were asked for all the same.
+    """
     outer = getattr(_local, "sizes", None)
     sizes: set[int] = set()
     _local.sizes = sizes
@@ -122,18 +141,33 @@ def kept_bytes() -> int:
     return _kept
 
 
-def clear() -> None:
-    """Let the pool's free memory go, and keep none until a correction has finished again."""
+def release_memory() -> None:
+    """Give back the work memory bgdnoise keeps between corrections.
+
+    From its second correction of a given image size on, a process keeps the
+    memory of the correction's work arrays (at most 256 MiB; about 80 MiB
+    for a 2048x2048 frame with the defaults), so that the next correction
+    does not map and zero fresh pages: a fifth of the time of a full frame.
+    Call this where that memory is wanted back (a long-lived worker that
+    has finished its frames); later corrections keep memory again from
+    their second of a size on.
+
+    Returns
+    -------
+    None
+    """
     global _kept
     with _lock:
         _free.clear()
         _seen.clear()
+        _asked.clear()
         _kept = 0
 
 
 def _take(size: int) -> np.ndarray | None:
     global _kept
     with _lock:
+        _asked[size] = next(_clock)
         blocks = _free.get(size)
         if not blocks:
             return None
@@ -143,17 +177,30 @@ def _take(size: int) -> np.ndarray | None:
 
 def _give_back(block: np.ndarray) -> None:
     global _kept
+    size = block.nbytes
     with _lock:
-        if block.nbytes in _seen and _kept + block.nbytes <= MAX_KEPT:
-            _free.setdefault(block.nbytes, []).append(block)
-            _kept += block.nbytes
+        if size not in _seen or size > MAX_KEPT:
+            return
+        # Room first from the sizes asked for longest ago (a process that
+        # moved on to other shapes), never from this one.
+        stale = sorted((s for s in _free if s != size and _free[s]), key=_asked.get)
+        while _kept + size > MAX_KEPT and stale:
+            oldest = stale[0]
+            _free[oldest].pop()
+            _kept -= oldest
+            if not _free[oldest]:
+                stale.pop(0)
+        if _kept + size <= MAX_KEPT:
+            _free.setdefault(size, []).append(block)
+            _kept += size
 
 
 def _after_fork() -> None:  # a child starts with an empty pool and a free lock
     global _lock, _kept
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     _free.clear()
     _seen.clear()
+    _asked.clear()
     _kept = 0
 
 

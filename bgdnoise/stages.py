@@ -102,6 +102,10 @@ class Measured:
         parity or read-time segment) sky values: how noisy each group is,
         for the common mode's weights. None unless measured with
         ``sky=True, sky_variance=True``.
+    sampled : bool
+        Whether ``full`` holds the sample of full-line levels (every
+        ``full_every``-th line); False after ``measure(few_fallbacks=True)``
+        found it not needed.
     """
 
     raw: np.ndarray
@@ -114,6 +118,7 @@ class Measured:
     sky_means: np.ndarray | None = None
     sky_counts: np.ndarray | None = None
     sky_vars: np.ndarray | None = None
+    sampled: bool = True
 
 
 @dataclass
@@ -215,7 +220,7 @@ def measure(
     if again is None and few_fallbacks and not all_lines:
         measured = _measure_lines(prepared, options, plane_scale, sigma, sky_variance, 0)
         if not _offsets_needed(measured):
-            return measured
+            return dataclasses.replace(measured, sampled=False)
         # The sample was not measured: measure it now and put it in.
         lines = np.arange(0, n_lines, full_every)
         part = _measure_lines(
@@ -226,6 +231,8 @@ def measure(
     if again is None:
         return _measure_lines(prepared, options, plane_scale, sigma, sky_variance, full_every)
     previous, lines = again
+    if not previous.sampled:  # its unchanged lines would lack the sample
+        raise ValueError("measure(again=...) needs a previous measure with its sample")
     lines = np.asarray(lines, dtype=np.int64)
     part = _measure_lines(
         _line_subset(prepared, lines), options, plane_scale, sigma, sky_variance, full_every,
@@ -234,7 +241,7 @@ def measure(
     merged = {}
     for field in dataclasses.fields(Measured):
         old, new = getattr(previous, field.name), getattr(part, field.name)
-        if field.name in ("needed", "scale", "sigma") or new is None:
+        if field.name in ("needed", "scale", "sigma", "sampled") or new is None:
             merged[field.name] = new
         else:
             values = old.copy()
@@ -245,7 +252,13 @@ def measure(
 
 
 def _offsets_needed(measured: Measured) -> bool:
-    """Whether a group falls back in a line with values: :func:`_fallback` then uses offsets."""
+    """Whether a group falls back in a line with values: :func:`_fallback` then uses offsets.
+
+    Decided on the measured levels: the later stages never turn a finite
+    level into a non-finite one (the sky levels and the common mode replace
+    a group's level only where both are finite), so no more groups fall back
+    in :func:`resolve` than here.
+    """
     if measured.raw.shape[2] == 1:
         return False
     ok = (measured.counts >= measured.needed) & np.isfinite(measured.raw)
@@ -266,6 +279,8 @@ def _same_kind(previous: Measured, plane_scale: np.ndarray, sigma, with_vars: bo
 def _line_subset(prepared: Prepared, lines: np.ndarray) -> Prepared:
     """``prepared`` with only the given lines (a copy), for :func:`measure`'s ``again``."""
     along_rows = prepared.layout.along_rows
+    # (np.take's mode="clip" below neither wraps nor raises: the lines must be there)
+    assert lines.size == 0 or 0 <= lines.min() <= lines.max() < prepared.layout.n_lines
 
     def take(planes: np.ndarray) -> np.ndarray:
         if not planes.shape[1]:  # (P, 0, 0): no flags or background

@@ -451,6 +451,48 @@ def test_sample_measured_only_when_a_band_falls_back_gives_the_same_levels(falls
     )
 
 
+@pytest.mark.filterwarnings("ignore:.*had no usable pixel:RuntimeWarning")
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize("band_falls_back", [False, True])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"odd_even": True}, {"mask_sources": False, "background_method": None}],
+    ids=["defaults", "odd-even", "plain"],
+)
+def test_corrections_are_those_of_a_measure_with_its_sample(
+    axis, band_falls_back, options, rng, monkeypatch
+):
+    """The final measure's sample of full-line levels, taken only when needed, changes no bit."""
+    from bgdnoise import correct_array
+
+    shape = (256, 512)
+    data = rng.normal(5.0, 0.2, shape) + rng.normal(0.0, 0.1, (256, 1) if axis == "rows" else 512)
+    yy, xx = np.mgrid[:256, :512]
+    data += 20.0 * np.exp(-((yy - 100.0) ** 2 + (xx - 300.0) ** 2) / 200.0)
+    dq = np.zeros(shape, np.uint32)
+    dq[:4] = dq[:, :4] = 1  # lines without values
+    if band_falls_back:
+        dq[40:60, 130:250] = dq[130:250, 40:60] = 1  # one band of lines with values
+    kwargs = {"n_outputs": 4, "dq": dq, **options}
+    lazy = correct_array(data.astype(np.float32), axis, **kwargs)
+    measure = stages.measure
+    monkeypatch.setattr(
+        stages, "measure", lambda *a, few_fallbacks=False, **k: measure(*a, **k)
+    )  # every measure takes its sample
+    eager = correct_array(data.astype(np.float32), axis, **kwargs)
+    np.testing.assert_array_equal(lazy, eager)
+
+
+def test_a_measure_without_its_sample_is_not_measured_again(rng):
+    data = rng.normal(1.0, 0.1, (64, 256))
+    options = CorrectionOptions.from_kwargs(n_outputs=4)
+    prepared = prepare(data, "rows", options)
+    lazy = stages.measure(prepared, options, few_fallbacks=True)
+    assert not lazy.sampled
+    with pytest.raises(ValueError, match="sample"):
+        stages.measure(prepared, options, again=(lazy, np.arange(3)))
+
+
 # --------------------------------------------------------------------------
 # Extreme values: never out of bounds, never NaN for a line with pixels
 # --------------------------------------------------------------------------

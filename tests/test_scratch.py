@@ -1,10 +1,12 @@
 """The pool of work-array memory (bgdnoise._scratch): reuse, lifetimes, bounds."""
 
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+import bgdnoise
 from bgdnoise import _scratch, correct_array
 
 PLANE = (512, 1024)  # 2 MiB of float32: pooled
@@ -12,9 +14,9 @@ PLANE = (512, 1024)  # 2 MiB of float32: pooled
 
 @pytest.fixture(autouse=True)
 def empty_pool():
-    _scratch.clear()
+    _scratch.release_memory()
     yield
-    _scratch.clear()
+    _scratch.release_memory()
 
 
 def _address(array):
@@ -82,6 +84,59 @@ def test_memory_returns_only_when_every_view_is_gone():
     del b, c
 
 
+def test_sessions_nested_or_failed_keep_their_sizes():
+    with _scratch.correction():
+        with _scratch.correction():  # a correction within one: counted at the outer end
+            _scratch.empty(PLANE, np.float32)
+        _scratch.empty(PLANE, np.float32)
+        assert _scratch.kept_bytes() == 0  # not kept until the outer one ends
+    _scratch.empty(PLANE, np.float32)  # the outer one's end made the size kept
+    assert _scratch.kept_bytes() == 2 * 2**20
+    with pytest.raises(RuntimeError), _scratch.correction():
+        _scratch.empty((1024, 1024), np.float32)
+        raise RuntimeError("a correction that fails")
+    _scratch.empty((1024, 1024), np.float32)
+    assert _scratch.kept_bytes() == 2 * 2**20 + 4 * 2**20
+
+
+def test_no_memory_returns_at_interpreter_exit(monkeypatch):
+    # At exit, weakref.finalize runs the finalizers still pending: the memory
+    # of arrays still in use (a daemon thread, a later exit handler) would go
+    # to other arrays. The pool's finalizers do not run then.
+    made = []
+
+    class Recorded(weakref.finalize):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(weakref, "finalize", Recorded)
+    a = _scratch.empty(PLANE, np.float32)
+    assert len(made) == 1 and made[0].alive and not made[0].atexit
+    del a
+    assert not made[0].alive
+
+
+def _free_sizes():
+    return sorted(size for size, blocks in _scratch._free.items() for _ in blocks)
+
+
+def test_the_pool_lets_the_sizes_asked_for_longest_ago_go_first(monkeypatch):
+    monkeypatch.setattr(_scratch, "MAX_KEPT", 6 * 2**20)
+    mib = 2**20
+    shapes = {1: (256, 1024), 2: (512, 1024), 3: (768, 1024)}  # MiB of float32
+    with _scratch.correction():
+        for shape in shapes.values():
+            _scratch.empty(shape, np.float32)
+    arrays = [_scratch.empty(shapes[n], np.float32) for n in (1, 2, 3)]  # asked in this order
+    del arrays
+    assert _free_sizes() == [mib, 2 * mib, 3 * mib]
+    three = [_scratch.empty(shapes[3], np.float32) for _ in range(2)]  # 3 MiB asked last
+    del three  # 12 MiB free would exceed 6: the 1, then the 2 MiB block go
+    assert _free_sizes() == [3 * mib, 3 * mib]
+    assert _scratch.kept_bytes() == 6 * mib
+
+
 def test_the_pool_keeps_at_most_max_kept(monkeypatch):
     monkeypatch.setattr(_scratch, "MAX_KEPT", 5 * 2**20)
     with _scratch.correction():
@@ -89,7 +144,7 @@ def test_the_pool_keeps_at_most_max_kept(monkeypatch):
     arrays = [_scratch.empty(PLANE, np.float32) for _ in range(4)]
     del arrays
     assert _scratch.kept_bytes() == 4 * 2**20  # two of 2 MiB kept, two let go
-    _scratch.clear()
+    _scratch.release_memory()
     assert _scratch.kept_bytes() == 0
 
 
@@ -101,16 +156,35 @@ def _frame(seed):
     return image.astype(np.float32)
 
 
-def test_corrections_on_reused_memory_are_the_same_bits():
-    # The pool hands out memory holding the previous correction's values
-    # (np.empty's fresh pages are zeros): no result may depend on it.
-    frames = [_frame(seed) for seed in range(3)]
-    first = [correct_array(f, "rows", n_outputs=4) for f in frames]
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"axis": "columns"}, {"n_outputs": 1}, {"odd_even": True},
+     {"background_method": "median"}],
+    ids=["defaults", "columns", "one output", "odd-even", "median background"],
+)  # fmt: skip
+def test_no_result_depends_on_what_work_memory_held(options, monkeypatch):
+    # The pool hands out memory holding earlier values: every work array
+    # filled with one byte pattern or another (NaN, huge, zero values) must
+    # give the same bits, fresh memory or reused.
+    kwargs = {"axis": "rows", "n_outputs": 4, **options}
+    frames = [_frame(seed) for seed in range(2)]
+    fresh = [correct_array(f, **kwargs) for f in frames]  # np.empty's memory
+    for poison in (0x00, 0xFF, 0x7F):
+        monkeypatch.setattr(_scratch, "POISON", poison)
+        for _ in range(2):  # the second time on the pool's memory
+            again = [correct_array(f, **kwargs) for f in frames]
+            for a, b in zip(fresh, again, strict=True):
+                np.testing.assert_array_equal(a, b)
     assert _scratch.kept_bytes() > 0
-    for _ in range(2):
-        again = [correct_array(f, "rows", n_outputs=4) for f in frames[::-1]][::-1]
-        for a, b in zip(first, again, strict=True):
-            np.testing.assert_array_equal(a, b)
+
+
+def test_release_memory_is_public():
+    with _scratch.correction():
+        _scratch.empty(PLANE, np.float32)
+    _scratch.empty(PLANE, np.float32)
+    assert _scratch.kept_bytes() > 0
+    bgdnoise.release_memory()
+    assert _scratch.kept_bytes() == 0 and "release_memory" in bgdnoise.__all__
 
 
 def test_corrections_in_threads_are_those_made_one_at_a_time():
