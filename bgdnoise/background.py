@@ -110,7 +110,7 @@ def _normal_equations(plane, usable, layout: Layout, spacing: int, grid) -> tupl
     bandwidth = max(2 * n_x, n_x + int((band_nodes[:, 1] - band_nodes[:, 0]).max()) + 1)
     matrix = _scratch.zeros((bandwidth + 1, n_y * n_x))
     rhs = np.zeros(n_y * n_x)
-    launch(_surface.normal_equations, sums, (float(spacing), n_y, n_x), band_nodes, matrix, rhs)
+    _surface.normal_equations(sums, (float(spacing), n_y, n_x), band_nodes, matrix, rhs)
     return matrix, rhs
 
 

@@ -492,6 +492,15 @@ ENTRIES = (
         "Tuple((float64, int64))",
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
+    ("surface", "_normal_equations_range", (
+        "int64",
+        "int64",
+        "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
+        "Tuple((float64, int64, int64))",
+        "Array(int64, 2, 'C', False, aligned=True)",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "none"),
     ("surface", "add_penalties", (
         "Array(float64, 2, 'C', False, aligned=True)",
         "UniTuple(int64, 2)",
@@ -509,12 +518,5 @@ ENTRIES = (
         "int64",
         "int64",
         "Array(float64, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("surface", "normal_equations", (
-        "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
-        "Tuple((float64, int64, int64))",
-        "Array(int64, 2, 'C', False, aligned=True)",
-        "Array(float64, 2, 'C', False, aligned=True)",
-        "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
 )

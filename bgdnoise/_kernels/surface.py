@@ -131,7 +131,6 @@ def _add(matrix, m1, m2, value):
         matrix[m2 - m1, m1] += value
 
 
-@njit(cache=True)
 def normal_equations(sums, grid, band_nodes, matrix, rhs):
     """Assemble the banded normal matrix and right-hand side over the nodes.
 
@@ -152,14 +151,32 @@ def normal_equations(sums, grid, band_nodes, matrix, rhs):
     Returns
     -------
     None
+
+    Notes
+    -----
+    The node rows are shared among threads: a line's weights reach the
+    matrix columns and right-hand side of two node rows, ``j`` (``a = 0``)
+    and ``j + 1`` (``a = 1``), and each thread adds, line by line, the
+    parts that fall in its rows. Every entry gets the same additions in the
+    same order as in one loop over the lines: the same bits.
     """
+    run_ranges(_normal_equations_range, grid[1], sums, grid, band_nodes, matrix, rhs, min_items=1)
+
+
+@njit(cache=True, nogil=True)
+def _normal_equations_range(start, stop, sums, grid, band_nodes, matrix, rhs):
+    """Node rows ``[start, stop)`` of :func:`normal_equations`."""
     diag, off, weight, data, count, total = sums
     h, n_y, n_x = grid
     n_lines, n_bands = count.shape
     for line in range(n_lines):
         j, f = _cell(line / h, n_y)
+        if j + 1 < start or j >= stop:
+            continue
         wy = (1.0 - f, f)
         for a in range(2):
+            if not start <= j + a < stop:  # another thread's node row
+                continue
             ra = (j + a) * n_x
             for b in range(a, 2):
                 # (a, b) = (1, 0) would only add below the diagonal, which the
