@@ -173,9 +173,12 @@ def _ordinary(plane: Prepared, sigma: float) -> bool:
     """
     if not (np.isfinite(sigma) and sigma > _SMALLEST_SIGMA):
         return False
-    values = plane.planes[0].ravel()
-    # fmax / fmin skip NaNs without the all-NaN warning of nanmax (NaN then).
-    largest = max(abs(float(np.fmax.reduce(values))), abs(float(np.fmin.reduce(values))))
+    values = plane.planes[0]
+    rows = np.empty(values.shape[0])
+    _planes.row_magnitudes(values, rows)
+    # fmax skips the NaN of rows without values, without nanmax's warning
+    # (NaN when every row is such).
+    largest = float(np.fmax.reduce(rows)) if rows.size else np.nan
     return bool(np.isfinite(largest) and largest < _LARGEST_VALUE)
 
 

@@ -405,6 +405,27 @@ def test_median_over_planes_all_excluded_is_nan():
 
 
 # --------------------------------------------------------------------------
+# row_magnitudes (the scene's check for values near the float range)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_magnitudes_are_numpys_largest_absolute_values_without_nans(dtype, rng):
+    values = rng.normal(0.0, 1e3, (40, 300)).astype(dtype)
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[3] = np.nan  # a row of NaNs only
+    values[5, 7] = -np.inf
+    values[6, 0] = np.inf
+    values[7, -1] = -np.finfo(dtype).max
+    values[8] = -0.0
+    out = np.empty(40)
+    pk.row_magnitudes(values, out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN row
+        expected = np.nanmax(np.abs(values.astype(np.float64)), axis=1)
+    np.testing.assert_array_equal(out, expected)
+    assert np.isnan(out[3]) and out[5] == out[6] == np.inf and out[8] == 0.0
+
+
+# --------------------------------------------------------------------------
 # bin_along_lines
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("along_rows", [True, False])

@@ -324,3 +324,18 @@ def test_lines_a_trace_fills_lean_on_their_neighbours(seed, monkeypatch):
     assert covered_error(steady) < 0.99 * covered_error(plain_levels)
     far = ~sim.source_mask.any(axis=1)
     np.testing.assert_array_equal(steady[far], plain_levels[far])
+
+
+@pytest.mark.parametrize(
+    ("value", "ordinary"),
+    [(5.0, True), (-9e29, True), (2e30, False), (-2e30, False), (np.inf, False), (np.nan, True)],
+)
+def test_scene_stages_take_planes_of_values_far_from_the_float_range(value, ordinary, rng):
+    from bgdnoise.scene import _ordinary
+
+    data = rng.normal(0.0, 1.0, (64, 128)).astype(np.float32)
+    data[10, 20] = value
+    prepared = prepare(data, "rows", CorrectionOptions())
+    assert _ordinary(prepared, 1.0) is ordinary
+    data[:] = np.nan  # no value at all
+    assert _ordinary(prepare(data, "rows", CorrectionOptions()), 1.0) is False

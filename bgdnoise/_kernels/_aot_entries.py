@@ -444,6 +444,30 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
+    ("planes", "_row_magnitudes_range", (
+        "int64",
+        "int64",
+        "Array(float32, 2, 'C', False, aligned=True)",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "none"),
+    ("planes", "_row_magnitudes_range", (
+        "int64",
+        "int64",
+        "Array(float32, 2, 'C', True, aligned=True)",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "none"),
+    ("planes", "_row_magnitudes_range", (
+        "int64",
+        "int64",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "none"),
+    ("planes", "_row_magnitudes_range", (
+        "int64",
+        "int64",
+        "Array(float64, 2, 'C', True, aligned=True)",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "none"),
     ("surface", "_evaluate_range", (
         "int64",
         "int64",

@@ -1,4 +1,4 @@
-"""Whole-plane transforms for the scene stage: residual, median of planes, binning."""
+"""Whole-plane transforms for the scene stage: residual, median of planes, binning, magnitudes."""
 
 from __future__ import annotations
 
@@ -151,3 +151,33 @@ def _bin_along_lines_range(start, stop, plane, flags, along_rows, factor, out, o
                 n += 1
             out[y, x] = total / n if n > 0 else np.nan
             out_flags[y, x] = 0 if n > 0 else EXCLUDE
+
+
+def row_magnitudes(values, out):
+    """The largest magnitude of each row's values that are not NaN.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        ``(ny, nx)``.
+    out : ndarray of float64
+        ``(ny,)``, written: ``max |v|`` over the row's values that are not
+        NaN (infinities included), NaN for a row of NaNs only.
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(_row_magnitudes_range, values.shape[0], values, out)
+
+
+@njit(cache=True, nogil=True)
+def _row_magnitudes_range(start, stop, values, out):
+    """Rows ``[start, stop)`` of :func:`row_magnitudes`."""
+    for y in range(start, stop):
+        row = values[y]
+        largest = -1.0
+        for x in range(row.shape[0]):
+            v = abs(np.float64(row[x]))
+            largest = v if v > largest else largest  # NaN compares false: skipped
+        out[y] = largest if largest >= 0.0 else np.nan
