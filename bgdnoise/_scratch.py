@@ -110,10 +110,15 @@ def copy(array: np.ndarray) -> np.ndarray:
 
 
 def unmasked(usable: np.ndarray, masked: np.ndarray) -> np.ndarray:
-    """uint8 work array: ``usable & (masked == 0)`` for two maps of one shape."""
-    out = empty(usable.shape, np.bool_)
-    np.equal(masked, 0, out=out)
-    return np.bitwise_and(usable, out.view(np.uint8), out=out.view(np.uint8))
+    """uint8 work array: 1 where ``usable`` is non-zero and ``masked`` zero (one shape)."""
+    from ._kernels import flags  # (the kernels import this module)
+
+    out = empty(usable.shape, np.uint8)
+    flags.usable_unmasked(
+        np.ascontiguousarray(usable).view(np.uint8), np.ascontiguousarray(masked).view(np.uint8),
+        out,
+    )  # fmt: skip
+    return out
 
 
 @contextlib.contextmanager
@@ -183,7 +188,9 @@ def _give_back(block: np.ndarray) -> None:
             return
         # Room first from the sizes asked for longest ago (a process that
         # moved on to other shapes), never from this one.
-        stale = sorted((s for s in _free if s != size and _free[s]), key=_asked.get)
+        stale = []
+        if _kept + size > MAX_KEPT:
+            stale = sorted((s for s in _free if s != size and _free[s]), key=_asked.get)
         while _kept + size > MAX_KEPT and stale:
             oldest = stale[0]
             _free[oldest].pop()

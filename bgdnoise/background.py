@@ -170,14 +170,10 @@ def _add_row_pins(matrix: np.ndarray, sky: np.ndarray, weight: float) -> None:
     nodes are within the bandwidth); the right-hand side's part,
     ``weight * target`` per sky node, is added by :func:`_solve`.
     """
-    n_y, n_x = sky.shape
+    n_y = sky.shape[0]
     counts = sky.sum(axis=1)
     per_pair = np.divide(weight, counts, out=np.zeros(n_y), where=counts > 0)
-    on = sky.astype(np.float64)
-    for d in range(n_x):
-        pairs = per_pair[:, None] * on[:, : n_x - d] * on[:, d:]
-        first = (np.arange(n_y)[:, None] * n_x + np.arange(n_x - d)).ravel()
-        matrix[d, first] += pairs.ravel()
+    launch(_surface.add_row_pins, matrix, sky.astype(np.float64), per_pair)
 
 
 def _sky_slope(nodes: np.ndarray, pinned: np.ndarray) -> float:

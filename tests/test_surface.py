@@ -618,3 +618,21 @@ def test_a_sky_rising_along_the_lines_leaves_no_bow_in_the_surface(axis, rng, mo
     assert slopes[-1] == pytest.approx(20.0 * 64 / (N - 1), rel=0.02)
     line_means = (surface if axis == "rows" else surface.T).mean(axis=1)
     assert rms(line_means - line_means.mean()) < 0.015
+
+
+def test_row_pins_add_each_rows_weight_over_its_pairs_of_sky_nodes(rng):
+    # Against the pairs written out with numpy, the same products in the same order.
+    n_y, n_x = 7, 9
+    sky = rng.random((n_y, n_x)) < 0.6
+    sky[2] = False  # a row without sky nodes
+    matrix = rng.normal(size=(n_x + 3, n_y * n_x))
+    expected = matrix.copy()
+    counts = sky.sum(axis=1)
+    per_pair = np.divide(2.5, counts, out=np.zeros(n_y), where=counts > 0)
+    on = sky.astype(np.float64)
+    for d in range(n_x):
+        pairs = per_pair[:, None] * on[:, : n_x - d] * on[:, d:]
+        first = (np.arange(n_y)[:, None] * n_x + np.arange(n_x - d)).ravel()
+        expected[d, first] += pairs.ravel()
+    bgm._add_row_pins(matrix, sky, 2.5)
+    np.testing.assert_array_equal(matrix, expected)

@@ -129,6 +129,13 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
+    ("flags", "_usable_unmasked_range", (
+        "int64",
+        "int64",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+    ), "none"),
     ("lines", "_line_levels_range", (
         "int64",
         "int64",
@@ -529,6 +536,11 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
         "UniTuple(int64, 2)",
         "float64",
+        "Array(float64, 1, 'C', False, aligned=True)",
+    ), "none"),
+    ("surface", "add_row_pins", (
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(float64, 2, 'C', False, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("surface", "banded_solve", (

@@ -105,6 +105,32 @@ def _or_exclude_range(start, stop, flags, mask, out):
                 orow[x] = EXCLUDE if mrow[x] != 0 else np.uint8(0)
 
 
+def usable_unmasked(usable, mask, out):
+    """``out = 1`` where ``usable`` is non-zero and ``mask`` is zero, else 0.
+
+    Parameters
+    ----------
+    usable, mask : ndarray of uint8
+        (Ny, Nx).
+    out : ndarray of uint8
+        (Ny, Nx), written.
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(_usable_unmasked_range, out.shape[0], usable, mask, out)
+
+
+@njit(cache=True, nogil=True)
+def _usable_unmasked_range(start, stop, usable, mask, out):
+    """Rows ``[start, stop)`` of :func:`usable_unmasked`."""
+    for y in range(start, stop):
+        urow, mrow, orow = usable[y], mask[y], out[y]
+        for x in range(orow.shape[0]):
+            orow[x] = np.uint8((urow[x] != 0) & (mrow[x] == 0))
+
+
 def finite_unexcluded(values, flags, out):
     """``out = 1`` where a value is finite and its flags lack EXCLUDE, else 0.
 

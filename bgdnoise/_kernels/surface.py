@@ -209,6 +209,31 @@ def _normal_equations_range(start, stop, sums, grid, band_nodes, matrix, rhs):
                     rhs[ra + i] += wy[a] * (data[line, k, i] - weight[line, k, i] * mean)
 
 
+@njit(cache=True, nogil=True)
+def add_row_pins(matrix, on, per_pair):
+    """Add ``per_pair[j]`` for every pair of sky nodes of each node row ``j``.
+
+    Parameters
+    ----------
+    matrix : ndarray of float64
+        Banded normal matrix (``matrix[d, k]`` is element ``(k, k + d)``),
+        updated.
+    on : ndarray of float64
+        ``(n_y, n_x)``: 1.0 on sky nodes, else 0.0.
+    per_pair : ndarray of float64
+        ``(n_y,)``.
+
+    Returns
+    -------
+    None
+    """
+    n_y, n_x = on.shape
+    for d in range(n_x):
+        for j in range(n_y):
+            for i in range(n_x - d):
+                matrix[d, j * n_x + i] += per_pair[j] * on[j, i] * on[j, i + d]
+
+
 @njit(cache=True)
 def add_penalties(matrix, grid, smooth, pins):
     """Second-difference penalties along both grid axes and the pins.
