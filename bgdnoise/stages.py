@@ -261,8 +261,12 @@ def _offsets_needed(measured: Measured) -> bool:
     """
     if measured.raw.shape[2] == 1:
         return False
-    ok = (measured.counts >= measured.needed) & np.isfinite(measured.raw)
-    return bool((~ok & (measured.full_counts[:, :, None] > 0)).any())
+    return bool((~_own_level_kept(measured) & (measured.full_counts[:, :, None] > 0)).any())
+
+
+def _own_level_kept(measured: Measured) -> np.ndarray:
+    """Groups with enough usable pixels for a level of their own (else they fall back)."""
+    return (measured.counts >= measured.needed) & np.isfinite(measured.raw)
 
 
 def _same_kind(previous: Measured, plane_scale: np.ndarray, sigma, with_vars: bool) -> bool:
@@ -347,10 +351,10 @@ def _measure_lines(
 
 def _fallback(measured: Measured) -> tuple[np.ndarray, np.ndarray]:
     """Groups with too few usable pixels: line level + the group's offset."""
-    raw, counts, full = measured.raw, measured.counts, measured.full
+    raw, full = measured.raw, measured.full
     if raw.shape[2] == 1:
         return raw.copy(), np.zeros(raw.shape, dtype=bool)
-    ok = (counts >= measured.needed) & np.isfinite(raw)
+    ok = _own_level_kept(measured)
     if not (~ok & np.isfinite(full)[:, :, None]).any():
         # Only bands of lines without a finite full level fall back: an offset
         # would change none of them (see below), so none is measured.

@@ -224,20 +224,44 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
                 _write_sky(found, (j, g + k), lv[k], (total, squares, n), with_variance)
         for g in range(in_fours, n_groups):
             level = levels[j, g]
-            low = level - sigma_lower * scale
-            high = level + sigma_upper * scale
-            total = 0.0
-            squares = 0.0  # of the deviations from the level: no cancellation
-            n = np.int64(0)  # not a literal: see _kernels/__init__.py
-            s0 = group_start[g]
-            for t in range(cnt[j, g]):
-                v = row[s0 + t]
-                keep = (low <= v) & (v <= high)
-                d = v - level
-                total += v if keep else 0.0
-                squares += d * d if keep else 0.0
-                n += keep
-            _write_sky(found, (j, g), level, (total, squares, n), with_variance)
+            window = (level - sigma_lower * scale, level + sigma_upper * scale, level)
+            span = (group_start[g], group_start[g] + cnt[j, g])
+            # (n not a literal: see _kernels/__init__.py)
+            sums = _window_sums(row, span, window, (0.0, 0.0, np.int64(0)))
+            _write_sky(found, (j, g), level, sums, with_variance)
+
+
+@njit(cache=True, nogil=True)
+def _window_sums(row, span, window, sums):
+    """Add the values of ``row[span[0]:span[1]]`` within a window to ``sums``, in order.
+
+    Parameters
+    ----------
+    row : ndarray of float64
+        One line's gathered segments.
+    span : tuple of int
+        ``(first, stop)`` positions in ``row``.
+    window : tuple of float
+        ``(low, high, level)``: the values kept are those in ``[low, high]``;
+        deviations are from ``level`` (no cancellation in their squares).
+    sums : tuple
+        ``(total, squares, n)`` so far.
+
+    Returns
+    -------
+    tuple
+        ``(total, squares, n)`` with the span's values added.
+    """
+    low, high, level = window
+    total, squares, n = sums
+    for t in range(span[0], span[1]):
+        v = row[t]
+        keep = (low <= v) & (v <= high)
+        d = v - level
+        total += v if keep else 0.0
+        squares += d * d if keep else 0.0
+        n += keep
+    return total, squares, n
 
 
 @njit(cache=True, nogil=True)
@@ -290,30 +314,10 @@ def _window_sums4(row, starts, lengths, levels, widths):
         n2 += k2
         n3 += k3
     # Each group's values beyond the common length, in order.
-    for t in range(common, lengths[0]):
-        v = row[s0 + t]
-        k = (lo0 <= v) & (v <= hi0)
-        t0 += v if k else 0.0
-        q0 += (v - l0) * (v - l0) if k else 0.0
-        n0 += k
-    for t in range(common, lengths[1]):
-        v = row[s1 + t]
-        k = (lo1 <= v) & (v <= hi1)
-        t1 += v if k else 0.0
-        q1 += (v - l1) * (v - l1) if k else 0.0
-        n1 += k
-    for t in range(common, lengths[2]):
-        v = row[s2 + t]
-        k = (lo2 <= v) & (v <= hi2)
-        t2 += v if k else 0.0
-        q2 += (v - l2) * (v - l2) if k else 0.0
-        n2 += k
-    for t in range(common, lengths[3]):
-        v = row[s3 + t]
-        k = (lo3 <= v) & (v <= hi3)
-        t3 += v if k else 0.0
-        q3 += (v - l3) * (v - l3) if k else 0.0
-        n3 += k
+    t0, q0, n0 = _window_sums(row, (s0 + common, s0 + lengths[0]), (lo0, hi0, l0), (t0, q0, n0))
+    t1, q1, n1 = _window_sums(row, (s1 + common, s1 + lengths[1]), (lo1, hi1, l1), (t1, q1, n1))
+    t2, q2, n2 = _window_sums(row, (s2 + common, s2 + lengths[2]), (lo2, hi2, l2), (t2, q2, n2))
+    t3, q3, n3 = _window_sums(row, (s3 + common, s3 + lengths[3]), (lo3, hi3, l3), (t3, q3, n3))
     return (t0, t1, t2, t3), (q0, q1, q2, q3), (n0, n1, n2, n3)
 
 
