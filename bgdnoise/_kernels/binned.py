@@ -127,17 +127,22 @@ def _place_bins(vals, n, fixed_scale, smp):
         ``_UNPLACEABLE`` when the range is beyond float64 or tiny.
     """
     ns = _SAMPLE
-    for i in range(ns):
-        smp[i] = vals[i * (n - 1) // (ns - 1)]
-    # Selections, not a sort of the sample: the same order statistics, and
-    # on noise a sort of 31 values cost as much as binning 128 of them.
-    mid = ns >> 1
-    first = np.int64(0)  # not a literal: see _kernels/__init__.py
-    _select(smp, first, ns - 1, mid)
-    center = smp[mid]
     if fixed_scale > 0.0:
+        # Only the centre is needed, and with no sums kept (a fixed scale) the
+        # result does not depend on it: a branch-free median of medians of 27
+        # values, not a selection of 31 (whose mispredicted branches cost as
+        # much as binning 200 values).
+        center = _tukey_median(vals, n)
         spread = fixed_scale
     else:
+        for i in range(ns):
+            smp[i] = vals[i * (n - 1) // (ns - 1)]
+        # Selections, not a sort of the sample: the same order statistics, and
+        # on noise a sort of 31 values cost as much as binning 128 of them.
+        mid = ns >> 1
+        first = np.int64(0)  # not a literal: see _kernels/__init__.py
+        _select(smp, first, ns - 1, mid)
+        center = smp[mid]
         low, high = ns // 6, (5 * ns) // 6
         _select(smp, first, mid - 1, low)
         _select(smp, mid + 1, ns - 1, high)
@@ -158,6 +163,59 @@ def _place_bins(vals, n, fixed_scale, smp):
     if not (width > 0.0 and width - width == 0.0 and inv_w - inv_w == 0.0 and lo - lo == 0.0):
         return (lo, inv_w, nb, center), _UNPLACEABLE
     return (lo, inv_w, nb, center), _PLACED
+
+
+@njit(cache=True, nogil=True)
+def _median3(a, b, c):
+    """The middle one of three finite values, without branches."""
+    return max(min(a, b), min(max(a, b), c))
+
+
+@njit(cache=True, nogil=True)
+def _tukey_median(vals, n):
+    """Tukey's median of medians of 27 evenly spread values of ``vals[:n]`` (``n >= 27``).
+
+    Three rounds of medians of three: near the median of the values (on
+    Gaussian noise within about 0.3 standard deviations of it for 512
+    values), robust to a few outliers, and free of data-dependent branches.
+
+    Parameters
+    ----------
+    vals : ndarray of float64
+        Finite values.
+    n : int
+
+    Returns
+    -------
+    float
+        One of the sampled values.
+    """
+    step = (n - 1) / 26.0
+    return _median3(
+        _median_of_nine(vals, 0, step),
+        _median_of_nine(vals, 9, step),
+        _median_of_nine(vals, 18, step),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _median_of_nine(vals, first, step):
+    """Median of the medians of three of the sampled values ``first..first + 8``."""
+    return _median3(
+        _median3(
+            vals[int(first * step)], vals[int((first + 1) * step)], vals[int((first + 2) * step)]
+        ),
+        _median3(
+            vals[int((first + 3) * step)],
+            vals[int((first + 4) * step)],
+            vals[int((first + 5) * step)],
+        ),
+        _median3(
+            vals[int((first + 6) * step)],
+            vals[int((first + 7) * step)],
+            vals[int((first + 8) * step)],
+        ),
+    )
 
 
 @njit(cache=True, nogil=True)
