@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .histogram import _count_outside, _fill_histogram, _rank_median, _window_stats, n_bins_for
+from .histogram import (
+    _count_outside,
+    _fill_histogram,
+    _rank_median,
+    _sorted_rank_median,
+    _window_stats,
+    n_bins_for,
+)
 from .moments import _FLOAT_MAX, _S2_TINY, _std
 from .partition import _clipped_median
 from .select import _select
@@ -273,8 +280,12 @@ def _binned_iterations(n, clip, hist, scratch):
     upper = np.nan
     while True:
         below, m, s1, s2 = _window_stats(srt, start, ps1, ps2, hist, a, b)
-        med = _rank_median(srt, start, total_bins, below, m)
-        scale = _std(s1, s2, m) if use_std else fixed_scale
+        if use_std:  # (sums over the bins' values in their order: no sorting)
+            med = _rank_median(srt, start, total_bins, below, m)
+            scale = _std(s1, s2, m)
+        else:
+            med = _sorted_rank_median(srt, start, total_bins, below, m)
+            scale = fixed_scale
         lower = med - sigma_lower * scale
         upper = med + sigma_upper * scale
         a2 = max(a, lower)
@@ -293,4 +304,6 @@ def _binned_iterations(n, clip, hist, scratch):
     below, m, _, _ = _window_stats(srt, start, ps1, ps2, hist, lower, upper)
     if m <= 0:
         return med  # no value within the last bounds
-    return _rank_median(srt, start, total_bins, below, m)
+    if use_std:
+        return _rank_median(srt, start, total_bins, below, m)
+    return _sorted_rank_median(srt, start, total_bins, below, m)

@@ -21,6 +21,9 @@ from numba import njit
 
 from .select import _mid, _select
 
+# Bins of at most this many values are sorted rather than selected in.
+_SMALL_BIN = 24
+
 
 @njit(cache=True, nogil=True)
 def n_bins_for(length):
@@ -282,6 +285,52 @@ def _order_stat(srt, start, n_bins_total, r):
     b = _bin_of_rank(start, n_bins_total, r)
     _select(srt, start[b], start[b + 1] - 1, r)
     return srt[r]
+
+
+@njit(cache=True, nogil=True)
+def _sort_small_bin(srt, first, stop):
+    """Insertion-sort ``srt[first:stop]`` when it holds at most ``_SMALL_BIN`` values.
+
+    Returns whether it is now sorted. A sorted bin costs one predictable
+    pass to sort again, where a selection in it takes mispredicted branches
+    at every call.
+    """
+    if stop - first > _SMALL_BIN:
+        return False
+    for i in range(first + 1, stop):
+        v = srt[i]
+        j = i
+        while j > first and srt[j - 1] > v:
+            srt[j] = srt[j - 1]
+            j -= 1
+        srt[j] = v
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _sorted_rank_median(srt, start, n_bins_total, below, m):
+    """:func:`_rank_median`, sorting the small bins it looks in (their order changes)."""
+    level = np.nan
+    if m > 0:
+        r = below + (m >> 1)
+        low = r - 1 + (m & 1)  # the lower middle rank (the middle one for odd m)
+        b = _bin_of_rank(start, n_bins_total, low)
+        if not _sort_small_bin(srt, start[b], start[b + 1]):
+            _select(srt, start[b], start[b + 1] - 1, low)
+        if m & 1:
+            level = srt[low]
+        else:
+            stop = start[b + 1]
+            if stop <= r:  # r opens a later bin: the first non-empty one
+                b += 1
+                while start[b + 1] <= r:
+                    b += 1
+                stop = start[b + 1]
+            upper = srt[r]
+            for j in range(r + 1, stop):
+                upper = min(upper, srt[j])
+            level = _mid(srt[r - 1], upper)
+    return level
 
 
 @njit(cache=True, nogil=True)
