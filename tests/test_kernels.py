@@ -344,10 +344,11 @@ def test_background_is_subtracted_before_statistics(rng):
     assert_levels_equal(ours.raw[:, 0], astropy_line_levels(data, "rows"))
 
 
+@pytest.mark.parametrize("n_lines", [31, 100])  # (column lines: part of a block, several)
 @pytest.mark.parametrize("axis", ["rows", "columns"])
-def test_bands_and_parities_are_separate_groups(axis, rng):
+def test_bands_and_parities_are_separate_groups(axis, n_lines, rng):
     length = 203  # not divisible by 4: unequal bands
-    shape = (31, length) if axis == "rows" else (length, 31)
+    shape = (n_lines, length) if axis == "rows" else (length, n_lines)
     data = messy_lines(rng, shape)
     got = measure_levels(data, axis, scale="line", n_outputs=4, odd_even=True)
     edges = [b * length // 4 for b in range(5)]
