@@ -198,10 +198,11 @@ def _tukey_median(vals, n):
         One of the sampled values.
     """
     step = (n - 1) / 26.0
+    # (not literals: see _kernels/__init__.py)
     return _median3(
-        _median_of_nine(vals, 0, step),
-        _median_of_nine(vals, 9, step),
-        _median_of_nine(vals, 18, step),
+        _median_of_nine(vals, np.int64(0), step),
+        _median_of_nine(vals, np.int64(9), step),
+        _median_of_nine(vals, np.int64(18), step),
     )
 
 
