@@ -176,8 +176,7 @@ def residual_of(
     options = replace(options, keep_level=True)  # see above, whatever the correction keeps
     masked, measured = search_levels(prepared, options, mask, plane_scale, previous)
     resolved = stages.resolve(masked, measured, options)
-    corrected, _ = stages.apply(masked, resolved, out=_work_plane(masked))
-    return (*_residual(prepared, corrected), measured)
+    return (*_residual(prepared, resolved), measured)
 
 
 def search_levels(prepared: Prepared, options, mask, plane_scale, previous=None):
@@ -204,23 +203,25 @@ def search_levels(prepared: Prepared, options, mask, plane_scale, previous=None)
     return masked, stages.measure(masked, options, plane_scale=plane_scale, again=(measured, lines))
 
 
-def _residual(prepared: Prepared, corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(residual, usable)`` of a destriped plane: see :func:`residual_of`.
+def _residual(prepared: Prepared, resolved) -> tuple[np.ndarray, np.ndarray]:
+    """``(residual, usable)``: one plane destriped by ``resolved``, see :func:`residual_of`.
 
-    The residual is written over ``corrected`` (a plane the caller no longer
-    needs), in the data's dtype (float32 for a float32 product: its values are
+    The levels are subtracted from ``prepared``'s plane without the search's
+    mask (the mask adds EXCLUDE flags only, so the subtraction is the same),
+    and in the same pass the pixels with a finite result that ``prepared``
+    does not exclude are marked usable, the others set to 0. The residual is
+    in the data's dtype (float32 for a float32 product: its values are
     float32 already, and a float64 copy was the largest array of the scene
     search). It keeps the sky pedestal: every threshold of :func:`detect` is
     relative to a median of its own map, so a constant changes no detection
     (a sky median taken out of the residual here cost a pass over the plane
     per round and changed no mask bit on the tests' frames).
     """
-    residual = corrected.reshape(prepared.planes.shape)[0]
-    ny, nx = residual.shape
-    flags = prepared.flags[0] if prepared.flags.shape[1] else np.zeros((0, 0), np.uint8)
-    usable = _scratch.empty((ny, nx), np.uint8)
-    _planes.residual_plane(residual, flags, np.zeros((0, 0)), 0.0, usable, residual)
-    return residual, usable
+    from . import stages  # the stages call this module: import at use
+
+    usable = _scratch.empty(prepared.planes.shape[1:], np.uint8)
+    corrected, _ = stages.apply(prepared, resolved, out=_work_plane(prepared), usable=usable)
+    return corrected.reshape(prepared.planes.shape)[0], usable
 
 
 def _work_plane(prepared: Prepared) -> np.ndarray:
@@ -327,10 +328,9 @@ def extended_search(
     del binned, masked, measured, previous, residual, usable
     # The binned plane's levels fit the full plane: same lines, same bands.
     layout = make_layout(prepared.planes.shape[1:], prepared.axis, bin_options)
-    full = replace(prepared, layout=layout)
-    corrected, _ = stages.apply(full, resolved, out=_work_plane(full))
+    residual, usable = _residual(replace(prepared, layout=layout), resolved)
     # Spread after the residual is made (spread=False: by the caller, later).
-    return (spread_mask(mask, prepared) if spread else mask, *_residual(prepared, corrected))
+    return (spread_mask(mask, prepared) if spread else mask), residual, usable
 
 
 def source_mask(data, axis: str, *, dq=None, n_outputs: int | str = 1, **kwargs) -> np.ndarray:

@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 from . import _kernels, _nanstats, _scratch
+from ._kernels import planes as _planes
 from ._prepare import Prepared, check_out, make_layout, prepare
 from .background import sky_across_lines
 from .dqflags import REFERENCE_PIXEL
@@ -62,6 +63,9 @@ _MIN_DISPERSION_PAIRS = 1 << 12
 # (16 -> 32 took a 2048x2048 frame's column levels from 23.6 to 17.9 ms; 64
 # was no faster, its 1 MB of scratch per thread no longer in cache).
 _COLUMN_BLOCK = 32
+# No flags, no background (for the kernels).
+_NO_FLAGS = np.zeros((0, 0), np.uint8)
+_NO_BACKGROUND = np.zeros((0, 0))
 # Every n-th line's full level is measured to learn each band's offset from
 # it (the same share of the work on any plane), on at least _MIN_OFFSET_LINES.
 _OFFSET_LINE_STEP = 8
@@ -606,12 +610,14 @@ def _check_overflow(result: np.ndarray, work: np.ndarray, model_max: float) -> N
     )
 
 
-def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=False):
+def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=False, usable=None):
     """Subtract the line model: ``(result, model or None)``.
 
     Near the dtype's maximum, data minus model can overflow: then the result
     is computed into a fresh array (never into ``out``) and checked before
-    anything is kept.
+    anything is kept. ``usable`` (uint8, the planes' shape): written 1 where
+    the result is finite and the pixel not flagged EXCLUDE in ``prepared``,
+    else 0, and the result set to 0 there (the source search's residual).
     """
     work, layout = prepared.work, prepared.layout
     line_model = np.ascontiguousarray(resolved.line_model)
@@ -621,16 +627,27 @@ def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=Fals
     result = np.empty(work.shape, dtype=prepared.out_dtype) if target is None else target
     planes_shape = (-1,) + work.shape[-2:]
     model = np.empty(work.shape, np.float32) if return_model else np.zeros((1, 0, 0), np.float32)
+    # (After an overflow check, the usable pixels are marked in a pass of their own.)
+    marked = usable is not None and not may_overflow
     _kernels.subtract_levels(
         prepared.planes, prepared.flags, layout.along_rows, layout.band_edges, layout.odd_even,
         line_model, result.reshape(planes_shape),
         model.reshape(planes_shape) if return_model else model, bool(return_model),
+        *((usable.reshape(planes_shape),) if marked else ()),
     )  # fmt: skip
     if may_overflow:
         _check_overflow(result, work, model_max)
     if out is not None and target is None:
         out[...] = result
         result = out
+    if usable is not None and not marked:
+        planes, flags = result.reshape(planes_shape), prepared.flags
+        for p in range(planes.shape[0]):
+            plane_flags = flags[min(p, flags.shape[0] - 1)] if flags.shape[1] else _NO_FLAGS
+            _planes.residual_plane(
+                planes[p], plane_flags, _NO_BACKGROUND, 0.0, usable.reshape(planes_shape)[p],
+                planes[p],
+            )  # fmt: skip
     return result, (model if return_model else None)
 
 

@@ -456,3 +456,44 @@ def test_the_spread_of_a_map_is_its_robust_sigma(rng):
     # Fewer than 16 values: no threshold.
     assert _spread(np.ones(10)) == (0.0, np.inf)
     assert _spread(np.full((40, 40), np.nan)) == (0.0, np.inf)
+
+
+# --------------------------------------------------------------------------
+# The search's residual: levels subtracted and usable pixels marked in one pass
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("near_float_max", [False, True])
+@pytest.mark.parametrize("odd_even", [False, True])
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+def test_apply_marks_the_usable_residual_as_a_separate_pass_would(
+    axis, odd_even, near_float_max, rng
+):
+    from bgdnoise._kernels import EXCLUDE, PRESERVE
+    from bgdnoise.dqflags import REFERENCE_PIXEL
+
+    shape = (64, 96)
+    data = rng.normal(10.0, 1.0, shape).astype(np.float32)
+    data[rng.random(shape) < 0.05] = np.nan
+    data[rng.random(shape) < 0.02] = np.inf
+    data[rng.random(shape) < 0.02] = -0.0
+    if near_float_max:  # a level beyond the safe model range: apply checks for overflow first
+        data[(5, slice(None)) if axis == "rows" else (slice(None), 5)] = 1e31
+    dq = np.zeros(shape, np.uint32)
+    dq[rng.random(shape) < 0.05] = 1  # DO_NOT_USE
+    dq[:, :4] |= REFERENCE_PIXEL  # left uncorrected: PRESERVE
+    options = CorrectionOptions(n_outputs=2, odd_even=odd_even)
+    prepared = prepare(data, axis, options, dq=dq)
+    flags = prepared.flags
+    assert (flags & EXCLUDE).any() and (flags & PRESERVE).any()
+    resolved = stages.resolve(prepared, stages.measure(prepared, options), options)
+    model_max = np.nanmax(np.abs(resolved.line_model))
+    assert (model_max >= stages._SAFE_MODEL[np.dtype(np.float32)]) == near_float_max
+
+    expected, _ = stages.apply(prepared, resolved, out=np.empty(shape, np.float32))
+    excluded = (flags[0] & EXCLUDE) != 0
+    expected_usable = np.isfinite(expected) & ~excluded
+    expected[~expected_usable] = 0.0
+
+    usable = np.full(shape, 7, np.uint8)
+    got, _ = stages.apply(prepared, resolved, out=np.empty(shape, np.float32), usable=usable)
+    np.testing.assert_array_equal(usable, expected_usable.astype(np.uint8))
+    assert np.array_equal(got, expected) and (np.signbit(got) == np.signbit(expected)).all()

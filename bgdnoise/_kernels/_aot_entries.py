@@ -337,6 +337,7 @@ ENTRIES = (
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "bool",
+        "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("model", "_subtract_levels_range", (
         "int64",
@@ -350,6 +351,7 @@ ENTRIES = (
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "bool",
+        "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("model", "_subtract_levels_range", (
         "int64",
@@ -363,6 +365,7 @@ ENTRIES = (
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "bool",
+        "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("model", "_subtract_levels_range", (
         "int64",
@@ -376,6 +379,7 @@ ENTRIES = (
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "bool",
+        "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_bin_along_lines_range", (
         "int64",
@@ -429,26 +433,6 @@ ENTRIES = (
         "int64",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
-        "Array(float64, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("planes", "_residual_plane_range", (
-        "int64",
-        "int64",
-        "Array(float32, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "Array(float64, 2, 'C', False, aligned=True)",
-        "float64",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "Array(float32, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("planes", "_residual_plane_range", (
-        "int64",
-        "int64",
-        "Array(float64, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "Array(float64, 2, 'C', False, aligned=True)",
-        "float64",
-        "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_row_magnitudes_range", (

@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .flags import PRESERVE
+from .flags import EXCLUDE, PRESERVE
 from .threads import run_ranges
+
+# No usable map wanted (subtract_levels).
+_NO_USABLE = np.zeros((1, 0, 0), np.uint8)
 
 
 def subtract_levels(
-    data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model
-):
+    data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model,
+    usable=_NO_USABLE,
+):  # fmt: skip
     """``out = data - line_model`` broadcast along lines; optionally the model.
 
     Parameters
@@ -34,6 +38,10 @@ def subtract_levels(
     model : ndarray
         Like ``data``; receives the subtracted value when ``write_model``.
     write_model : bool
+    usable : ndarray of uint8, optional
+        Like ``data``: written 1 where the result is finite and the pixel
+        not flagged ``EXCLUDE``, else 0, and ``out`` set to 0 there (the
+        residual the source search thresholds, made in the same pass).
 
     Returns
     -------
@@ -51,19 +59,22 @@ def subtract_levels(
         out,
         model,
         write_model,
+        usable,
         min_items=16,
     )
 
 
 @njit(cache=True, nogil=True)
 def _subtract_levels_range(
-    start, stop, data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model
-):
+    start, stop, data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model,
+    usable,
+):  # fmt: skip
     """Items ``[start, stop)`` of :func:`subtract_levels`."""
     ny, nx = data.shape[1], data.shape[2]
     n_bands = band_edges.shape[0] - 1
     n_par = 2 if odd_even else 1
     has_flags = flags.shape[1] > 0
+    with_usable = usable.shape[1] > 0
     no_flags = np.empty(0, dtype=np.uint8)
     for row in range(start, stop):
         p = row // ny
@@ -84,6 +95,8 @@ def _subtract_levels_range(
                 _subtract_band(drow[first:last], flag_row, even, odd, first & 1, orow[first:last])
                 if write_model:
                     _band_model(flag_row, even, odd, first & 1, model[q, y, first:last])
+                if with_usable:
+                    _mark_usable(orow[first:last], flag_row, usable[q, y, first:last])
         else:
             b = 0
             while y >= band_edges[b + 1]:
@@ -96,6 +109,8 @@ def _subtract_levels_range(
                 orow[x] = drow[x] - level
                 if write_model:
                     model[q, y, x] = level
+            if with_usable:
+                _mark_usable(orow, fplane[y] if has_flags else no_flags, usable[q, y])
 
 
 # The band helpers take views that start at 0 (see _kernels/__init__.py: the
@@ -116,6 +131,22 @@ def _subtract_band(values, flags, even, odd, parity, out):
     for x in range(values.shape[0]):
         level = odd if (x + parity) & 1 else even
         out[x] = values[x] - (0.0 if flags[x] & PRESERVE else level)
+
+
+@njit(cache=True, nogil=True)
+def _mark_usable(values, flags, usable):
+    """``usable`` = finite and not ``EXCLUDE``d; ``values`` set to 0 where not.
+
+    ``flags`` empty: none. (The pass after a band is subtracted, while it is
+    in cache: a pass over the plane afterwards read it all from memory again.)
+    """
+    for x in range(values.shape[0]):
+        v = values[x]
+        ok = v - v == 0.0
+        if flags.shape[0] != 0:
+            ok &= (flags[x] & EXCLUDE) == 0
+        usable[x] = np.uint8(ok)
+        values[x] = v if ok else 0.0
 
 
 @njit(cache=True, nogil=True)
