@@ -134,22 +134,28 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     nothing = masked is None or not masked.any()
     unmasked = usable if nothing else _scratch.unmasked(usable, masked)
     cells: dict = {}  # cell sums of the unmasked residual, per cell size
+    # The single pixels' and 3x3 boxes' thresholds (inf: scale not used), marked
+    # in one pass after the loop: no scale's map or threshold depends on marks.
+    compact = [np.inf, np.inf]
     for block, half, n_sigma in scales:
         if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
             continue  # a box must be small against the plane to find a local excess
         if block == 1 and half == 0:
             centre, spread = _spread(residual, usable, _SPREAD_STEP)
-            _mask_kernels.mark_pixels(residual, usable, centre + n_sigma * spread, marks)
+            compact[0] = centre + n_sigma * spread
             continue
         if block == 1 and half == 1:
             sample = _scratch.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
             _mask_kernels.box3_sample(residual, usable, _SPREAD_STEP, sample)
             centre, spread = _spread(sample, step=1)
-            _mask_kernels.mark_box3(residual, usable, centre + n_sigma * spread, 2, marks)
+            compact[1] = centre + n_sigma * spread
             continue
         mean = _scale_map(residual, unmasked, block, half, cells)
         centre, spread = _spread(mean)
         launch(_mask_kernels.mark_above, mean, centre + n_sigma * spread, block, marks)
+    if compact != [np.inf, np.inf]:
+        thresholds = (float(compact[0]), float(compact[1]))
+        _mask_kernels.mark_pixels_and_box3(residual, usable, thresholds, 2, marks)
     if grow <= 0:
         return marks
     cells.clear()  # not held through the dilation's scratch plane

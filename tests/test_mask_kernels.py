@@ -239,7 +239,7 @@ def test_box_means_of_single_pixels_is_the_box_mean_of_the_image(rng):
 
 
 # --------------------------------------------------------------------------
-# Thresholds: mark_above, mark_box3, box3_sample, mark_pixels
+# Thresholds: mark_above, mark_pixels_and_box3, box3_sample
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("block", [1, 3, 8, 64])
@@ -258,7 +258,7 @@ def test_mark_above(shape, block, rng):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("min_count", [0, 2, 5, 9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_mark_box3(shape, min_count, dtype, rng):
+def test_mark_box3_means(shape, min_count, dtype, rng):
     values = rng.normal(0.0, 1.0, shape)
     usable = random_usable(rng, shape, 0.7)
     values[usable == 0] = 1e9  # must never count
@@ -266,7 +266,7 @@ def test_mark_box3(shape, min_count, dtype, rng):
     kernel_values = values.astype(dtype)
     out = (rng.random(shape) < 0.05).astype(np.uint8)
     before = out.copy()
-    mk.mark_box3(kernel_values, usable, 0.4, min_count, out)
+    mk.mark_pixels_and_box3(kernel_values, usable, (np.inf, 0.4), min_count, out)
     total, n = ref_box3(values, usable)
     with np.errstate(invalid="ignore", divide="ignore"):
         above = (n >= min_count) & (n > 0) & (total / n > 0.4)
@@ -297,10 +297,28 @@ def test_mark_pixels(shape, dtype, rng):
     usable = random_usable(rng, shape)
     out = (rng.random(shape) < 0.05).astype(np.uint8)
     before = out.copy()
-    mk.mark_pixels(values.astype(dtype), usable, 0.8, out)
+    mk.mark_pixels_and_box3(values.astype(dtype), usable, (0.8, np.inf), 2, out)
     with np.errstate(invalid="ignore"):
         above = (usable != 0) & (values > 0.8)
     np.testing.assert_array_equal(out, (above | (before != 0)).astype(np.uint8))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mark_pixels_and_box3_marks_either(shape, dtype, rng):
+    values = rng.normal(0.0, 1.0, shape).astype(dtype).astype(np.float64)
+    usable = random_usable(rng, shape, 0.7)
+    values[usable == 0] = 1e9  # must never count
+    out = (rng.random(shape) < 0.05).astype(np.uint8)
+    before = out.copy()
+    mk.mark_pixels_and_box3(values.astype(dtype), usable, (1.5, 0.5), 3, out)
+    total, n = ref_box3(values, usable)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        box = (n >= 3) & (n > 0) & (total / n > 0.5)
+    pixel = (usable != 0) & (values > 1.5)
+    if values.size > 100:  # both scales mark here
+        assert (pixel & ~box).any() and (box & ~pixel).any()
+    np.testing.assert_array_equal(out, (box | pixel | (before != 0)).astype(np.uint8))
 
 
 # --------------------------------------------------------------------------

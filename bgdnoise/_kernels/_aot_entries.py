@@ -244,38 +244,22 @@ ENTRIES = (
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
-    ("mask", "_mark_box3_range", (
+    ("mask", "_mark_pixels_and_box3_range", (
         "int64",
         "int64",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
-        "float64",
+        "UniTuple(float64, 2)",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
-    ("mask", "_mark_box3_range", (
+    ("mask", "_mark_pixels_and_box3_range", (
         "int64",
         "int64",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
-        "float64",
+        "UniTuple(float64, 2)",
         "int64",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("mask", "_mark_pixels_range", (
-        "int64",
-        "int64",
-        "Array(float32, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "float64",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("mask", "_mark_pixels_range", (
-        "int64",
-        "int64",
-        "Array(float64, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "float64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_repeat_range", (

@@ -249,8 +249,10 @@ def mark_above(mean, threshold, block, out):
                         out[y, x] = 1
 
 
-def mark_box3(values, usable, threshold, min_count, out):
-    """``out = 1`` where the mean of the usable values of the 3x3 box exceeds ``threshold``.
+def mark_pixels_and_box3(values, usable, thresholds, min_count, out):
+    """``out = 1`` where a usable value, or the mean of its 3x3 box's usable values, is high.
+
+    The source search's two finest scales in one pass over the plane.
 
     Parameters
     ----------
@@ -258,7 +260,10 @@ def mark_box3(values, usable, threshold, min_count, out):
         ``(ny, nx)``.
     usable : ndarray of uint8
         ``(ny, nx)``.
-    threshold : float
+    thresholds : tuple of float
+        ``(pixel, box)``: a usable value above ``pixel`` is marked, and so is
+        a pixel whose box mean is above ``box`` (``inf``: that scale marks
+        nothing).
     min_count : int
         Fewest usable values a box needs.
     out : ndarray of uint8
@@ -268,12 +273,15 @@ def mark_box3(values, usable, threshold, min_count, out):
     -------
     None
     """
-    run_ranges(_mark_box3_range, values.shape[0], values, usable, threshold, min_count, out)
+    run_ranges(
+        _mark_pixels_and_box3_range, values.shape[0], values, usable, thresholds, min_count, out
+    )
 
 
 @njit(cache=True, nogil=True)
-def _mark_box3_range(start, stop, values, usable, threshold, min_count, out):
-    """Items ``[start, stop)`` of :func:`mark_box3`."""
+def _mark_pixels_and_box3_range(start, stop, values, usable, thresholds, min_count, out):
+    """Items ``[start, stop)`` of :func:`mark_pixels_and_box3`."""
+    pixel_threshold, box_threshold = thresholds
     ny, nx = values.shape
     # Sums down each column of the 3 rows, then across 3 columns.
     column_sum = np.empty(nx)
@@ -295,7 +303,8 @@ def _mark_box3_range(start, stop, values, usable, threshold, min_count, out):
             if x + 1 < nx:
                 total += column_sum[x + 1]
                 n += column_cnt[x + 1]
-            if n >= min_count and total > threshold * n:
+            box = n >= min_count and total > box_threshold * n
+            if box or (usable[y, x] != 0 and values[y, x] > pixel_threshold):
                 out[y, x] = 1
 
 
@@ -333,36 +342,6 @@ def _box3_sample_range(start, stop, values, usable, step, out):
                         total += values[yy, xx]
                         n += 1
             out[cy, cx] = total / n if n >= 2 else np.nan
-
-
-def mark_pixels(values, usable, threshold, out):
-    """``out = 1`` where a usable value exceeds ``threshold`` (never cleared).
-
-    Parameters
-    ----------
-    values : ndarray of float32 or float64
-        ``(ny, nx)``.
-    usable : ndarray of uint8
-        ``(ny, nx)``.
-    threshold : float
-    out : ndarray of uint8
-        ``(ny, nx)``.
-
-    Returns
-    -------
-    None
-    """
-    run_ranges(_mark_pixels_range, values.shape[0], values, usable, threshold, out)
-
-
-@njit(cache=True, nogil=True)
-def _mark_pixels_range(start, stop, values, usable, threshold, out):
-    """Items ``[start, stop)`` of :func:`mark_pixels`."""
-    nx = values.shape[1]
-    for y in range(start, stop):
-        for x in range(nx):
-            if usable[y, x] != 0 and values[y, x] > threshold:
-                out[y, x] = 1
 
 
 def dilate(marks, radius, out):
