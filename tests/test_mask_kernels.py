@@ -611,7 +611,7 @@ def test_line_counts_count_usable_and_masked_pixels(shape, along_rows, rng):
 @pytest.mark.parametrize("factor", [1, 2, 4])
 def test_repeat_along_lines_is_numpy_repeat(along_rows, factor, rng):
     binned_shape = (37, 13) if along_rows else (13, 37)
-    mask = random_usable(rng, binned_shape, 0.4)
+    mask = random_usable(rng, binned_shape, 0.4) * rng.integers(1, 256, binned_shape, np.uint8)
     axis = 1 if along_rows else 0
     expected = np.repeat(mask, factor, axis=axis)
     out = np.full(expected.shape, 7, np.uint8)
