@@ -474,6 +474,16 @@ def test_bin_along_lines(along_rows, factor, dtype, with_flags, rng):
     np.testing.assert_allclose(out, ref.astype(dtype), rtol=tol, atol=tol, equal_nan=True)
     np.testing.assert_array_equal(out_flags, np.where(np.isnan(ref), EXCLUDE, 0))
     assert out_flags[(4, 0) if along_rows else (0, 4)] == EXCLUDE
+    # Exactly: each bin's values added in their order along the line, in float64.
+    binned = lines.astype(np.float64).reshape(n_lines, length // factor, factor)
+    total, count = np.zeros(binned.shape[:2]), np.zeros(binned.shape[:2])
+    for k in range(factor):
+        ok = np.isfinite(binned[..., k])
+        total = total + np.where(ok, binned[..., k], 0.0)
+        count = count + ok
+    with np.errstate(invalid="ignore"):
+        exact = (total / count).astype(dtype)
+    np.testing.assert_array_equal(out, exact if along_rows else exact.T)
 
 
 def test_binning_keeps_a_stripe_whole(rng):

@@ -135,22 +135,75 @@ def _bin_along_lines_range(start, stop, plane, flags, along_rows, factor, out, o
     """Items ``[start, stop)`` of :func:`bin_along_lines`."""
     mx = out.shape[1]
     has_flags = flags.shape[0] > 0
+    no_flags = np.zeros(0, np.uint8)
+    total = np.empty(mx)  # column bins: sums along whole rows
+    count = np.empty(mx, np.int64)
     for y in range(start, stop):
-        for x in range(mx):
-            total, n = 0.0, 0
-            for k in range(factor):
-                yy, xx = y, x
-                if along_rows:
-                    xx = x * factor + k
-                else:
-                    yy = y * factor + k
-                v = np.float64(plane[yy, xx])
-                if (has_flags and flags[yy, xx] & EXCLUDE) or not np.isfinite(v):
-                    continue
-                total += v
-                n += 1
-            out[y, x] = total / n if n > 0 else np.nan
-            out_flags[y, x] = 0 if n > 0 else EXCLUDE
+        if along_rows and factor == 4:  # the search's bins, written out
+            _bin_row_in_fours(plane[y], flags[y] if has_flags else no_flags, out[y], out_flags[y])
+        elif along_rows:
+            for x in range(mx):
+                s, n = 0.0, 0
+                for k in range(x * factor, (x + 1) * factor):
+                    v = np.float64(plane[y, k])
+                    if (has_flags and flags[y, k] & EXCLUDE) or not np.isfinite(v):
+                        continue
+                    s += v
+                    n += 1
+                out[y, x] = s / n if n > 0 else np.nan
+                out_flags[y, x] = 0 if n > 0 else EXCLUDE
+        else:
+            # Each bin's values in the same order as one bin at a time, summed
+            # along whole rows with selects: the loops vectorise (3.4x faster).
+            # A sum that starts at +0.0 is unchanged by adding +0.0.
+            total[:] = 0.0
+            count[:] = 0
+            for k in range(y * factor, (y + 1) * factor):
+                prow = plane[k]
+                frow = flags[k] if has_flags else no_flags
+                for x in range(mx):
+                    v = np.float64(prow[x])
+                    ok = v - v == 0.0
+                    if has_flags:
+                        ok &= (frow[x] & EXCLUDE) == 0
+                    total[x] += v if ok else 0.0
+                    count[x] += ok
+            orow, oflags = out[y], out_flags[y]
+            for x in range(mx):
+                n = count[x]
+                orow[x] = total[x] / n if n > 0 else np.nan
+                oflags[x] = 0 if n > 0 else EXCLUDE
+
+
+@njit(cache=True, nogil=True)
+def _bin_row_in_fours(row, flags, out, out_flags):
+    """:func:`_bin_along_lines_range` on one row in bins of four (``flags`` empty: none).
+
+    Selects, not branches, and the four values written out (a branch per
+    pixel and a loop of four per bin took 6x as long); each bin's sum takes
+    the same values in the same order (a sum that starts at +0.0 is
+    unchanged by adding +0.0).
+    """
+    if flags.shape[0] == 0:
+        for x in range(out.shape[0]):
+            s, n = 0.0, 0
+            for j in range(4):
+                v = np.float64(row[4 * x + j])
+                ok = v - v == 0.0
+                s += v if ok else 0.0
+                n += ok
+            out[x] = s / n if n > 0 else np.nan
+            out_flags[x] = 0 if n > 0 else EXCLUDE
+        return
+    for x in range(out.shape[0]):
+        s, n = 0.0, 0
+        for j in range(4):
+            v = np.float64(row[4 * x + j])
+            ok = (v - v == 0.0) & ((flags[4 * x + j] & EXCLUDE) == 0)
+            s += v if ok else 0.0
+            n += ok
+        out[x] = s / n if n > 0 else np.nan
+        out_flags[x] = 0 if n > 0 else EXCLUDE
 
 
 # Running maxima kept side by side in _row_magnitudes_range.
