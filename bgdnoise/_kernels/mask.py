@@ -42,6 +42,9 @@ def _block_sums_range(start, stop, values, usable, block, sums, counts):
     ny, nx = values.shape
     mx = sums.shape[1]
     for cy in range(start, stop):
+        if block == 4 and nx % 4 == 0 and 4 * cy + 4 <= ny:
+            _cells_of_four_rows(values, usable, 4 * cy, sums[cy], counts[cy])
+            continue
         for cx in range(mx):
             sums[cy, cx] = 0.0
             counts[cy, cx] = 0.0
@@ -61,6 +64,39 @@ def _block_sums_range(start, stop, values, usable, block, sums, counts):
                     total += row[x] if keep else 0.0
                     n += 1.0 if keep else 0.0
                 sums[cy, cx], counts[cy, cx] = total, n
+
+
+@njit(cache=True, nogil=True)
+def _four_more(total, row, use, x):
+    """``total`` plus the usable ones of ``row[x:x + 4]``, in order (selects, not branches)."""
+    total += np.float64(row[x]) if use[x] != 0 else 0.0
+    total += np.float64(row[x + 1]) if use[x + 1] != 0 else 0.0
+    total += np.float64(row[x + 2]) if use[x + 2] != 0 else 0.0
+    total += np.float64(row[x + 3]) if use[x + 3] != 0 else 0.0
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _cells_of_four_rows(values, usable, y, sums, counts):
+    """A whole row of 4x4 cells from rows ``y..y + 3``: :func:`_add_row_in_fours` four times over.
+
+    Each cell's sum kept in a register over its 16 values, in the same
+    order (row by row along the line), where the rows one at a time stored
+    and loaded it four times (1.4x the time).
+    """
+    r0, r1, r2, r3 = values[y], values[y + 1], values[y + 2], values[y + 3]
+    u0, u1, u2, u3 = usable[y], usable[y + 1], usable[y + 2], usable[y + 3]
+    for cx in range(sums.shape[0]):
+        x = 4 * cx
+        total = _four_more(0.0, r0, u0, x)
+        total = _four_more(total, r1, u1, x)
+        total = _four_more(total, r2, u2, x)
+        total = _four_more(total, r3, u3, x)
+        n = 0
+        for j in range(4):
+            n += (u0[x + j] != 0) + (u1[x + j] != 0) + (u2[x + j] != 0) + (u3[x + j] != 0)
+        sums[cx] = total
+        counts[cx] = np.float64(n)
 
 
 @njit(cache=True, nogil=True)
