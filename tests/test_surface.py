@@ -419,6 +419,18 @@ def test_evaluate_is_bilinear_interpolation(along_rows, n_lines, length, h, dtyp
     # On the nodes themselves: the node values.
     on = np.arange(0, n_lines, h)[:, None], np.arange(0, length, h)[None, :]
     np.testing.assert_allclose(got[on], nodes[: on[0].size, : on[1].size], rtol=tol)
+    # Exactly the kernel's formula: down the rows of ``out`` first, then along them.
+    def cells(n, count):
+        t = np.arange(n) / h
+        j = np.minimum(t.astype(int), count - 2)
+        return j, t - j
+
+    grid = nodes if along_rows else nodes.T  # (rows of out, columns of out)
+    k, f = cells(out.shape[0], grid.shape[0])
+    profile = (1.0 - f)[:, None] * grid[k] + f[:, None] * grid[k + 1]
+    i, g = cells(out.shape[1], grid.shape[1])
+    exact = (1.0 - g) * profile[:, i] + g * profile[:, i + 1]
+    np.testing.assert_array_equal(out, exact.astype(dtype))
 
 
 @pytest.mark.parametrize("along_rows", [True, False])
