@@ -419,6 +419,7 @@ def test_evaluate_is_bilinear_interpolation(along_rows, n_lines, length, h, dtyp
     # On the nodes themselves: the node values.
     on = np.arange(0, n_lines, h)[:, None], np.arange(0, length, h)[None, :]
     np.testing.assert_allclose(got[on], nodes[: on[0].size, : on[1].size], rtol=tol)
+
     # Exactly the kernel's formula: down the rows of ``out`` first, then along them.
     def cells(n, count):
         t = np.arange(n) / h
