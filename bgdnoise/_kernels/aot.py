@@ -8,7 +8,7 @@ to run ``clean_flicker_noise`` once. Every new user, container, CI job and
 cluster worker would pay that before its first result.
 
 So the entry points, the kernels that Python calls (about 30 functions in
-64 signatures, :data:`._aot_entries.ENTRIES`), are also compiled when the
+60 signatures, :data:`._aot_entries.ENTRIES`), are also compiled when the
 package is built (``setup.py``'s ``build_ext`` runs :mod:`._aot_build`,
 through numba's ``pycc``) into the extension module
 ``bgdnoise._kernels._compiled``, from the same source, releasing the GIL
