@@ -113,8 +113,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     Parameters
     ----------
     residual : numpy.ndarray
-        ``(ny, nx)`` (the data's dtype): the image minus stripes and sky (not
-        read where not usable).
+        ``(ny, nx)`` (the data's dtype): the image minus its stripes, the sky
+        pedestal kept (values where not usable are not used).
     usable : numpy.ndarray
         uint8: pixels with a value.
     masked : numpy.ndarray or None
@@ -142,13 +142,13 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             continue  # a box must be small against the plane to find a local excess
         if block == 1 and half == 0:
             centre, spread = _spread(residual, usable, _SPREAD_STEP)
-            compact[0] = centre + n_sigma * spread
+            compact[0] = np.fmin(compact[0], centre + n_sigma * spread)  # (a scale twice)
             continue
         if block == 1 and half == 1:
             sample = _scratch.empty((-(-ny // _SPREAD_STEP), -(-nx // _SPREAD_STEP)))
             _mask_kernels.box3_sample(residual, usable, _SPREAD_STEP, sample)
             centre, spread = _spread(sample, step=1)
-            compact[1] = centre + n_sigma * spread
+            compact[1] = np.fmin(compact[1], centre + n_sigma * spread)
             continue
         mean = _scale_map(residual, unmasked, block, half, cells)
         centre, spread = _spread(mean)
@@ -225,9 +225,9 @@ def _residual(prepared: Prepared, resolved) -> tuple[np.ndarray, np.ndarray]:
     """
     from . import stages  # the stages call this module: import at use
 
-    usable = _scratch.empty(prepared.planes.shape[1:], np.uint8)
+    usable = _scratch.empty(prepared.planes.shape, np.uint8)  # (one plane)
     corrected, _ = stages.apply(prepared, resolved, out=_work_plane(prepared), usable=usable)
-    return corrected.reshape(prepared.planes.shape)[0], usable
+    return corrected.reshape(prepared.planes.shape)[0], usable[0]
 
 
 def _work_plane(prepared: Prepared) -> np.ndarray:

@@ -29,7 +29,6 @@ import numba
 import numpy as np
 
 from . import _kernels, _nanstats, _scratch
-from ._kernels import planes as _planes
 from ._prepare import Prepared, check_out, make_layout, prepare
 from .background import sky_across_lines
 from .dqflags import REFERENCE_PIXEL
@@ -63,9 +62,6 @@ _MIN_DISPERSION_PAIRS = 1 << 12
 # (16 -> 32 took a 2048x2048 frame's column levels from 23.6 to 17.9 ms; 64
 # was no faster, its 1 MB of scratch per thread no longer in cache).
 _COLUMN_BLOCK = 32
-# No flags, no background (for the kernels).
-_NO_FLAGS = np.zeros((0, 0), np.uint8)
-_NO_BACKGROUND = np.zeros((0, 0))
 # Every n-th line's full level is measured to learn each band's offset from
 # it (the same share of the work on any plane), on at least _MIN_OFFSET_LINES.
 _OFFSET_LINE_STEP = 8
@@ -615,11 +611,21 @@ def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=Fals
 
     Near the dtype's maximum, data minus model can overflow: then the result
     is computed into a fresh array (never into ``out``) and checked before
-    anything is kept. ``usable`` (uint8, the planes' shape): written 1 where
-    the result is finite and the pixel not flagged EXCLUDE in ``prepared``,
-    else 0, and the result set to 0 there (the source search's residual).
+    anything is kept. ``usable`` (C-contiguous uint8 of the planes' shape
+    ``(P, ny, nx)``): written 1 where the result is finite and the pixel not
+    flagged EXCLUDE in ``prepared``, else 0, and the result set to 0 there
+    (the source search's residual).
     """
     work, layout = prepared.work, prepared.layout
+    if usable is not None and not (
+        usable.shape == prepared.planes.shape
+        and usable.dtype == np.uint8
+        and usable.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"usable must be a C-contiguous uint8 array of shape {prepared.planes.shape}, "
+            f"not {usable.dtype} {usable.shape}"
+        )
     line_model = np.ascontiguousarray(resolved.line_model)
     model_max = _check_model(line_model, resolved.levels, return_model)
     may_overflow = model_max >= _SAFE_MODEL[prepared.out_dtype]
@@ -633,21 +639,20 @@ def apply(prepared: Prepared, resolved: Resolved, *, out=None, return_model=Fals
         prepared.planes, prepared.flags, layout.along_rows, layout.band_edges, layout.odd_even,
         line_model, result.reshape(planes_shape),
         model.reshape(planes_shape) if return_model else model, bool(return_model),
-        *((usable.reshape(planes_shape),) if marked else ()),
+        *((usable,) if marked else ()),
     )  # fmt: skip
     if may_overflow:
         _check_overflow(result, work, model_max)
     if out is not None and target is None:
         out[...] = result
         result = out
-    if usable is not None and not marked:
-        planes, flags = result.reshape(planes_shape), prepared.flags
-        for p in range(planes.shape[0]):
-            plane_flags = flags[min(p, flags.shape[0] - 1)] if flags.shape[1] else _NO_FLAGS
-            _planes.residual_plane(
-                planes[p], plane_flags, _NO_BACKGROUND, 0.0, usable.reshape(planes_shape)[p],
-                planes[p],
-            )  # fmt: skip
+    if usable is not None and not marked:  # (rare: values near the float range)
+        planes = result.reshape(prepared.planes.shape)
+        ok = np.isfinite(planes)
+        if prepared.flags.shape[1]:
+            ok &= (prepared.flags & _kernels.EXCLUDE) == 0
+        planes[~ok] = 0.0
+        usable[...] = ok
     return result, (model if return_model else None)
 
 

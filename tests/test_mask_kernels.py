@@ -350,39 +350,6 @@ def test_dilate_nothing_and_everything():
 
 
 # --------------------------------------------------------------------------
-# residual_plane
-# --------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("with_flags", [False, True])
-@pytest.mark.parametrize("with_background", [False, True])
-def test_residual_plane(dtype, with_flags, with_background, rng):
-    shape = (37, 53)
-    values = rng.normal(3.0, 1.0, shape).astype(dtype)
-    values[rng.random(shape) < 0.05] = np.nan
-    values[rng.random(shape) < 0.02] = -np.inf
-    flags = (rng.random(shape) < 0.1).astype(np.uint8) * EXCLUDE
-    flags |= (rng.random(shape) < 0.1).astype(np.uint8) * 2  # PRESERVE alone: still usable
-    background = rng.normal(0.0, 0.5, shape)
-    background[rng.random(shape) < 0.02] = np.nan  # a NaN background makes the pixel unusable
-    usable, out = np.empty(shape, np.uint8), np.empty(shape)
-    flags_in = flags if with_flags else no_flags()
-    background_in = background if with_background else np.zeros((0, 0))
-    pk.residual_plane(values, flags_in, background_in, 1.25, usable, out)
-    expected = values.astype(np.float64) - 1.25
-    if with_background:
-        expected = expected - background
-    ok = np.isfinite(expected)
-    if with_flags:
-        ok &= (flags & EXCLUDE) == 0
-    np.testing.assert_array_equal(usable, ok.astype(np.uint8))
-    np.testing.assert_array_equal(out, np.where(ok, expected, 0.0))
-    # In place, in the values' own dtype (how the source search uses it).
-    in_place = values.copy()
-    pk.residual_plane(in_place, flags_in, background_in, 1.25, usable, in_place)
-    np.testing.assert_array_equal(in_place, np.where(ok, expected, 0.0).astype(dtype))
-
-
-# --------------------------------------------------------------------------
 # median_over_planes
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("n_planes", [1, 2, 3, 9])

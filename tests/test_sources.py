@@ -461,11 +461,12 @@ def test_the_spread_of_a_map_is_its_robust_sigma(rng):
 # --------------------------------------------------------------------------
 # The search's residual: levels subtracted and usable pixels marked in one pass
 # --------------------------------------------------------------------------
+@pytest.mark.parametrize("with_dq", [True, False])
 @pytest.mark.parametrize("near_float_max", [False, True])
 @pytest.mark.parametrize("odd_even", [False, True])
 @pytest.mark.parametrize("axis", ["rows", "columns"])
 def test_apply_marks_the_usable_residual_as_a_separate_pass_would(
-    axis, odd_even, near_float_max, rng
+    axis, odd_even, near_float_max, with_dq, rng
 ):
     from bgdnoise._kernels import EXCLUDE, PRESERVE
     from bgdnoise.dqflags import REFERENCE_PIXEL
@@ -481,19 +482,63 @@ def test_apply_marks_the_usable_residual_as_a_separate_pass_would(
     dq[rng.random(shape) < 0.05] = 1  # DO_NOT_USE
     dq[:, :4] |= REFERENCE_PIXEL  # left uncorrected: PRESERVE
     options = CorrectionOptions(n_outputs=2, odd_even=odd_even)
-    prepared = prepare(data, axis, options, dq=dq)
+    prepared = prepare(data, axis, options, dq=dq if with_dq else None)
     flags = prepared.flags
-    assert (flags & EXCLUDE).any() and (flags & PRESERVE).any()
+    if with_dq:
+        assert (flags & EXCLUDE).any() and (flags & PRESERVE).any()
     resolved = stages.resolve(prepared, stages.measure(prepared, options), options)
     model_max = np.nanmax(np.abs(resolved.line_model))
     assert (model_max >= stages._SAFE_MODEL[np.dtype(np.float32)]) == near_float_max
 
     expected, _ = stages.apply(prepared, resolved, out=np.empty(shape, np.float32))
-    excluded = (flags[0] & EXCLUDE) != 0
+    excluded = (flags[0] & EXCLUDE) != 0 if with_dq else np.zeros(shape, bool)
     expected_usable = np.isfinite(expected) & ~excluded
     expected[~expected_usable] = 0.0
 
-    usable = np.full(shape, 7, np.uint8)
+    usable = np.full((1, *shape), 7, np.uint8)
     got, _ = stages.apply(prepared, resolved, out=np.empty(shape, np.float32), usable=usable)
-    np.testing.assert_array_equal(usable, expected_usable.astype(np.uint8))
+    np.testing.assert_array_equal(usable[0], expected_usable.astype(np.uint8))
     assert np.array_equal(got, expected) and (np.signbit(got) == np.signbit(expected)).all()
+    with pytest.raises(ValueError, match="usable must be a C-contiguous uint8 array"):
+        stages.apply(prepared, resolved, usable=np.zeros(shape, np.uint8))  # not (1, ny, nx)
+
+
+def test_residual_of_is_the_masked_planes_destriped_with_every_valued_pixel_usable(rng):
+    # The search subtracts its levels from the unmasked planes (the mask adds
+    # EXCLUDE flags only): the same residual as the masked planes' correction,
+    # masked pixels (some of them PRESERVEd reference pixels) still usable.
+    from bgdnoise._kernels import EXCLUDE
+    from bgdnoise.dqflags import REFERENCE_PIXEL
+    from bgdnoise.sources import search_levels
+
+    shape = (80, 128)
+    data = rng.normal(10.0, 1.0, shape).astype(np.float32)
+    data[rng.random(shape) < 0.03] = np.nan
+    dq = np.zeros(shape, np.uint32)
+    dq[rng.random(shape) < 0.03] = 1
+    dq[:, :4] |= REFERENCE_PIXEL
+    mask = (rng.random(shape) < 0.2).astype(np.uint8)
+    mask[:, :6] = 1  # over the reference pixels too
+    options = CorrectionOptions(n_outputs=2, keep_level=True)
+    prepared = prepare(data, "rows", options, dq=dq)
+    residual, usable, _ = residual_of(prepared, options, mask)
+
+    masked, measured = search_levels(prepared, options, mask, None)
+    corrected, _ = stages.apply(masked, stages.resolve(masked, measured, options))
+    ok = np.isfinite(corrected) & ((prepared.flags[0] & EXCLUDE) == 0)
+    np.testing.assert_array_equal(usable, ok.astype(np.uint8))
+    expected = np.where(ok, corrected, np.float32(0.0))
+    assert (
+        np.array_equal(residual, expected) and (np.signbit(residual) == np.signbit(expected)).all()
+    )
+    assert usable[mask != 0].any()  # masked pixels with a value are looked at
+
+
+def test_detect_marks_every_scale_given_even_twice(rng):
+    # A scale given twice marks what either of its thresholds marks: the lower one.
+    residual = rng.normal(0.0, 1.0, (64, 64)).astype(np.float32)
+    usable = np.ones(residual.shape, np.uint8)
+    twice = detect(residual, usable, None, ((1, 0, 4.0), (1, 0, 2.0), (1, 1, 1.0), (1, 1, 3.0)), 0)
+    once = detect(residual, usable, None, ((1, 0, 2.0), (1, 1, 1.0)), 0)
+    np.testing.assert_array_equal(twice, once)
+    assert 0 < once.sum() < once.size

@@ -1,9 +1,10 @@
 """The clipped median on a bucket-sorted copy of the line: O(1) per iteration.
 
 The values are bucket-sorted once into a fine histogram around a sample
-median (:mod:`.histogram`); the clipped set after any number of iterations
-is the set of values inside ``[A, B]``, the tightest bounds so far, so its
-size, moments and median come from bin counts, prefix sums and a selection
+median, or with a fixed scale a median of medians (:mod:`.histogram`); the
+clipped set after any number of iterations is the set of values inside
+``[A, B]``, the tightest bounds so far, so its size, moments and median come
+from bin counts, prefix sums and a selection (or, with a fixed scale, a sort)
 inside one or two small bins.  Same result as the partition algorithm
 (:mod:`.partition`), which takes the lines this one cannot.
 """
@@ -17,7 +18,6 @@ from .histogram import (
     _count_outside,
     _fill_histogram,
     _rank_median,
-    _sorted_rank_median,
     _window_stats,
     n_bins_for,
 )
@@ -27,8 +27,9 @@ from .select import _select
 
 # Lines shorter than this use the partition algorithm.
 _BINNED_MIN = 64
+# Values sampled for the bins' centre and spread without a fixed scale.
 _SAMPLE = 31
-# Bins span the sample median +- _RANGE sample sigmas.
+# Bins span the centre +- _RANGE sample sigmas (or fixed scales).
 _RANGE = 6.0
 # What _place_bins found.
 _PLACED = 0
@@ -98,7 +99,8 @@ def _binned_clipped_median(vals, n, clip, scratch):
             fixed = clip[2] > 0.0
             total2 = _fill_histogram(vals, n, hist, scratch, not fixed and clip[3] != 0)
             if clip[3] == 0:
-                return _rank_median(scratch[0], scratch[3], hist[2] + 2, np.int64(0), n)
+                # (no sums follow: a small bin may be sorted)
+                return _rank_median(scratch[0], scratch[3], hist[2] + 2, np.int64(0), n, fixed)
             # Every window's sum of squares is part of this total: finite and
             # not tiny means no moment overflows or loses its digits.
             if fixed or _S2_TINY <= total2 <= _FLOAT_MAX:
@@ -111,9 +113,12 @@ def _binned_clipped_median(vals, n, clip, scratch):
 
 @njit(cache=True, nogil=True)
 def _place_bins(vals, n, fixed_scale, smp):
-    """Where the bins go: around the median of ``_SAMPLE`` evenly spread values.
+    """Where the bins go: around a median of evenly spread values.
 
-    Any placement is exact, a good one keeps the edge bins small.
+    Any placement is exact, a good one keeps the edge bins small. With a
+    fixed scale, around :func:`_tukey_median` (no sums are kept, so the
+    result does not depend on the placement); else around the median of
+    ``_SAMPLE`` values, their quantiles giving the spread.
 
     Parameters
     ----------
@@ -123,7 +128,7 @@ def _place_bins(vals, n, fixed_scale, smp):
     fixed_scale : float
         The sample's spread when > 0.
     smp : ndarray of float64
-        Scratch of ``_SAMPLE`` values.
+        Scratch of ``_SAMPLE`` values (not used with a fixed scale).
 
     Returns
     -------
@@ -281,12 +286,9 @@ def _binned_iterations(n, clip, hist, scratch):
     upper = np.nan
     while True:
         below, m, s1, s2 = _window_stats(srt, start, ps1, ps2, hist, a, b)
-        if use_std:  # (sums over the bins' values in their order: no sorting)
-            med = _rank_median(srt, start, total_bins, below, m)
-            scale = _std(s1, s2, m)
-        else:
-            med = _sorted_rank_median(srt, start, total_bins, below, m)
-            scale = fixed_scale
+        # (The std's sums take the bins' values in their order: no sorting there.)
+        med = _rank_median(srt, start, total_bins, below, m, not use_std)
+        scale = _std(s1, s2, m) if use_std else fixed_scale
         lower = med - sigma_lower * scale
         upper = med + sigma_upper * scale
         a2 = max(a, lower)
@@ -305,6 +307,4 @@ def _binned_iterations(n, clip, hist, scratch):
     below, m, _, _ = _window_stats(srt, start, ps1, ps2, hist, lower, upper)
     if m <= 0:
         return med  # no value within the last bounds
-    if use_std:
-        return _rank_median(srt, start, total_bins, below, m)
-    return _sorted_rank_median(srt, start, total_bins, below, m)
+    return _rank_median(srt, start, total_bins, below, m, not use_std)

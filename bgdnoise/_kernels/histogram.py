@@ -267,27 +267,6 @@ def _bin_of_rank(start, n_bins_total, r):
 
 
 @njit(cache=True, nogil=True)
-def _order_stat(srt, start, n_bins_total, r):
-    """The r-th smallest value (0-based): find its bin, select inside it.
-
-    Parameters
-    ----------
-    srt, start : ndarray
-        A filled histogram; ``srt`` is reordered within one bin.
-    n_bins_total : int
-        ``nb + 2``.
-    r : int
-
-    Returns
-    -------
-    float
-    """
-    b = _bin_of_rank(start, n_bins_total, r)
-    _select(srt, start[b], start[b + 1] - 1, r)
-    return srt[r]
-
-
-@njit(cache=True, nogil=True)
 def _sort_small_bin(srt, first, stop):
     """Insertion-sort ``srt[first:stop]`` when it holds at most ``_SMALL_BIN`` values.
 
@@ -308,45 +287,27 @@ def _sort_small_bin(srt, first, stop):
 
 
 @njit(cache=True, nogil=True)
-def _sorted_rank_median(srt, start, n_bins_total, below, m):
-    """:func:`_rank_median`, sorting the small bins it looks in (their order changes)."""
-    level = np.nan
-    if m > 0:
-        r = below + (m >> 1)
-        low = r - 1 + (m & 1)  # the lower middle rank (the middle one for odd m)
-        b = _bin_of_rank(start, n_bins_total, low)
-        if not _sort_small_bin(srt, start[b], start[b + 1]):
-            _select(srt, start[b], start[b + 1] - 1, low)
-        if m & 1:
-            level = srt[low]
-        else:
-            stop = start[b + 1]
-            if stop <= r:  # r opens a later bin: the first non-empty one
-                b += 1
-                while start[b + 1] <= r:
-                    b += 1
-                stop = start[b + 1]
-            upper = srt[r]
-            for j in range(r + 1, stop):
-                upper = min(upper, srt[j])
-            level = _mid(srt[r - 1], upper)
-    return level
-
-
-@njit(cache=True, nogil=True)
-def _rank_median(srt, start, n_bins_total, below, m):
+def _rank_median(srt, start, n_bins_total, below, m, sort_small):
     """Median of the ``m`` values of ranks ``below..below + m - 1``.
 
-    For an even ``m`` the upper middle value follows from the lower one's
-    selection: the smallest value after it in its bin (the selection left
-    the bin's larger values there), or else the smallest of the next
-    non-empty bin; no second search.
+    The (lower) middle value is selected in its bin. For an even ``m`` the
+    upper middle value follows from that selection: the smallest value after
+    it in its bin (the selection left the bin's larger values there), or else
+    the smallest of the next non-empty bin; no second search.
 
     Parameters
     ----------
     srt, start : ndarray
     n_bins_total : int
     below, m : int
+    sort_small : bool
+        Sort a bin of at most ``_SMALL_BIN`` values instead of selecting in
+        it (the fixed-scale clip: its iterations come back to the same bins).
+        Not where sums over the bins' values follow: their order changes.
+        Equal values may end in another order than a selection leaves them,
+        the same values but for zeros of both signs, which the gathered
+        values never hold (a zero is not usable, and a value minus the
+        background is never -0.0).
 
     Returns
     -------
@@ -356,11 +317,13 @@ def _rank_median(srt, start, n_bins_total, below, m):
     level = np.nan
     if m > 0:
         r = below + (m >> 1)
+        low = r - 1 + (m & 1)  # the lower middle rank (the middle one for odd m)
+        b = _bin_of_rank(start, n_bins_total, low)
+        if not (sort_small and _sort_small_bin(srt, start[b], start[b + 1])):
+            _select(srt, start[b], start[b + 1] - 1, low)
         if m & 1:
-            level = _order_stat(srt, start, n_bins_total, r)
+            level = srt[low]
         else:
-            b = _bin_of_rank(start, n_bins_total, r - 1)
-            _select(srt, start[b], start[b + 1] - 1, r - 1)
             stop = start[b + 1]
             if stop <= r:  # r opens a later bin: the first non-empty one
                 b += 1

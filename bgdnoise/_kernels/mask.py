@@ -21,7 +21,7 @@ def block_sums(values, usable, block, sums, counts):
     Parameters
     ----------
     values : ndarray of float32 or float64
-        ``(ny, nx)``; read only where ``usable``.
+        ``(ny, nx)``; used only where ``usable``.
     usable : ndarray of uint8
         ``(ny, nx)``, non-zero where a value counts.
     block : int

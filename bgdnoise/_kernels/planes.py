@@ -9,50 +9,6 @@ from .flags import EXCLUDE
 from .threads import run_ranges
 
 
-def residual_plane(values, flags, background, level, usable, out):
-    """``out = values - background - level`` and the pixels usable for detection.
-
-    Parameters
-    ----------
-    values : ndarray of float32 or float64
-        ``(ny, nx)`` data minus its stripe model.
-    flags : ndarray of uint8
-        ``(ny, nx)`` or ``(0, 0)``: EXCLUDE keeps a pixel out.
-    background : ndarray
-        ``(ny, nx)`` or ``(0, 0)``: the smooth background so far.
-    level : float
-        The sky pedestal.
-    usable : ndarray of uint8
-        ``(ny, nx)``, written: 1 where finite and not excluded.
-    out : ndarray of float32 or float64
-        ``(ny, nx)``, written (0 where not usable); may be ``values`` itself
-        (each value is read before it is written).
-
-    Returns
-    -------
-    None
-    """
-    run_ranges(
-        _residual_plane_range, values.shape[0], values, flags, background, level, usable, out
-    )
-
-
-@njit(cache=True, nogil=True)
-def _residual_plane_range(start, stop, values, flags, background, level, usable, out):
-    """Items ``[start, stop)`` of :func:`residual_plane`."""
-    nx = values.shape[1]
-    has_flags = flags.shape[0] > 0
-    has_bg = background.shape[0] > 0
-    for y in range(start, stop):
-        for x in range(nx):
-            v = np.float64(values[y, x]) - level
-            if has_bg:
-                v -= background[y, x]
-            ok = np.isfinite(v) and not (has_flags and (flags[y, x] & EXCLUDE))
-            usable[y, x] = 1 if ok else 0
-            out[y, x] = v if ok else 0.0
-
-
 def median_over_planes(planes, flags, out):
     """Per pixel, the median over the planes of the values not excluded.
 
@@ -184,22 +140,14 @@ def _bin_row_in_fours(row, flags, out, out_flags):
     the same values in the same order (a sum that starts at +0.0 is
     unchanged by adding +0.0).
     """
-    if flags.shape[0] == 0:
-        for x in range(out.shape[0]):
-            s, n = 0.0, 0
-            for j in range(4):
-                v = np.float64(row[4 * x + j])
-                ok = v - v == 0.0
-                s += v if ok else 0.0
-                n += ok
-            out[x] = s / n if n > 0 else np.nan
-            out_flags[x] = 0 if n > 0 else EXCLUDE
-        return
+    has_flags = flags.shape[0] != 0
     for x in range(out.shape[0]):
         s, n = 0.0, 0
         for j in range(4):
             v = np.float64(row[4 * x + j])
-            ok = (v - v == 0.0) & ((flags[4 * x + j] & EXCLUDE) == 0)
+            ok = v - v == 0.0
+            if has_flags:
+                ok &= (flags[4 * x + j] & EXCLUDE) == 0
             s += v if ok else 0.0
             n += ok
         out[x] = s / n if n > 0 else np.nan
