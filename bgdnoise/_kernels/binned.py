@@ -215,19 +215,17 @@ def _tukey_median(vals, n):
 def _median_of_nine(vals, first, step):
     """Median of the medians of three of the sampled values ``first..first + 8``."""
     return _median3(
-        _median3(
-            vals[int(first * step)], vals[int((first + 1) * step)], vals[int((first + 2) * step)]
-        ),
-        _median3(
-            vals[int((first + 3) * step)],
-            vals[int((first + 4) * step)],
-            vals[int((first + 5) * step)],
-        ),
-        _median3(
-            vals[int((first + 6) * step)],
-            vals[int((first + 7) * step)],
-            vals[int((first + 8) * step)],
-        ),
+        _median_of_three(vals, first, step),
+        _median_of_three(vals, first + 3, step),
+        _median_of_three(vals, first + 6, step),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _median_of_three(vals, first, step):
+    """Median of the sampled values ``first..first + 2`` (value ``k`` at ``int(k * step)``)."""
+    return _median3(
+        vals[int(first * step)], vals[int((first + 1) * step)], vals[int((first + 2) * step)]
     )
 
 
