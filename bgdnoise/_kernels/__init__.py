@@ -30,6 +30,10 @@ Modules
 ``surface``     the smooth background: per-line sums, banded normal
                 equations, penalties, banded Cholesky, evaluation.
 ``threads``     :func:`run_ranges`.
+``_jit``        ``scalar_helper``: the decorator of helpers that allocate
+                nothing and return no array, compiled without numba's
+                reference counting (a fifth of the line kernel's time on
+                short lines).
 ``aot``         the same kernels compiled at install (numba's pycc;
                 ``_aot_build`` builds them): Python calls a kernel through
                 :func:`.threads.run_ranges` or :func:`.aot.launch`, which

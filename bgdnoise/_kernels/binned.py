@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .histogram import (
     _count_outside,
     _fill_histogram,
@@ -63,15 +64,13 @@ def binned_scratch(length):
     )
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _binned_clipped_median(vals, n, clip, scratch):
     """Iteratively sigma-clipped median of ``vals[:n]`` (finite values).
 
     Lines shorter than ``_BINNED_MIN``, and the rare lines the histogram
     cannot hold in float64 (a value range or sum of squares beyond the
     float64 range, or only tiny values), go to the partition algorithm.
-    (The stages are called from here, not from one another: every array
-    passed to a numba function costs a reference-count update each way.)
 
     Parameters
     ----------
@@ -111,7 +110,7 @@ def _binned_clipped_median(vals, n, clip, scratch):
     return _clipped_median(srt, n, clip)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _place_bins(vals, n, fixed_scale, smp):
     """Where the bins go: around a median of evenly spread values.
 
@@ -177,13 +176,13 @@ def _place_bins(vals, n, fixed_scale, smp):
     return (lo, inv_w, nb, center), _PLACED
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _median3(a, b, c):
     """The middle one of three finite values, without branches."""
     return max(min(a, b), min(max(a, b), c))
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _tukey_median(vals, n):
     """Tukey's median of medians of 27 evenly spread values of ``vals[:n]`` (``n >= 27``).
 
@@ -211,7 +210,7 @@ def _tukey_median(vals, n):
     )
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _median_of_nine(vals, first, step):
     """Median of the medians of three of the sampled values ``first..first + 8``."""
     return _median3(
@@ -221,7 +220,7 @@ def _median_of_nine(vals, first, step):
     )
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _median_of_three(vals, first, step):
     """Median of the sampled values ``first..first + 2`` (value ``k`` at ``int(k * step)``)."""
     return _median3(
@@ -229,7 +228,7 @@ def _median_of_three(vals, first, step):
     )
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _min_max(vals, n):
     """Smallest and largest of ``vals[:n]`` (``n >= 1``).
 
@@ -253,7 +252,7 @@ def _min_max(vals, n):
     return vmin, vmax
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _binned_iterations(n, clip, hist, scratch):
     """The clipping iterations on a filled histogram of ``n`` values.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .flags import EXCLUDE
 
 
@@ -34,7 +35,7 @@ def _plane_rows(data, flags, background, p):
     return data[q], flags[min(q, flags.shape[0] - 1)], background[min(q, background.shape[0] - 1)]
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _usable_value(value, fplane, bplane, y, x, has_flags, has_bg):
     """One pixel's value for the statistics, and whether it is usable.
 
@@ -63,7 +64,7 @@ def _usable_value(value, fplane, bplane, y, x, has_flags, has_bg):
     return v, ok
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def gather_block(plane, first, nl, geometry, gathered):
     """Usable values of lines ``first..first + nl - 1``, by group.
 
@@ -95,7 +96,7 @@ def gather_block(plane, first, nl, geometry, gathered):
             _gather_columns(plane, (first, nl), (g, group_start[g], span), gathered)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _group_span(band_edges, odd_even, g):
     """Positions along a line of group ``g``: ``range(start, stop, step)``.
 
@@ -127,7 +128,7 @@ def _group_span(band_edges, odd_even, g):
 _CHUNK = 32
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _gather_row(plane, y, span, dst):
     """Copy the usable values of row ``y`` at ``range(*span)`` to the front of ``dst``.
 
@@ -137,8 +138,7 @@ def _gather_row(plane, y, span, dst):
     spans (odd or even positions) are compacted throughout: every value is
     written, the cursor advances only for usable ones. Chunk and compaction
     write the same values. (Everything is written out in this one function:
-    a call per chunk would update the reference counts of its array
-    arguments, and with a test inside its loops numba does not vectorise
+    with a test inside its loops, a helper's, numba does not vectorise
     them.)
 
     Parameters
@@ -226,7 +226,7 @@ def _gather_row(plane, y, span, dst):
     return c
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _gather_columns(plane, block, group, gathered):
     """:func:`gather_block` of one group for lines along columns.
 

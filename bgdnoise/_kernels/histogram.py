@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .select import _mid, _select
 
 # Bins of at most this many values are sorted rather than selected in.
@@ -42,7 +43,7 @@ def n_bins_for(length):
     return max(16, min(4096, length // 2))
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _bin_of(v, lo, inv_w, nb):
     """Monotonic bin index: 0 underflow, 1..nb regular, nb + 1 overflow.
 
@@ -65,7 +66,7 @@ def _bin_of(v, lo, inv_w, nb):
     return 1 + int(t)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _fill_histogram(vals, n, hist, scratch, with_sums):
     """Sort ``vals[:n]`` into the bins of ``hist``, with prefix sums of deviations.
 
@@ -139,7 +140,7 @@ def _fill_histogram(vals, n, hist, scratch, with_sums):
     return outside2 + run2
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _window_stats(srt, start, ps1, ps2, hist, a, b):
     """Count below ``a``, and count, sum and sum of squares in ``[a, b]``.
 
@@ -171,8 +172,6 @@ def _window_stats(srt, start, ps1, ps2, hist, a, b):
     m = 0
     s1 = 0.0
     s2 = 0.0
-    # One exit only, here and in the other per-iteration helpers: numba's
-    # reference-count pruning then drops the counting on the array arguments.
     if fa == fb:
         for j in range(start[fa], start[fa + 1]):
             v = srt[j]
@@ -206,7 +205,7 @@ def _window_stats(srt, start, ps1, ps2, hist, a, b):
     return below, m, s1, s2
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _count_outside(srt, start, n, hist, a, b):
     """Number of values below ``a`` plus number above ``b``.
 
@@ -236,7 +235,7 @@ def _count_outside(srt, start, n, hist, a, b):
     return out
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _bin_of_rank(start, n_bins_total, r):
     """The bin holding the r-th smallest value (0-based).
 
@@ -266,7 +265,7 @@ def _bin_of_rank(start, n_bins_total, r):
     return lo_b
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _sort_small_bin(srt, first, stop):
     """Insertion-sort ``srt[first:stop]`` when it holds at most ``_SMALL_BIN`` values.
 
@@ -286,7 +285,7 @@ def _sort_small_bin(srt, first, stop):
     return True
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _rank_median(srt, start, n_bins_total, below, m, sort_small):
     """Median of the ``m`` values of ranks ``below..below + m - 1``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .binned import _binned_clipped_median, binned_scratch
 from .gather import _plane_rows, gather_block
 from .threads import run_ranges
@@ -89,12 +90,6 @@ def _line_levels_range(
         item_stop = (chunk + 1) * n_items // n_chunks
         if item_stop <= item_start:
             continue
-        # The helpers get thread-local arrays only: each call updates the
-        # reference counts of its array arguments, and counts shared by the
-        # threads would bounce one cache line between the cores.
-        starts = group_start.copy()
-        local_geometry = (along_rows, band_edges.copy(), odd_even, starts)
-        local_full = (full[0].copy(), full[1], full[2].copy())
         cnt = np.zeros((block, n_groups), dtype=np.int64)
         gathered = (np.empty((block, length)), cnt)
         lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
@@ -102,18 +97,24 @@ def _line_levels_range(
         ssv = np.empty((block, n_groups))
         want_vars = sky_vars.shape[0] > 0
         scratch = (np.empty(length), binned_scratch(length))
+        # Views of a plane are made once per plane: making one counts a
+        # reference on the arrays every thread shares.
+        plane_now = item_start // blocks_per_plane
+        plane = _plane_rows(data, flags, background, plane_now)
         for item in range(item_start, item_stop):
             p = item // blocks_per_plane
             first = (item % blocks_per_plane) * block
             nl = min(block, n_lines - first)
-            plane = _plane_rows(data, flags, background, p)
-            gather_block(plane, first, nl, local_geometry, gathered)
+            if p != plane_now:
+                plane_now = p
+                plane = _plane_rows(data, flags, background, p)
+            gather_block(plane, first, nl, geometry, gathered)
             plane_clip = (clip[0], clip[1], clip[2][p], clip[3])
             _block_levels(
-                gathered, (first, nl), starts, plane_clip, local_full, (lv, flv, fct), scratch
+                gathered, (first, nl), group_start, plane_clip, full, (lv, flv, fct), scratch
             )
             window = (clip[0], clip[1], sky_scale[p], want_vars)
-            _block_sky(gathered, nl, starts, window, lv, (smv, smc, ssv))
+            _block_sky(gathered, nl, group_start, window, lv, (smv, smc, ssv))
             for j in range(nl):
                 for g in range(n_groups):
                     levels[p, first + j, g] = lv[j, g]
@@ -127,7 +128,7 @@ def _line_levels_range(
                     full_counts[p, first + j] = fct[j]
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _block_levels(gathered, where, group_start, clip, full, found, scratch):
     """Levels of the lines of one gathered block.
 
@@ -157,7 +158,7 @@ def _block_levels(gathered, where, group_start, clip, full, found, scratch):
     seg, cnt = gathered
     first, nl = where
     levels, full_levels, full_counts = found
-    binned = scratch[1]  # unpacked once: each tuple access costs reference counting
+    binned = scratch[1]
     n_groups = cnt.shape[1]
     for j in range(nl):
         if n_groups > 1:
@@ -169,7 +170,7 @@ def _block_levels(gathered, where, group_start, clip, full, found, scratch):
             levels[j, g] = _binned_clipped_median(seg[j, group_start[g] :], cnt[j, g], clip, binned)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _block_sky(gathered, nl, group_start, window, levels, found):
     """Mean, number and variance of each group's values within the window around its level.
 
@@ -231,7 +232,7 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
             _write_sky(found, (j, g), level, sums, with_variance)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _window_sums(row, span, window, sums):
     """Add the values of ``row[span[0]:span[1]]`` within a window to ``sums``, in order.
 
@@ -264,7 +265,7 @@ def _window_sums(row, span, window, sums):
     return total, squares, n
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _window_sums4(row, starts, lengths, levels, widths):
     """Sums of four groups' values within their windows, in one interleaved pass.
 
@@ -321,7 +322,7 @@ def _window_sums4(row, starts, lengths, levels, widths):
     return (t0, t1, t2, t3), (q0, q1, q2, q3), (n0, n1, n2, n3)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _write_sky(found, where, level, sums, with_variance):
     """Write one group's sky mean, count and (``with_variance``) variance.
 
@@ -351,7 +352,7 @@ def _write_sky(found, where, level, sums, with_variance):
     variances[j, g] = squares / n - offset * offset if known else np.nan
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _total(cnt):
     """Sum of the group counts of one line.
 
@@ -369,7 +370,7 @@ def _total(cnt):
     return total
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _wants_full_level(cnt, full, line):
     """Whether a line's full level is needed.
 
@@ -400,7 +401,7 @@ def _wants_full_level(cnt, full, line):
     return False
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _full_line_level(vals, cnt, group_start, clip, scratch):
     """Level of a whole line from the usable values of all its groups.
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from ._jit import scalar_helper
 
 _FLOAT_MAX = 1.7976931348623157e308
 _EXP_LIMIT = 480
@@ -21,7 +22,7 @@ _S2_TINY = 2.0**-800
 _CANCEL = 2.0**-20
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _scaled(v, k):
     """``v * 2**-k``, exact unless it leaves the normal range.
 
@@ -37,7 +38,7 @@ def _scaled(v, k):
     return v if k == 0 else math.ldexp(v, -k)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _moment_exponent(buf, lo, hi, shift):
     """The ``k`` that keeps the squares of ``buf[lo:hi] - shift`` in range.
 
@@ -69,7 +70,7 @@ def _moment_exponent(buf, lo, hi, shift):
     return 0
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _moments(buf, lo, hi, shift, k):
     """Sum and sum of squares of ``(v - shift) * 2**-k`` over ``buf[lo:hi]``.
 
@@ -96,7 +97,7 @@ def _moments(buf, lo, hi, shift, k):
     return s1, s2
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _std(s1, s2, m):
     """Standard deviation of ``m`` values from their sum and sum of squares.
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from ._jit import scalar_helper
 from .moments import _CANCEL, _FLOAT_MAX, _S2_TINY, _moment_exponent, _moments, _scaled, _std
 from .select import _window_median
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _clipped_median(buf, n, clip):
     """Iteratively sigma-clipped median of ``buf[:n]`` (finite values).
 
@@ -59,7 +59,7 @@ def _clipped_median(buf, n, clip):
     return med
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _clip_window(buf, n, clip, med, pivot):
     """The clipping iterations on ``buf[:n]``, starting from its median.
 
@@ -122,7 +122,7 @@ def _clip_window(buf, n, clip, med, pivot):
             shift_k = _scaled(med, k)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _first_moments(buf, n, shift, use_std):
     """Moments of ``buf[:n]`` about ``shift``, in range whatever the values.
 
@@ -155,7 +155,7 @@ def _first_moments(buf, n, shift, use_std):
     return _scaled(shift, k), k, s1, s2
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _clip_pass(buf, lo, hi, pivot, bounds, moments):
     """Move the values of ``buf[lo:hi]`` outside ``bounds`` out of the window.
 
@@ -193,7 +193,7 @@ def _clip_pass(buf, lo, hi, pivot, bounds, moments):
     return n_below, n_above, -1, s1, s2
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _clip_below(buf, start, stop, lower, moments):
     """Move values of ``buf[start:stop]`` below ``lower`` to its front.
 
@@ -227,7 +227,7 @@ def _clip_below(buf, start, stop, lower, moments):
     return i - start, s1, s2
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _clip_above(buf, start, stop, upper, moments):
     """Move values of ``buf[start:stop]`` above ``upper`` to its back.
 
@@ -248,7 +248,7 @@ def _clip_above(buf, start, stop, upper, moments):
     return stop - j, s1, s2
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _widen(buf, n, lo, hi, lower, upper):
     """Bring values clipped earlier but inside the last bounds back in.
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._jit import scalar_helper
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _mid(a, b):
     """``0.5 * (a + b)`` without overflow.
 
@@ -26,7 +27,7 @@ def _mid(a, b):
     return 0.5 * a + 0.5 * b
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _select(buf, left, right, k):
     """Place the k-th smallest of ``buf[left:right + 1]`` at index ``k``.
 
@@ -75,7 +76,7 @@ def _select(buf, left, right, k):
             return
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _extreme_of(buf, start, stop, largest):
     """Largest (``largest``) or smallest value of ``buf[start:stop]`` (non-empty).
 
@@ -98,7 +99,7 @@ def _extreme_of(buf, start, stop, largest):
     return best
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _window_median(buf, lo, hi, pivot):
     """Exact median of ``buf[lo:hi]``, selecting on one side of a pivot.
 
@@ -167,7 +168,7 @@ _SUBSAMPLE = 1024
 _BRACKET = 6.0
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _middle_ranks(buf, n, first, k, window):
     """The ``first``-th and ``k``-th smallest of ``buf[:n]`` (``k - 1 <= first <= k``).
 
@@ -217,7 +218,7 @@ def _middle_ranks(buf, n, first, k, window):
     return _ranks(buf, n, first, k)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _ranks(buf, n, first, k):
     """The ``first``-th and ``k``-th smallest of ``buf[:n]`` (``first`` is ``k`` or ``k - 1``)."""
     _select(buf, np.int64(0), n - 1, k)
