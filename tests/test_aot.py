@@ -94,6 +94,49 @@ def test_compiled_and_jit_kernels_give_the_same_bits(case):
         assert np.isfinite(a).any()
 
 
+# Compiles the plain correction's kernels afresh (a cached caller would not
+# compile its helpers) and lists what every helper compiled without reference
+# counting returns.
+NO_COUNTING = r"""
+import json, sys
+import numba
+import numpy as np
+import bgdnoise
+
+def holds_array(numba_type):
+    if isinstance(numba_type, numba.types.Array):
+        return True
+    return any(holds_array(t) for t in getattr(numba_type, "types", None) or ())
+
+frame = np.random.default_rng(0).normal(1.0, 0.1, (16, 128)).astype(np.float32)
+for axis in ("rows", "columns"):
+    bgdnoise.correct_array(frame, axis, mask_sources=False, background_method=None)
+found = {}
+for name, module in list(sys.modules.items()):
+    if name.startswith("bgdnoise._kernels."):
+        for attr, kernel in vars(module).items():
+            jitted = isinstance(kernel, numba.core.registry.CPUDispatcher)
+            if jitted and not kernel.targetoptions.get("_nrt", True):
+                found[attr] = [str(o.signature.return_type) for o in kernel.overloads.values()
+                               if holds_array(o.signature.return_type)]
+print(json.dumps(found))
+"""
+
+
+def test_helpers_without_reference_counting_return_no_array(tmp_path):
+    # A helper compiled with _nrt=False that returned an array (or a view)
+    # would hand its caller a reference nobody counted: freed too early.
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty"), BGDNOISE_AOT="0")
+    proc = subprocess.run(
+        [sys.executable, "-P", "-c", NO_COUNTING], capture_output=True, text=True, env=env,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.splitlines()[-1])
+    assert {"_fill_histogram", "_rank_median", "_gather_row", "_block_levels"} <= set(found)
+    assert {name: types for name, types in found.items() if types} == {}
+
+
 # Run after LISTENER: corrections in a new process with an empty numba cache.
 NOTHING_COMPILED = r"""
 import numpy as np
