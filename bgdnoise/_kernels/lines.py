@@ -218,7 +218,7 @@ def _block_sky(gathered, nl, group_start, window, levels, found):
             sums = _window_sums4(
                 row, (group_start[g], group_start[g + 1], group_start[g + 2], group_start[g + 3]),
                 (cnt[j, g], cnt[j, g + 1], cnt[j, g + 2], cnt[j, g + 3]), lv,
-                (sigma_lower * scale, sigma_upper * scale),
+                (sigma_lower * scale, sigma_upper * scale), with_variance,
             )  # fmt: skip
             for k in range(4):
                 total, squares, n = sums[0][k], sums[1][k], sums[2][k]
@@ -266,7 +266,7 @@ def _window_sums(row, span, window, sums):
 
 
 @scalar_helper
-def _window_sums4(row, starts, lengths, levels, widths):
+def _window_sums4(row, starts, lengths, levels, widths, with_squares):
     """Sums of four groups' values within their windows, in one interleaved pass.
 
     Parameters
@@ -279,13 +279,17 @@ def _window_sums4(row, starts, lengths, levels, widths):
         Each group's level.
     widths : tuple of float
         ``(below, above)``: the window is ``[level - below, level + above]``.
+    with_squares : bool
+        False: the squares of the common length are not summed (the plain
+        path's sky wants means only; they were a third of the pass).
 
     Returns
     -------
     tuple of tuple
         ``(totals, squares, counts)``: per group the sum of the values kept,
-        of their squared deviations from the level, and their number; each
-        sum taken in the values' order.
+        of their squared deviations from the level (not of them all without
+        ``with_squares``), and their number; each sum taken in the values'
+        order.
     """
     s0, s1, s2, s3 = starts
     l0, l1, l2, l3 = levels
@@ -295,8 +299,11 @@ def _window_sums4(row, starts, lengths, levels, widths):
     q0 = q1 = q2 = q3 = 0.0
     n0 = n1 = n2 = n3 = np.int64(0)  # not a literal: see _kernels/__init__.py
     common = min(min(lengths[0], lengths[1]), min(lengths[2], lengths[3]))
-    for t in range(common):
-        v0, v1, v2, v3 = row[s0 + t], row[s1 + t], row[s2 + t], row[s3 + t]
+    # Views from 0: indices numba knows are not negative (see _kernels/__init__.py).
+    r0, r1 = row[s0 : s0 + common], row[s1 : s1 + common]
+    r2, r3 = row[s2 : s2 + common], row[s3 : s3 + common]
+    for t in range(common if with_squares else 0):
+        v0, v1, v2, v3 = r0[t], r1[t], r2[t], r3[t]
         k0 = (lo0 <= v0) & (v0 <= hi0)
         k1 = (lo1 <= v1) & (v1 <= hi1)
         k2 = (lo2 <= v2) & (v2 <= hi2)
@@ -310,6 +317,20 @@ def _window_sums4(row, starts, lengths, levels, widths):
         q1 += d1 * d1 if k1 else 0.0
         q2 += d2 * d2 if k2 else 0.0
         q3 += d3 * d3 if k3 else 0.0
+        n0 += k0
+        n1 += k1
+        n2 += k2
+        n3 += k3
+    for t in range(0 if with_squares else common):  # the same without the squares
+        v0, v1, v2, v3 = r0[t], r1[t], r2[t], r3[t]
+        k0 = (lo0 <= v0) & (v0 <= hi0)
+        k1 = (lo1 <= v1) & (v1 <= hi1)
+        k2 = (lo2 <= v2) & (v2 <= hi2)
+        k3 = (lo3 <= v3) & (v3 <= hi3)
+        t0 += v0 if k0 else 0.0
+        t1 += v1 if k1 else 0.0
+        t2 += v2 if k2 else 0.0
+        t3 += v3 if k3 else 0.0
         n0 += k0
         n1 += k1
         n2 += k2
