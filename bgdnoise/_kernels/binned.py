@@ -55,7 +55,7 @@ def binned_scratch(length):
     nbins = n_bins_for(length) + 3
     return (
         np.empty(length),
-        np.empty(length, dtype=np.int32),
+        np.empty(length, dtype=np.uint32),
         np.empty(nbins, dtype=np.int64),
         np.empty(nbins, dtype=np.int64),
         np.empty(nbins),

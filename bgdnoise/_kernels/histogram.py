@@ -7,7 +7,7 @@ the first ones of the estimator's scratch tuple
 ``(srt, idx, cnt, start, ps1, ps2, smp)``:
 
 ``srt``    the values, sorted by bin (bin ``b`` is ``srt[start[b]:start[b + 1]]``);
-``idx``    int32 bin of each value (scratch for the sort);
+``idx``    uint32 bin of each value (scratch for the sort);
 ``cnt``    int64 per-bin counts, then write cursors;
 ``start``  int64 first index of each bin in ``srt``;
 ``ps1``    sum of ``v - shift`` over the regular bins ``1..b-1``;
@@ -102,7 +102,8 @@ def _fill_histogram(vals, n, hist, scratch, with_sums):
         # Clamped to [-1, nb] before the floor; max(-1.0, NaN) is -1.0 (the
         # first argument unless the second is greater), so NaN goes to bin 0.
         t = min(top, max(-1.0, (vals[i] - lo) * inv_w))
-        idx[i] = np.int32(np.floor(t)) + np.int32(1)
+        idx[i] = np.uint32(np.floor(t) + 1.0)
+    # Unsigned bins and cursors index without numba's code for negative indices.
     for i in range(n):
         cnt[idx[i]] += 1
     start[0] = 0
@@ -112,13 +113,13 @@ def _fill_histogram(vals, n, hist, scratch, with_sums):
     if not with_sums:
         for i in range(n):
             b = idx[i]
-            srt[cnt[b]] = vals[i]
+            srt[np.uint64(cnt[b])] = vals[i]
             cnt[b] += 1
         return 0.0
     for i in range(n):
         b = idx[i]
         v = vals[i]
-        srt[cnt[b]] = v
+        srt[np.uint64(cnt[b])] = v
         cnt[b] += 1
         d = v - shift
         ps1[b] += d
