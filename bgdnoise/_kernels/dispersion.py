@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from .. import _scratch
+from ._jit import scalar_helper
 from .aot import launch
 from .gather import _plane_rows, _usable_value
 from .moments import _EXP_LIMIT, _FLOAT_MAX, _scaled
@@ -126,7 +127,7 @@ def _sigma_of_kept(diff, kept):
     return _robust_sigma_of_differences(flat, n) / np.sqrt(2.0)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _row_pairs(plane, y, along_rows, row_values, pairs):
     """Differences and sums of the usable pixel pairs two apart, at row ``y``.
 
@@ -168,7 +169,7 @@ def _row_pairs(plane, y, along_rows, row_values, pairs):
     return m
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _keep_low_sum_pairs(pairs, m, work, diff, n):
     """Append the differences of pairs whose sum is below the median sum.
 
@@ -253,7 +254,7 @@ def _robust_sigma_of_differences(diff, n):
     return sig
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _usable_or_nan(plane, y, out):
     """Row ``y`` of the plane with unusable pixels set to NaN.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .select import _middle_ranks
 from .threads import run_ranges
 
@@ -63,7 +64,7 @@ def _block_sums_range(start, stop, values, usable, block, sums, counts):
                 sums[cy, cx], counts[cy, cx] = total, n
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _four_more(total, row, use, x):
     """``total`` plus the usable ones of ``row[x:x + 4]``, in order (selects, not branches)."""
     total += np.float64(row[x]) if use[x] != 0 else 0.0
@@ -73,7 +74,7 @@ def _four_more(total, row, use, x):
     return total
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _cells_of_four_rows(values, usable, y, sums, counts):
     """A whole row of 4x4 cells (the source search's) from rows ``y..y + 3``.
 
@@ -181,7 +182,7 @@ def box_means(sums, counts, half, min_count, mean):
             out[x] = acc_s[x] / n if n >= min_count and n > 0.5 else np.nan
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _row_window(sums, counts, half, row_sum, row_cnt):
     """Sums and counts of the ``2 half + 1`` cells around each cell of one row."""
     nx = sums.shape[0]
@@ -200,7 +201,7 @@ def _row_window(sums, counts, half, row_sum, row_cnt):
         row_cnt[x] = c
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _add_rows(acc_s, acc_c, row_sum, row_cnt):
     """``acc += row`` for the sums and the counts."""
     for x in range(acc_s.shape[0]):
@@ -208,7 +209,7 @@ def _add_rows(acc_s, acc_c, row_sum, row_cnt):
         acc_c[x] += row_cnt[x]
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _subtract_rows(acc_s, acc_c, row_sum, row_cnt):
     """``acc -= row`` for the sums and the counts."""
     for x in range(acc_s.shape[0]):
@@ -405,7 +406,7 @@ def _dilate_rows(start, stop, marks, radius, along):
             _or_into(out_row[shift:], marked[: nx - shift])
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _or_into(dst, src):
     """``dst |= src`` elementwise (same length)."""
     for x in range(dst.shape[0]):
@@ -474,7 +475,7 @@ def median_and_mad(values, usable, step, scratch):
     return n, float(centre), float(_sample_median(sample, n, window))
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _sample_median(buf, n, window):
     """``np.median`` of ``buf[:n]`` (``n >= 1``), in ``buf``'s precision."""
     k = n >> 1

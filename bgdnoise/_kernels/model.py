@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .flags import EXCLUDE, PRESERVE
 from .threads import run_ranges
 
@@ -117,7 +118,7 @@ def _subtract_levels_range(
 # rows took several times as long with an offset index).
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _subtract_band(values, flags, even, odd, parity, out):
     """``out = values - level`` along one band of a row (level 0 where ``PRESERVE``).
 
@@ -133,7 +134,7 @@ def _subtract_band(values, flags, even, odd, parity, out):
         out[x] = values[x] - (0.0 if flags[x] & PRESERVE else level)
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _mark_usable(values, flags, usable):
     """``usable`` = finite and not ``EXCLUDE``d; ``values`` set to 0 where not.
 
@@ -149,7 +150,7 @@ def _mark_usable(values, flags, usable):
         values[x] = v if ok else 0.0
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _band_model(flags, even, odd, parity, model):
     """The level :func:`_subtract_band` subtracted at each position."""
     for x in range(model.shape[0]):

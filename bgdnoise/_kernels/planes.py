@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .flags import EXCLUDE
 from .threads import run_ranges
 
@@ -131,7 +132,7 @@ def _bin_along_lines_range(start, stop, plane, flags, along_rows, factor, out, o
                 oflags[x] = 0 if n > 0 else EXCLUDE
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _bin_row_in_fours(row, flags, out, out_flags):
     """:func:`_bin_along_lines_range` on one row in bins of four (``flags`` empty: none).
 

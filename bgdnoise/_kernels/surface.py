@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._jit import scalar_helper
 from .threads import run_ranges
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _cell(t, n_nodes):
     """Node below ``t`` (in node units) and the weight of the one above."""
     j = int(t)
@@ -115,7 +116,7 @@ def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, s
             total[line, k] = s
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _store_cell(sums, line, k, i, cell_sums):
     """Write one cell's running sums (see :func:`_line_sums_range`) back."""
     diag, off, weight, data, _, _ = sums
@@ -124,7 +125,7 @@ def _store_cell(sums, line, k, i, cell_sums):
     data[line, k, i], data[line, k, i + 1] = cell_sums[5], cell_sums[6]
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _add(matrix, m1, m2, value):
     """Add ``value`` to the symmetric banded ``matrix`` at ``(m1, m2)``, upper half."""
     if m2 >= m1:
@@ -273,7 +274,7 @@ def add_penalties(matrix, grid, smooth, pins):
                         _add(matrix, m + p - 1, m + q - 1, value)
 
 
-@njit(cache=True)
+@scalar_helper
 def _four_entries(low, row_m, m, i, bw, d):
     """``L[i:i + 4, m]`` of :func:`banded_solve`'s factorisation, in ``low``.
 
