@@ -190,8 +190,9 @@ def search_levels(prepared: Prepared, options, mask, plane_scale, previous=None)
 
     ``masked`` is ``prepared`` with the mask in its flags. ``previous``:
     ``(measured, mask)`` of an earlier call on the same plane, options and
-    ``plane_scale``; only the lines whose mask has changed since are measured
-    again (the same levels: a round's new detections touch part of the lines).
+    ``plane_scale``; only the groups (of lines) whose mask has changed since
+    are measured again (the same levels: a round's new detections touch part
+    of the lines, and of their outputs).
     """
     from . import stages  # the stages call this module: import at use
 
@@ -200,13 +201,28 @@ def search_levels(prepared: Prepared, options, mask, plane_scale, previous=None)
         return masked, stages.measure(masked, options, plane_scale=plane_scale)
     measured, mask_then = previous
     now = np.zeros(prepared.planes.shape[1:], np.uint8) if mask is None else mask
-    changed = (now != mask_then).any(axis=1 if prepared.layout.along_rows else 0)
-    lines = np.flatnonzero(changed)
+    groups = _changed_groups(now != mask_then, prepared.layout)
+    lines = np.flatnonzero(groups.any(axis=1))
     if lines.size == 0:
         return masked, measured
-    if lines.size > _AGAIN_MAX_FRACTION * changed.size:  # a copy of most lines buys nothing
+    if lines.size > _AGAIN_MAX_FRACTION * groups.shape[0]:  # a copy of most lines buys nothing
         return masked, stages.measure(masked, options, plane_scale=plane_scale)
-    return masked, stages.measure(masked, options, plane_scale=plane_scale, again=(measured, lines))
+    again = (measured, lines, groups[lines])
+    return masked, stages.measure(masked, options, plane_scale=plane_scale, again=again)
+
+
+def _changed_groups(changed: np.ndarray, layout) -> np.ndarray:
+    """bool ``(n_lines, n_groups)``: the groups with a ``changed`` pixel (plane-shaped bool)."""
+    along = changed if layout.along_rows else changed.T
+    edges = layout.band_edges
+    groups = np.empty((layout.n_lines, layout.group_sizes.size), bool)
+    for g in range(groups.shape[1]):
+        band = g // 2 if layout.odd_even else g
+        first, step = edges[band], 1
+        if layout.odd_even:  # the band's positions of parity g % 2
+            first, step = first + (first % 2 != g % 2), 2
+        groups[:, g] = along[:, first : edges[band + 1] : step].any(axis=1)
+    return groups
 
 
 def _residual(prepared: Prepared, resolved) -> tuple[np.ndarray, np.ndarray]:
@@ -317,7 +333,7 @@ def extended_search(
     # The white-noise dispersion from pairs of neighbours ignores sources:
     # measured once, not again each round with the growing mask.
     scale = stages.plane_dispersion(binned, bin_options)
-    previous = None  # each round measures again only the lines its mask changed
+    previous = None  # each round measures again only the groups its mask changed
     residual = usable = None
     for _ in range(rounds):
         residual, usable, measured = residual_of(binned, bin_options, mask, scale, previous)

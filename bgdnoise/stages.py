@@ -62,6 +62,10 @@ _MIN_DISPERSION_PAIRS = 1 << 12
 # (16 -> 32 took a 2048x2048 frame's column levels from 23.6 to 17.9 ms; 64
 # was no faster, its 1 MB of scratch per thread no longer in cache).
 _COLUMN_BLOCK = 32
+# What a measure estimates per group from its level (a measure of some groups
+# of a line counts the usable pixels of all of them), and "every group".
+_ESTIMATED = ("raw", "sky_means", "sky_counts", "sky_vars")
+_NO_GROUPS = np.zeros((0, 0), np.uint8)
 # Every n-th line's full level is measured to learn each band's offset from
 # it (the same share of the work on any plane), on at least _MIN_OFFSET_LINES.
 _OFFSET_LINE_STEP = 8
@@ -186,7 +190,7 @@ def measure(
     plane_scale=None,
     sky: bool = False,
     sky_variance: bool = False,
-    again: tuple[Measured, np.ndarray] | None = None,
+    again: tuple | None = None,
     few_fallbacks: bool = False,
 ) -> Measured:
     """The clipped median of every group of every line: the kernel stage.
@@ -198,11 +202,14 @@ def measure(
     ``sky``: also each group's sky (mean and count within the clip's bounds
     around its level, from the values the kernel gathered: no extra pass);
     ``sky_variance``: and its variance (the common mode's weights).
-    ``again``: ``(previous, lines)``: measure only ``lines`` (sorted indices)
-    and take every other line's values from ``previous``, a :class:`Measured`
-    of the same planes and options in which only those lines' pixels or flags
-    have changed since (the source search's later rounds, where a round's new
-    detections touch only part of the lines). The result is the same as
+    ``again``: ``(previous, lines)`` or ``(previous, lines, groups)``: measure
+    only ``lines`` (sorted indices) and take every other line's values from
+    ``previous``, a :class:`Measured` of the same planes and options in which
+    only those lines' pixels or flags have changed since (the source search's
+    later rounds, where a round's new detections touch only part of the
+    lines); ``groups`` (bool, ``(lines.size, n_groups)``), if given, marks
+    the groups of those lines that changed: only their levels are estimated,
+    the others' taken from ``previous`` too. The result is the same as
     measuring every line; every line is measured when the clip's dispersion
     or the sky's (both from the whole plane) differ from ``previous``'s, and
     with ``all_lines`` (``previous`` must come from a measure without it or
@@ -234,13 +241,13 @@ def measure(
         return measured
     if again is None:
         return _measure_lines(prepared, options, plane_scale, sigma, sky_variance, full_every)
-    previous, lines = again
+    previous, lines, groups = (*again, None) if len(again) == 2 else again
     if not previous.sampled:  # its unchanged lines would lack the sample
         raise ValueError("measure(again=...) needs a previous measure with its sample")
     lines = np.asarray(lines, dtype=np.int64)
     part = _measure_lines(
         _line_subset(prepared, lines), options, plane_scale, sigma, sky_variance, full_every,
-        numbers=lines,
+        numbers=lines, groups=groups,
     )  # fmt: skip
     merged = {}
     for field in dataclasses.fields(Measured):
@@ -250,6 +257,8 @@ def measure(
         else:
             values = old.copy()
             if values.shape[1] == n_lines:  # else (0, 0): not measured with one group
+                if groups is not None and field.name in _ESTIMATED:
+                    new = np.where(groups, new, values[:, lines])
                 values[:, lines] = new
             merged[field.name] = values
     return Measured(**merged)
@@ -308,9 +317,12 @@ def _line_subset(prepared: Prepared, lines: np.ndarray) -> Prepared:
 
 def _measure_lines(
     prepared: Prepared, options: CorrectionOptions, plane_scale: np.ndarray, sigma, sky_variance,
-    full_every: int, numbers: np.ndarray | None = None,
+    full_every: int, numbers: np.ndarray | None = None, groups: np.ndarray | None = None,
 ) -> Measured:  # fmt: skip
-    """:func:`measure`'s kernel call; ``sigma`` None: no sky; ``numbers``: the lines' numbers."""
+    """:func:`measure`'s kernel call; ``sigma`` None: no sky; ``numbers``: the lines' numbers.
+
+    ``groups`` (bool, lines by groups): estimate only those groups' levels.
+    """
     planes, layout = prepared.planes, prepared.layout
     n_planes, n_lines, n_groups = planes.shape[0], layout.n_lines, layout.group_sizes.size
     raw = np.empty((n_planes, n_lines, n_groups))
@@ -335,7 +347,10 @@ def _measure_lines(
         planes, prepared.flags, prepared.background,
         (layout.along_rows, layout.band_edges, layout.odd_even, layout.group_start),
         (lower, upper, plane_scale, int(maxiters)),
-        (needed, full_every, np.empty(0, np.int64) if numbers is None else numbers),
+        (
+            needed, full_every, np.empty(0, np.int64) if numbers is None else numbers,
+            _NO_GROUPS if groups is None else np.ascontiguousarray(groups, dtype=np.uint8),
+        ),
         sky_scale.astype(np.float64),
         (block, _n_chunks(n_items)),
         (raw, counts, full, full_counts, sky_means, sky_counts, sky_vars),

@@ -109,7 +109,7 @@ def test_fixed_scale_matches_astropy_with_constant_std(rng):
         bg,
         (True, edges, False, np.array([0, 400])),
         (3.0, 3.0, np.array([scale]), 10),
-        (np.array([1]), 1, np.empty(0, np.int64)),
+        (np.array([1]), 1, np.empty(0, np.int64), np.zeros((0, 0), np.uint8)),
         np.array([scale]),
         (1, 2),
         (raw, counts, np.empty((0, 0)), np.empty((0, 0), np.int64), sky_means, sky_counts,

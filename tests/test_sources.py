@@ -18,6 +18,7 @@ from bgdnoise.sim import simulate_rate
 from bgdnoise.sources import (
     DETECTION_SCALES,
     PIXEL_SCALES,
+    _changed_groups,
     detect,
     extended_search,
     residual_of,
@@ -384,15 +385,37 @@ def test_measuring_again_the_changed_lines_equals_measuring_all(
     along[lines[::2]] = half  # some lines half masked
     along[lines[1::2], :300] = 1  # some with a band emptied (its full level is then needed)
     masked = bgdnoise.sources.with_mask(prepared, mask)
-    again = stages.measure(masked, options, again=(before, lines), **kwargs)
     everything = stages.measure(masked, options, **kwargs)
-    for name in ("raw", "counts", "full", "full_counts", "sky_means", "sky_counts", "sky_vars"):
-        expected, got = getattr(everything, name), getattr(again, name)
-        if expected is None:
-            assert got is None, name
-            continue
-        np.testing.assert_array_equal(got, expected, err_msg=name)
+    # The changed lines whole, or only their groups the mask changed.
+    groups = _changed_groups(mask != 0, prepared.layout)[lines]
+    assert groups.all() if n_outputs == 1 else 0 < groups.mean() < 1
+    for again in ((before, lines), (before, lines, groups)):
+        measured = stages.measure(masked, options, again=again, **kwargs)
+        for name in ("raw", "counts", "full", "full_counts", "sky_means", "sky_counts", "sky_vars"):
+            expected, got = getattr(everything, name), getattr(measured, name)
+            if expected is None:
+                assert got is None, name
+                continue
+            np.testing.assert_array_equal(got, expected, err_msg=name)
     assert not np.array_equal(everything.raw, before.raw)  # the mask did change levels
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize("odd_even", [False, True])
+def test_changed_groups_are_the_groups_holding_a_changed_pixel(axis, odd_even, rng):
+    shape = (40, 63)  # odd lengths: bands of both parities' first positions
+    options = CorrectionOptions(n_outputs=3, odd_even=odd_even)
+    layout = prepare(np.ones(shape, np.float32), axis, options).layout
+    changed = rng.random(shape) < 0.01
+    along = changed if axis == "rows" else changed.T
+    # each position's group, from the band it falls in and its parity
+    position = np.arange(layout.length)
+    band = np.searchsorted(layout.band_edges, position, side="right") - 1
+    group = 2 * band + position % 2 if odd_even else band
+    expected = np.zeros((layout.n_lines, layout.group_sizes.size), bool)
+    for line, where in zip(*np.nonzero(along), strict=True):
+        expected[line, group[where]] = True
+    np.testing.assert_array_equal(_changed_groups(changed, layout), expected)
 
 
 @pytest.mark.parametrize("keep_level", [True, False])

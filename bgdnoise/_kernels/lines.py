@@ -29,12 +29,16 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
         otherwise the standard deviation of the values kept is used;
         ``maxiters < 0`` iterates until nothing changes.
     full : tuple
-        ``(group_needed, full_every, numbers)``: with more than one group,
-        the full-line level is computed for every ``full_every``-th line
-        (none when 0) and for lines where a group g has fewer than
+        ``(group_needed, full_every, numbers, wanted)``: with more than one
+        group, the full-line level is computed for every ``full_every``-th
+        line (none when 0) and for lines where a group g has fewer than
         ``group_needed[g]`` usable pixels (NaN elsewhere). ``numbers``
         (int64): each line's number in that count when the lines are a
         subset of a plane's (measured again), else empty: its index.
+        ``wanted`` (uint8, ``(n_lines, n_groups)``): the level of group g of
+        line j is estimated only where ``wanted[j, g]`` is non-zero, NaN
+        elsewhere (its count and the full-line level as always); shape
+        (0, 0): every group's.
     sky_scale : ndarray of float64
         ``(P,)``: the sky of a group is its usable values within
         ``[level - sigma_lower * s, level + sigma_upper * s]``, ``s =
@@ -160,6 +164,8 @@ def _block_levels(gathered, where, group_start, clip, full, found, scratch):
     levels, full_levels, full_counts = found
     binned = scratch[1]
     n_groups = cnt.shape[1]
+    wanted = full[3]
+    every_group = wanted.shape[0] == 0
     for j in range(nl):
         if n_groups > 1:
             full_counts[j] = _total(cnt[j])
@@ -167,7 +173,10 @@ def _block_levels(gathered, where, group_start, clip, full, found, scratch):
             if _wants_full_level(cnt[j], full, first + j):
                 full_levels[j] = _full_line_level(seg[j], cnt[j], group_start, clip, scratch)
         for g in range(n_groups):
-            levels[j, g] = _binned_clipped_median(seg[j, group_start[g] :], cnt[j, g], clip, binned)
+            levels[j, g] = np.nan
+            if every_group or wanted[first + j, g] != 0:
+                values = seg[j, group_start[g] :]
+                levels[j, g] = _binned_clipped_median(values, cnt[j, g], clip, binned)
 
 
 @scalar_helper
@@ -400,7 +409,7 @@ def _wants_full_level(cnt, full, line):
     cnt : ndarray of int64
         Usable pixels per group of the line.
     full : tuple
-        ``(group_needed, full_every, numbers)``, see :func:`line_levels`.
+        ``(group_needed, full_every, numbers, wanted)``, see :func:`line_levels`.
     line : int
         The line's index in the lines measured.
 
@@ -411,7 +420,7 @@ def _wants_full_level(cnt, full, line):
         offset; none when ``full_every`` is 0) and where a group falls back
         to the full level.
     """
-    group_needed, full_every, numbers = full
+    group_needed, full_every, numbers, _ = full
     if numbers.shape[0]:
         line = numbers[line]
     if full_every > 0 and line % full_every == 0:
