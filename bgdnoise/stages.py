@@ -157,8 +157,8 @@ class Resolved:
 
 
 def _n_chunks(n_items: int) -> int:
-    # A few chunks per thread keep both cores busy when the machine is shared.
-    return max(1, min(n_items, 4 * numba.get_num_threads()))
+    # The line kernel's parts (threads.run_ranges), each with its own scratch.
+    return max(1, min(n_items, _kernels.threads.PARTS_PER_THREAD * numba.get_num_threads()))
 
 
 def needed_counts(group_sizes: np.ndarray, min_fraction: float) -> np.ndarray:

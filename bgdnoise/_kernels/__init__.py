@@ -5,10 +5,12 @@ caller (:mod:`bgdnoise.stages`): native byte order, C-contiguous, the
 documented shapes.  Kernels are plain loops on arrays, ``cache=True``, no
 fastmath; settings and per-thread scratch travel as tuples of scalars and
 preallocated arrays (a jitclass or StructRef would stop caching). Kernels over
-whole planes are ``nogil`` loops over a range ``[start, stop)`` of rows, lines
-or work items, called through a wrapper of the old name that runs the ranges in
-threads (:func:`.threads.run_ranges`; as many as ``numba.get_num_threads()``):
-no ``parallel=True``, which costs seconds of compilation per kernel and
+whole planes are ``nogil`` loops over rows, lines or work items, taken a part
+at a time (``start, stop = claim(claims)`` until none is left), called through
+a wrapper of the old name that runs them in threads
+(:func:`.threads.run_ranges`; as many as ``numba.get_num_threads()``, each
+claiming the next part: a thread slowed by another process takes fewer): no
+``parallel=True``, which costs seconds of compilation per kernel and
 milliseconds to start a parallel region on a busy machine.
 
 Modules
@@ -29,7 +31,7 @@ Modules
                 few planes.
 ``surface``     the smooth background: per-line sums, banded normal
                 equations, penalties, banded Cholesky, evaluation.
-``threads``     :func:`run_ranges`.
+``threads``     :func:`run_ranges`, :func:`claim`.
 ``_jit``        ``scalar_helper``: the decorator of helpers that allocate
                 nothing and return no array, compiled without numba's
                 reference counting (a fifth of the line kernel's time on

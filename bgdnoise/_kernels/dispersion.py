@@ -19,7 +19,7 @@ from .aot import launch
 from .gather import _plane_rows, _usable_value
 from .moments import _EXP_LIMIT, _FLOAT_MAX, _scaled
 from .select import _SUBSAMPLE, _middle_ranks, _select
-from .threads import run_ranges
+from .threads import claim, run_ranges
 
 # Gaussian sigma from the MAD; and the std of a unit Gaussian truncated at +-3.
 _MAD_TO_SIGMA = 1.482602218505602
@@ -69,8 +69,8 @@ def plane_dispersion(data, flags, background, along_rows, line_step, out):
 
 
 @njit(cache=True, nogil=True)
-def _plane_dispersion_range(start, stop, data, flags, background, sample, out):
-    """Items ``[start, stop)`` of :func:`plane_dispersion`.
+def _plane_dispersion_range(claims, data, flags, background, sample, out):
+    """Items of :func:`plane_dispersion`.
 
     ``sample = (along_rows, line_step, n_rows, per_row)``: lines along rows,
     the sampling step, and the sample's rows and pairs per row.
@@ -78,16 +78,19 @@ def _plane_dispersion_range(start, stop, data, flags, background, sample, out):
     along_rows, line_step, n_rows, per_row = sample
     diff = np.empty((n_rows, per_row))
     kept = np.empty(n_rows, np.int64)
-    for p in range(start, stop):
-        _kept_differences_range(
-            np.int64(0), n_rows, data, flags, background, (p, along_rows, line_step), diff, kept
-        )
-        out[p] = _sigma_of_kept(diff, kept)
+    start, stop = claim(claims)
+    while start < stop:
+        for p in range(start, stop):
+            every_row = (np.array([0, n_rows], dtype=np.int64), np.zeros(1, np.int64))  # one part
+            where = (p, along_rows, line_step)
+            _kept_differences_range(every_row, data, flags, background, where, diff, kept)
+            out[p] = _sigma_of_kept(diff, kept)
+        start, stop = claim(claims)
 
 
 @njit(cache=True, nogil=True)
-def _kept_differences_range(start, stop, data, flags, background, where, diff, kept):
-    """Sampled rows ``[start, stop)``: the differences of pixel pairs two apart kept on each.
+def _kept_differences_range(claims, data, flags, background, where, diff, kept):
+    """Sampled rows: the differences of pixel pairs two apart kept on each.
 
     For pure noise the difference and the sum of a pair are independent, so
     keeping only pairs whose sum is below the median sum of their row
@@ -104,10 +107,15 @@ def _kept_differences_range(start, stop, data, flags, background, where, diff, k
     last = ny if along_rows else max(ny - 2, 0)
     row_values = (np.empty(nx), np.empty(nx))
     pairs = (np.empty(diff.shape[1]), np.empty(diff.shape[1]))
-    for r in range(start, stop):
-        y = r * line_step
-        m = _row_pairs(plane, y, along_rows, row_values, pairs) if y < last else 0
-        kept[r] = _keep_low_sum_pairs(pairs, m, row_values[0], diff[r], np.int64(0)) if m > 0 else 0
+    start, stop = claim(claims)
+    while start < stop:
+        for r in range(start, stop):
+            y = r * line_step
+            m = _row_pairs(plane, y, along_rows, row_values, pairs) if y < last else 0
+            kept[r] = (
+                _keep_low_sum_pairs(pairs, m, row_values[0], diff[r], np.int64(0)) if m > 0 else 0
+            )
+        start, stop = claim(claims)
 
 
 @njit(cache=True, nogil=True)

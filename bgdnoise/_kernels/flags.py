@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import run_ranges
+from .threads import claim, run_ranges
 
 # Bits of the uint8 flags array.
 EXCLUDE = np.uint8(1)  # kept out of every statistic
@@ -44,29 +44,32 @@ def build_flags(mask, dq, dq_flags, preserve_bits, out):
 
 
 @njit(cache=True, nogil=True)
-def _build_flags_range(start, stop, mask, dq, dq_flags, preserve_bits, out):
-    """Items ``[start, stop)`` of :func:`build_flags`."""
+def _build_flags_range(claims, mask, dq, dq_flags, preserve_bits, out):
+    """Items of :func:`build_flags`."""
     ny, nx = out.shape[1], out.shape[2]
     has_mask = mask.shape[1] > 0
     has_dq = dq.shape[1] > 0
-    for row in range(start, stop):
-        p = row // ny
-        y = row % ny
-        q = np.int64(p)
-        qm = min(q, mask.shape[0] - 1)
-        qd = min(q, dq.shape[0] - 1)
-        orow = out[q, y]
-        for x in range(nx):
-            value = np.uint8(0)
-            if has_mask and mask[qm, y, x] != 0:
-                value = EXCLUDE
-            if has_dq:
-                bits = np.uint64(dq[qd, y, x])
-                if bits & dq_flags:
-                    value |= EXCLUDE
-                if bits & preserve_bits:
-                    value |= PRESERVE
-            orow[x] = value
+    start, stop = claim(claims)
+    while start < stop:
+        for row in range(start, stop):
+            p = row // ny
+            y = row % ny
+            q = np.int64(p)
+            qm = min(q, mask.shape[0] - 1)
+            qd = min(q, dq.shape[0] - 1)
+            orow = out[q, y]
+            for x in range(nx):
+                value = np.uint8(0)
+                if has_mask and mask[qm, y, x] != 0:
+                    value = EXCLUDE
+                if has_dq:
+                    bits = np.uint64(dq[qd, y, x])
+                    if bits & dq_flags:
+                        value |= EXCLUDE
+                    if bits & preserve_bits:
+                        value |= PRESERVE
+                orow[x] = value
+        start, stop = claim(claims)
 
 
 def or_exclude(flags, mask, out):
@@ -89,20 +92,23 @@ def or_exclude(flags, mask, out):
 
 
 @njit(cache=True, nogil=True)
-def _or_exclude_range(start, stop, flags, mask, out):
-    """Rows ``[start, stop)`` (over all planes) of :func:`or_exclude`."""
+def _or_exclude_range(claims, flags, mask, out):
+    """Rows (over all planes) of :func:`or_exclude`."""
     ny = out.shape[1]
     has_flags = flags.shape[1] > 0
-    for row in range(start, stop):
-        p, y = row // ny, row % ny
-        orow, mrow = out[p, y], mask[y]
-        if has_flags:
-            frow = flags[p, y]
-            for x in range(orow.shape[0]):
-                orow[x] = frow[x] | (EXCLUDE if mrow[x] != 0 else np.uint8(0))
-        else:
-            for x in range(orow.shape[0]):
-                orow[x] = EXCLUDE if mrow[x] != 0 else np.uint8(0)
+    start, stop = claim(claims)
+    while start < stop:
+        for row in range(start, stop):
+            p, y = row // ny, row % ny
+            orow, mrow = out[p, y], mask[y]
+            if has_flags:
+                frow = flags[p, y]
+                for x in range(orow.shape[0]):
+                    orow[x] = frow[x] | (EXCLUDE if mrow[x] != 0 else np.uint8(0))
+            else:
+                for x in range(orow.shape[0]):
+                    orow[x] = EXCLUDE if mrow[x] != 0 else np.uint8(0)
+        start, stop = claim(claims)
 
 
 def usable_unmasked(usable, mask, out):
@@ -123,12 +129,15 @@ def usable_unmasked(usable, mask, out):
 
 
 @njit(cache=True, nogil=True)
-def _usable_unmasked_range(start, stop, usable, mask, out):
-    """Rows ``[start, stop)`` of :func:`usable_unmasked`."""
-    for y in range(start, stop):
-        urow, mrow, orow = usable[y], mask[y], out[y]
-        for x in range(orow.shape[0]):
-            orow[x] = np.uint8((urow[x] != 0) & (mrow[x] == 0))
+def _usable_unmasked_range(claims, usable, mask, out):
+    """Rows of :func:`usable_unmasked`."""
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            urow, mrow, orow = usable[y], mask[y], out[y]
+            for x in range(orow.shape[0]):
+                orow[x] = np.uint8((urow[x] != 0) & (mrow[x] == 0))
+        start, stop = claim(claims)
 
 
 def finite_unexcluded(values, flags, out):
@@ -151,17 +160,20 @@ def finite_unexcluded(values, flags, out):
 
 
 @njit(cache=True, nogil=True)
-def _finite_unexcluded_range(start, stop, values, flags, out):
-    """Rows ``[start, stop)`` of :func:`finite_unexcluded`."""
+def _finite_unexcluded_range(claims, values, flags, out):
+    """Rows of :func:`finite_unexcluded`."""
     has_flags = flags.shape[0] > 0
-    for y in range(start, stop):
-        vrow, orow = values[y], out[y]
-        if has_flags:
-            frow = flags[y]
-            for x in range(orow.shape[0]):
-                v = vrow[x]
-                orow[x] = np.uint8((v - v == 0.0) & ((frow[x] & EXCLUDE) == 0))
-        else:
-            for x in range(orow.shape[0]):
-                v = vrow[x]
-                orow[x] = np.uint8(v - v == 0.0)
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            vrow, orow = values[y], out[y]
+            if has_flags:
+                frow = flags[y]
+                for x in range(orow.shape[0]):
+                    v = vrow[x]
+                    orow[x] = np.uint8((v - v == 0.0) & ((frow[x] & EXCLUDE) == 0))
+            else:
+                for x in range(orow.shape[0]):
+                    v = vrow[x]
+                    orow[x] = np.uint8(v - v == 0.0)
+        start, stop = claim(claims)

@@ -8,7 +8,7 @@ from numba import njit
 from ._jit import scalar_helper
 from .binned import _binned_clipped_median, binned_scratch
 from .gather import _plane_rows, gather_block
-from .threads import run_ranges
+from .threads import claim, run_ranges
 
 
 def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, out):
@@ -77,10 +77,8 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
 
 
 @njit(cache=True, nogil=True)
-def _line_levels_range(
-    start, stop, data, flags, background, geometry, clip, full, sky_scale, work, out
-):
-    """Items ``[start, stop)`` of :func:`line_levels`."""
+def _line_levels_range(claims, data, flags, background, geometry, clip, full, sky_scale, work, out):
+    """Items of :func:`line_levels`."""
     along_rows, band_edges, odd_even, group_start = geometry
     levels, counts, full_levels, full_counts, sky_means, sky_counts, sky_vars = out
     n_planes, ny, nx = data.shape
@@ -89,47 +87,50 @@ def _line_levels_range(
     block, n_chunks = work
     blocks_per_plane = (n_lines + block - 1) // block
     n_items = n_planes * blocks_per_plane
-    for chunk in range(start, stop):
-        item_start = chunk * n_items // n_chunks
-        item_stop = (chunk + 1) * n_items // n_chunks
-        if item_stop <= item_start:
-            continue
-        cnt = np.zeros((block, n_groups), dtype=np.int64)
-        gathered = (np.empty((block, length)), cnt)
-        lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
-        smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
-        ssv = np.empty((block, n_groups))
-        want_vars = sky_vars.shape[0] > 0
-        scratch = (np.empty(length), binned_scratch(length))
-        # Views of a plane are made once per plane: making one counts a
-        # reference on the arrays every thread shares.
-        plane_now = item_start // blocks_per_plane
-        plane = _plane_rows(data, flags, background, plane_now)
-        for item in range(item_start, item_stop):
-            p = item // blocks_per_plane
-            first = (item % blocks_per_plane) * block
-            nl = min(block, n_lines - first)
-            if p != plane_now:
-                plane_now = p
-                plane = _plane_rows(data, flags, background, p)
-            gather_block(plane, first, nl, geometry, gathered)
-            plane_clip = (clip[0], clip[1], clip[2][p], clip[3])
-            _block_levels(
-                gathered, (first, nl), group_start, plane_clip, full, (lv, flv, fct), scratch
-            )
-            window = (clip[0], clip[1], sky_scale[p], want_vars)
-            _block_sky(gathered, nl, group_start, window, lv, (smv, smc, ssv))
-            for j in range(nl):
-                for g in range(n_groups):
-                    levels[p, first + j, g] = lv[j, g]
-                    counts[p, first + j, g] = cnt[j, g]
-                    sky_means[p, first + j, g] = smv[j, g]
-                    sky_counts[p, first + j, g] = smc[j, g]
-                    if want_vars:
-                        sky_vars[p, first + j, g] = ssv[j, g]
-                if n_groups > 1:
-                    full_levels[p, first + j] = flv[j]
-                    full_counts[p, first + j] = fct[j]
+    start, stop = claim(claims)
+    while start < stop:
+        for chunk in range(start, stop):
+            item_start = chunk * n_items // n_chunks
+            item_stop = (chunk + 1) * n_items // n_chunks
+            if item_stop <= item_start:
+                continue
+            cnt = np.zeros((block, n_groups), dtype=np.int64)
+            gathered = (np.empty((block, length)), cnt)
+            lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
+            smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
+            ssv = np.empty((block, n_groups))
+            want_vars = sky_vars.shape[0] > 0
+            scratch = (np.empty(length), binned_scratch(length))
+            # Views of a plane are made once per plane: making one counts a
+            # reference on the arrays every thread shares.
+            plane_now = item_start // blocks_per_plane
+            plane = _plane_rows(data, flags, background, plane_now)
+            for item in range(item_start, item_stop):
+                p = item // blocks_per_plane
+                first = (item % blocks_per_plane) * block
+                nl = min(block, n_lines - first)
+                if p != plane_now:
+                    plane_now = p
+                    plane = _plane_rows(data, flags, background, p)
+                gather_block(plane, first, nl, geometry, gathered)
+                plane_clip = (clip[0], clip[1], clip[2][p], clip[3])
+                _block_levels(
+                    gathered, (first, nl), group_start, plane_clip, full, (lv, flv, fct), scratch
+                )
+                window = (clip[0], clip[1], sky_scale[p], want_vars)
+                _block_sky(gathered, nl, group_start, window, lv, (smv, smc, ssv))
+                for j in range(nl):
+                    for g in range(n_groups):
+                        levels[p, first + j, g] = lv[j, g]
+                        counts[p, first + j, g] = cnt[j, g]
+                        sky_means[p, first + j, g] = smv[j, g]
+                        sky_counts[p, first + j, g] = smc[j, g]
+                        if want_vars:
+                            sky_vars[p, first + j, g] = ssv[j, g]
+                    if n_groups > 1:
+                        full_levels[p, first + j] = flv[j]
+                        full_counts[p, first + j] = fct[j]
+        start, stop = claim(claims)
 
 
 @scalar_helper

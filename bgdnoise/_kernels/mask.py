@@ -13,7 +13,7 @@ from numba import njit
 
 from ._jit import scalar_helper
 from .select import _middle_ranks
-from .threads import run_ranges
+from .threads import claim, run_ranges
 
 
 def block_sums(values, usable, block, sums, counts):
@@ -38,30 +38,33 @@ def block_sums(values, usable, block, sums, counts):
 
 
 @njit(cache=True, nogil=True)
-def _block_sums_range(start, stop, values, usable, block, sums, counts):
-    """Items ``[start, stop)`` of :func:`block_sums`."""
+def _block_sums_range(claims, values, usable, block, sums, counts):
+    """Items of :func:`block_sums`."""
     ny, nx = values.shape
     mx = sums.shape[1]
-    for cy in range(start, stop):
-        if block == 4 and nx % 4 == 0 and 4 * cy + 4 <= ny:
-            _cells_of_four_rows(values, usable, 4 * cy, sums[cy], counts[cy])
-            continue
-        for cx in range(mx):
-            sums[cy, cx] = 0.0
-            counts[cy, cx] = 0.0
-        for y in range(cy * block, min(ny, (cy + 1) * block)):
-            row, use = values[y], usable[y]
-            # Cell by cell (no division per pixel), each cell's values in the
-            # same order as a pass along the row.
+    start, stop = claim(claims)
+    while start < stop:
+        for cy in range(start, stop):
+            if block == 4 and nx % 4 == 0 and 4 * cy + 4 <= ny:
+                _cells_of_four_rows(values, usable, 4 * cy, sums[cy], counts[cy])
+                continue
             for cx in range(mx):
-                total, n = sums[cy, cx], counts[cy, cx]
-                for x in range(cx * block, min(nx, (cx + 1) * block)):
-                    # A select, not a branch (a sum that starts at +0.0 is unchanged by +0.0):
-                    # masks cut rows into runs the branch predictor misses.
-                    keep = use[x] != 0
-                    total += row[x] if keep else 0.0
-                    n += 1.0 if keep else 0.0
-                sums[cy, cx], counts[cy, cx] = total, n
+                sums[cy, cx] = 0.0
+                counts[cy, cx] = 0.0
+            for y in range(cy * block, min(ny, (cy + 1) * block)):
+                row, use = values[y], usable[y]
+                # Cell by cell (no division per pixel), each cell's values in the
+                # same order as a pass along the row.
+                for cx in range(mx):
+                    total, n = sums[cy, cx], counts[cy, cx]
+                    for x in range(cx * block, min(nx, (cx + 1) * block)):
+                        # A select, not a branch (a sum that starts at +0.0 is unchanged by +0.0):
+                        # masks cut rows into runs the branch predictor misses.
+                        keep = use[x] != 0
+                        total += row[x] if keep else 0.0
+                        n += 1.0 if keep else 0.0
+                    sums[cy, cx], counts[cy, cx] = total, n
+        start, stop = claim(claims)
 
 
 @scalar_helper
@@ -277,50 +280,53 @@ def mark_pixels_and_box3(values, usable, thresholds, min_count, out):
 
 
 @njit(cache=True, nogil=True)
-def _mark_pixels_and_box3_range(start, stop, values, usable, thresholds, min_count, out):
-    """Items ``[start, stop)`` of :func:`mark_pixels_and_box3`."""
+def _mark_pixels_and_box3_range(claims, values, usable, thresholds, min_count, out):
+    """Items of :func:`mark_pixels_and_box3`."""
     pixel_threshold, box_threshold = thresholds
     ny, nx = values.shape
     # Sums down each column of the 3 rows, then across 3 columns.
     column_sum = np.empty(nx)
     column_cnt = np.empty(nx)
-    for y in range(start, stop):
-        first, last = max(0, y - 1), min(ny, y + 2)
-        if last - first == 3:
-            # The three rows in one branch-free pass, each column's sum kept in
-            # a register: row by row in memory took 1.5x as long. Adding 0.0 for
-            # an unusable value changes no sum (it starts at +0.0, so it never
-            # is -0.0): the same bits.
-            v0, v1, v2 = values[first], values[first + 1], values[first + 2]
-            u0, u1, u2 = usable[first], usable[first + 1], usable[first + 2]
-            for x in range(nx):
-                s = 0.0
-                s += np.float64(v0[x]) if u0[x] != 0 else 0.0
-                s += np.float64(v1[x]) if u1[x] != 0 else 0.0
-                s += np.float64(v2[x]) if u2[x] != 0 else 0.0
-                column_sum[x] = s
-                column_cnt[x] = np.float64((u0[x] != 0) + (u1[x] != 0) + (u2[x] != 0))
-        else:  # the first and last rows
-            for x in range(nx):
-                column_sum[x] = 0.0
-                column_cnt[x] = 0.0
-            for yy in range(first, last):
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            first, last = max(0, y - 1), min(ny, y + 2)
+            if last - first == 3:
+                # The three rows in one branch-free pass, each column's sum kept in
+                # a register: row by row in memory took 1.5x as long. Adding 0.0 for
+                # an unusable value changes no sum (it starts at +0.0, so it never
+                # is -0.0): the same bits.
+                v0, v1, v2 = values[first], values[first + 1], values[first + 2]
+                u0, u1, u2 = usable[first], usable[first + 1], usable[first + 2]
                 for x in range(nx):
-                    if usable[yy, x] != 0:
-                        column_sum[x] += values[yy, x]
-                        column_cnt[x] += 1.0
-        vrow, urow, orow = values[y], usable[y], out[y]
-        for x in range(nx):
-            total, n = column_sum[x], column_cnt[x]
-            if x > 0:
-                total += column_sum[x - 1]
-                n += column_cnt[x - 1]
-            if x + 1 < nx:
-                total += column_sum[x + 1]
-                n += column_cnt[x + 1]
-            box = (n >= min_count) & (total > box_threshold * n)
-            if box | ((urow[x] != 0) & (vrow[x] > pixel_threshold)):
-                orow[x] = 1
+                    s = 0.0
+                    s += np.float64(v0[x]) if u0[x] != 0 else 0.0
+                    s += np.float64(v1[x]) if u1[x] != 0 else 0.0
+                    s += np.float64(v2[x]) if u2[x] != 0 else 0.0
+                    column_sum[x] = s
+                    column_cnt[x] = np.float64((u0[x] != 0) + (u1[x] != 0) + (u2[x] != 0))
+            else:  # the first and last rows
+                for x in range(nx):
+                    column_sum[x] = 0.0
+                    column_cnt[x] = 0.0
+                for yy in range(first, last):
+                    for x in range(nx):
+                        if usable[yy, x] != 0:
+                            column_sum[x] += values[yy, x]
+                            column_cnt[x] += 1.0
+            vrow, urow, orow = values[y], usable[y], out[y]
+            for x in range(nx):
+                total, n = column_sum[x], column_cnt[x]
+                if x > 0:
+                    total += column_sum[x - 1]
+                    n += column_cnt[x - 1]
+                if x + 1 < nx:
+                    total += column_sum[x + 1]
+                    n += column_cnt[x + 1]
+                box = (n >= min_count) & (total > box_threshold * n)
+                if box | ((urow[x] != 0) & (vrow[x] > pixel_threshold)):
+                    orow[x] = 1
+        start, stop = claim(claims)
 
 
 def box3_sample(values, usable, step, out):
@@ -342,21 +348,24 @@ def box3_sample(values, usable, step, out):
 
 
 @njit(cache=True, nogil=True)
-def _box3_sample_range(start, stop, values, usable, step, out):
-    """Rows ``[start, stop)`` of the grid of :func:`box3_sample`."""
+def _box3_sample_range(claims, values, usable, step, out):
+    """Rows of the grid of :func:`box3_sample`."""
     ny, nx = values.shape
     mx = out.shape[1]
-    for cy in range(start, stop):
-        y = cy * step
-        for cx in range(mx):
-            x = cx * step
-            total, n = 0.0, 0
-            for yy in range(max(0, y - 1), min(ny, y + 2)):
-                for xx in range(max(0, x - 1), min(nx, x + 2)):
-                    if usable[yy, xx] != 0:
-                        total += values[yy, xx]
-                        n += 1
-            out[cy, cx] = total / n if n >= 2 else np.nan
+    start, stop = claim(claims)
+    while start < stop:
+        for cy in range(start, stop):
+            y = cy * step
+            for cx in range(mx):
+                x = cx * step
+                total, n = 0.0, 0
+                for yy in range(max(0, y - 1), min(ny, y + 2)):
+                    for xx in range(max(0, x - 1), min(nx, x + 2)):
+                        if usable[yy, xx] != 0:
+                            total += values[yy, xx]
+                            n += 1
+                out[cy, cx] = total / n if n >= 2 else np.nan
+        start, stop = claim(claims)
 
 
 def dilate(marks, radius, out):
@@ -390,20 +399,23 @@ def dilate(marks, radius, out):
 
 
 @njit(cache=True, nogil=True)
-def _dilate_rows(start, stop, marks, radius, along):
-    """Rows ``[start, stop)``: 1 within ``radius`` of a mark along the row."""
+def _dilate_rows(claims, marks, radius, along):
+    """Rows: 1 within ``radius`` of a mark along the row."""
     nx = marks.shape[1]
     reach = min(radius, nx)
     marked = np.empty(nx, dtype=np.uint8)  # the row's marks as 0 / 1
-    for y in range(start, stop):
-        row = marks[y]
-        out_row = along[y]
-        for x in range(nx):
-            marked[x] = out_row[x] = np.uint8(row[x] != 0)
-        for shift in range(1, reach + 1):
-            # Views indexed from 0, not x + shift: see _kernels/__init__.py.
-            _or_into(out_row[: nx - shift], marked[shift:])
-            _or_into(out_row[shift:], marked[: nx - shift])
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            row = marks[y]
+            out_row = along[y]
+            for x in range(nx):
+                marked[x] = out_row[x] = np.uint8(row[x] != 0)
+            for shift in range(1, reach + 1):
+                # Views indexed from 0, not x + shift: see _kernels/__init__.py.
+                _or_into(out_row[: nx - shift], marked[shift:])
+                _or_into(out_row[shift:], marked[: nx - shift])
+        start, stop = claim(claims)
 
 
 @scalar_helper
@@ -414,15 +426,18 @@ def _or_into(dst, src):
 
 
 @njit(cache=True, nogil=True)
-def _dilate_columns(start, stop, along, radius, out):
-    """Rows ``[start, stop)`` of the result: 1 within ``radius`` rows of a mark in ``along``."""
+def _dilate_columns(claims, along, radius, out):
+    """Rows of the result: 1 within ``radius`` rows of a mark in ``along``."""
     ny, nx = along.shape
-    for y in range(start, stop):
-        out_row = out[y]
-        for x in range(nx):
-            out_row[x] = 0
-        for source in range(max(0, y - radius), min(ny, y + radius + 1)):
-            _or_into(out_row, along[source])
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            out_row = out[y]
+            for x in range(nx):
+                out_row[x] = 0
+            for source in range(max(0, y - radius), min(ny, y + radius + 1)):
+                _or_into(out_row, along[source])
+        start, stop = claim(claims)
 
 
 @njit(cache=True, nogil=True)
@@ -518,34 +533,40 @@ _COLUMNS = 64
 
 
 @njit(cache=True, nogil=True)
-def _row_counts_range(start, stop, usable, mask, total, masked):
-    """Rows ``[start, stop)`` of :func:`line_counts` along rows."""
-    for y in range(start, stop):
-        urow, mrow = usable[y], mask[y]
-        n = np.int64(0)  # not a literal: see _kernels/__init__.py
-        m = np.int64(0)  # not a literal: see _kernels/__init__.py
-        for x in range(urow.shape[0]):
-            u = urow[x] != 0
-            n += u
-            m += u & (mrow[x] != 0)
-        total[y], masked[y] = n, m
+def _row_counts_range(claims, usable, mask, total, masked):
+    """Rows of :func:`line_counts` along rows."""
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            urow, mrow = usable[y], mask[y]
+            n = np.int64(0)  # not a literal: see _kernels/__init__.py
+            m = np.int64(0)  # not a literal: see _kernels/__init__.py
+            for x in range(urow.shape[0]):
+                u = urow[x] != 0
+                n += u
+                m += u & (mrow[x] != 0)
+            total[y], masked[y] = n, m
+        start, stop = claim(claims)
 
 
 @njit(cache=True, nogil=True)
-def _column_counts_range(start, stop, usable, mask, total, masked):
-    """Blocks of ``_COLUMNS`` columns ``[start, stop)`` of :func:`line_counts` along columns."""
+def _column_counts_range(claims, usable, mask, total, masked):
+    """Blocks of ``_COLUMNS`` columns of :func:`line_counts` along columns."""
     ny, nx = usable.shape
-    x0, x1 = start * _COLUMNS, min(nx, stop * _COLUMNS)
-    for x in range(x0, x1):
-        total[x] = 0
-        masked[x] = 0
-    for y in range(ny):
-        urow, mrow = usable[y, x0:x1], mask[y, x0:x1]
-        t, m = total[x0:x1], masked[x0:x1]
-        for i in range(urow.shape[0]):
-            u = urow[i] != 0
-            t[i] += u
-            m[i] += u & (mrow[i] != 0)
+    start, stop = claim(claims)
+    while start < stop:
+        x0, x1 = start * _COLUMNS, min(nx, stop * _COLUMNS)
+        for x in range(x0, x1):
+            total[x] = 0
+            masked[x] = 0
+        for y in range(ny):
+            urow, mrow = usable[y, x0:x1], mask[y, x0:x1]
+            t, m = total[x0:x1], masked[x0:x1]
+            for i in range(urow.shape[0]):
+                u = urow[i] != 0
+                t[i] += u
+                m[i] += u & (mrow[i] != 0)
+        start, stop = claim(claims)
 
 
 def repeat_along_lines(mask, along_rows, factor, out):
@@ -572,24 +593,27 @@ def repeat_along_lines(mask, along_rows, factor, out):
 
 
 @njit(cache=True, nogil=True)
-def _repeat_range(start, stop, mask, along_rows, factor, out):
-    """Rows ``[start, stop)`` of :func:`repeat_along_lines`."""
-    for y in range(start, stop):
-        orow = out[y]
-        if along_rows and factor == 4:
-            # One 4-byte store per value: a byte at a time took 30x as long.
-            # (The byte repeated in every byte of the word: any byte order.)
-            wide = orow.view(np.uint32)
-            mrow = mask[y]
-            for b in range(mrow.shape[0]):
-                wide[b] = np.uint32(mrow[b]) * np.uint32(0x01010101)
-        elif along_rows:
-            mrow = mask[y]
-            for b in range(mrow.shape[0]):  # (no division per pixel)
-                value = mrow[b]
-                for x in range(b * factor, (b + 1) * factor):
-                    orow[x] = value
-        else:
-            mrow = mask[y // factor]
-            for x in range(orow.shape[0]):
-                orow[x] = mrow[x]
+def _repeat_range(claims, mask, along_rows, factor, out):
+    """Rows of :func:`repeat_along_lines`."""
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            orow = out[y]
+            if along_rows and factor == 4:
+                # One 4-byte store per value: a byte at a time took 30x as long.
+                # (The byte repeated in every byte of the word: any byte order.)
+                wide = orow.view(np.uint32)
+                mrow = mask[y]
+                for b in range(mrow.shape[0]):
+                    wide[b] = np.uint32(mrow[b]) * np.uint32(0x01010101)
+            elif along_rows:
+                mrow = mask[y]
+                for b in range(mrow.shape[0]):  # (no division per pixel)
+                    value = mrow[b]
+                    for x in range(b * factor, (b + 1) * factor):
+                        orow[x] = value
+            else:
+                mrow = mask[y // factor]
+                for x in range(orow.shape[0]):
+                    orow[x] = mrow[x]
+        start, stop = claim(claims)

@@ -7,7 +7,7 @@ from numba import njit
 
 from ._jit import scalar_helper
 from .flags import EXCLUDE, PRESERVE
-from .threads import run_ranges
+from .threads import claim, run_ranges
 
 # No usable map wanted (subtract_levels).
 _NO_USABLE = np.zeros((1, 0, 0), np.uint8)
@@ -67,51 +67,56 @@ def subtract_levels(
 
 @njit(cache=True, nogil=True)
 def _subtract_levels_range(
-    start, stop, data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model,
+    claims, data, flags, along_rows, band_edges, odd_even, line_model, out, model, write_model,
     usable,
 ):  # fmt: skip
-    """Items ``[start, stop)`` of :func:`subtract_levels`."""
+    """Items of :func:`subtract_levels`."""
     ny, nx = data.shape[1], data.shape[2]
     n_bands = band_edges.shape[0] - 1
     n_par = 2 if odd_even else 1
     has_flags = flags.shape[1] > 0
     with_usable = usable.shape[1] > 0
     no_flags = np.empty(0, dtype=np.uint8)
-    for row in range(start, stop):
-        p = row // ny
-        y = row % ny
-        q = np.int64(p)
-        drow = data[q, y]
-        orow = out[q, y]
-        fplane = flags[min(q, flags.shape[0] - 1)]
-        # Each pixel is read before it is written: ``out`` may be ``data``.
-        if along_rows:
-            lm = line_model[q, y]
-            for b in range(n_bands):
-                first, last = band_edges[b], band_edges[b + 1]
-                # Levels of the band's even and odd positions (the same
-                # without odd/even); ``first & 1``: the parity of view index 0.
-                even, odd = lm[b * n_par], lm[b * n_par + n_par - 1]
-                flag_row = fplane[y, first:last] if has_flags else no_flags
-                _subtract_band(drow[first:last], flag_row, even, odd, first & 1, orow[first:last])
-                if write_model:
-                    _band_model(flag_row, even, odd, first & 1, model[q, y, first:last])
+    start, stop = claim(claims)
+    while start < stop:
+        for row in range(start, stop):
+            p = row // ny
+            y = row % ny
+            q = np.int64(p)
+            drow = data[q, y]
+            orow = out[q, y]
+            fplane = flags[min(q, flags.shape[0] - 1)]
+            # Each pixel is read before it is written: ``out`` may be ``data``.
+            if along_rows:
+                lm = line_model[q, y]
+                for b in range(n_bands):
+                    first, last = band_edges[b], band_edges[b + 1]
+                    # Levels of the band's even and odd positions (the same
+                    # without odd/even); ``first & 1``: the parity of view index 0.
+                    even, odd = lm[b * n_par], lm[b * n_par + n_par - 1]
+                    flag_row = fplane[y, first:last] if has_flags else no_flags
+                    _subtract_band(
+                        drow[first:last], flag_row, even, odd, first & 1, orow[first:last]
+                    )
+                    if write_model:
+                        _band_model(flag_row, even, odd, first & 1, model[q, y, first:last])
+                    if with_usable:
+                        _mark_usable(orow[first:last], flag_row, usable[q, y, first:last])
+            else:
+                b = 0
+                while y >= band_edges[b + 1]:
+                    b += 1
+                lm = line_model[q, :, b * n_par + ((y & 1) if odd_even else 0)]
+                for x in range(nx):
+                    level = lm[x]
+                    if has_flags and fplane[y, x] & PRESERVE:
+                        level = 0.0
+                    orow[x] = drow[x] - level
+                    if write_model:
+                        model[q, y, x] = level
                 if with_usable:
-                    _mark_usable(orow[first:last], flag_row, usable[q, y, first:last])
-        else:
-            b = 0
-            while y >= band_edges[b + 1]:
-                b += 1
-            lm = line_model[q, :, b * n_par + ((y & 1) if odd_even else 0)]
-            for x in range(nx):
-                level = lm[x]
-                if has_flags and fplane[y, x] & PRESERVE:
-                    level = 0.0
-                orow[x] = drow[x] - level
-                if write_model:
-                    model[q, y, x] = level
-            if with_usable:
-                _mark_usable(orow, fplane[y] if has_flags else no_flags, usable[q, y])
+                    _mark_usable(orow, fplane[y] if has_flags else no_flags, usable[q, y])
+        start, stop = claim(claims)
 
 
 # The band helpers take views that start at 0 (see _kernels/__init__.py: the

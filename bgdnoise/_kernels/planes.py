@@ -7,7 +7,7 @@ from numba import njit
 
 from ._jit import scalar_helper
 from .flags import EXCLUDE
-from .threads import run_ranges
+from .threads import claim, run_ranges
 
 
 def median_over_planes(planes, flags, out):
@@ -31,33 +31,36 @@ def median_over_planes(planes, flags, out):
 
 
 @njit(cache=True, nogil=True)
-def _median_over_planes_range(start, stop, planes, flags, out):
-    """Items ``[start, stop)`` of :func:`median_over_planes`."""
+def _median_over_planes_range(claims, planes, flags, out):
+    """Items of :func:`median_over_planes`."""
     n_planes, nx = planes.shape[0], planes.shape[2]
     has_flags = flags.shape[1] > 0
     values = np.empty(n_planes)
-    for y in range(start, stop):
-        for x in range(nx):
-            n = 0
-            for p in range(n_planes):
-                if has_flags and flags[min(p, flags.shape[0] - 1), y, x] & EXCLUDE:
-                    continue
-                v = np.float64(planes[p, y, x])
-                if not np.isfinite(v):
-                    continue
-                # Insertion into the sorted prefix: a handful of values.
-                k = n
-                while k > 0 and values[k - 1] > v:
-                    values[k] = values[k - 1]
-                    k -= 1
-                values[k] = v
-                n += 1
-            if n == 0:
-                out[y, x] = np.nan
-            elif n % 2 == 1:
-                out[y, x] = values[n // 2]
-            else:
-                out[y, x] = 0.5 * (values[n // 2 - 1] + values[n // 2])
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            for x in range(nx):
+                n = 0
+                for p in range(n_planes):
+                    if has_flags and flags[min(p, flags.shape[0] - 1), y, x] & EXCLUDE:
+                        continue
+                    v = np.float64(planes[p, y, x])
+                    if not np.isfinite(v):
+                        continue
+                    # Insertion into the sorted prefix: a handful of values.
+                    k = n
+                    while k > 0 and values[k - 1] > v:
+                        values[k] = values[k - 1]
+                        k -= 1
+                    values[k] = v
+                    n += 1
+                if n == 0:
+                    out[y, x] = np.nan
+                elif n % 2 == 1:
+                    out[y, x] = values[n // 2]
+                else:
+                    out[y, x] = 0.5 * (values[n // 2 - 1] + values[n // 2])
+        start, stop = claim(claims)
 
 
 def bin_along_lines(plane, flags, along_rows, factor, out, out_flags):
@@ -88,48 +91,53 @@ def bin_along_lines(plane, flags, along_rows, factor, out, out_flags):
 
 
 @njit(cache=True, nogil=True)
-def _bin_along_lines_range(start, stop, plane, flags, along_rows, factor, out, out_flags):
-    """Items ``[start, stop)`` of :func:`bin_along_lines`."""
+def _bin_along_lines_range(claims, plane, flags, along_rows, factor, out, out_flags):
+    """Items of :func:`bin_along_lines`."""
     mx = out.shape[1]
     has_flags = flags.shape[0] > 0
     no_flags = np.zeros(0, np.uint8)
     total = np.empty(mx)  # column bins: sums along whole rows
     count = np.empty(mx, np.int64)
-    for y in range(start, stop):
-        if along_rows and factor == 4:  # the search's bins, written out
-            _bin_row_in_fours(plane[y], flags[y] if has_flags else no_flags, out[y], out_flags[y])
-        elif along_rows:
-            for x in range(mx):
-                s, n = 0.0, 0
-                for k in range(x * factor, (x + 1) * factor):
-                    v = np.float64(plane[y, k])
-                    if (has_flags and flags[y, k] & EXCLUDE) or not np.isfinite(v):
-                        continue
-                    s += v
-                    n += 1
-                out[y, x] = s / n if n > 0 else np.nan
-                out_flags[y, x] = 0 if n > 0 else EXCLUDE
-        else:
-            # Each bin's values in the same order as one bin at a time, summed
-            # along whole rows with selects: the loops vectorise (3.4x faster).
-            # A sum that starts at +0.0 is unchanged by adding +0.0.
-            total[:] = 0.0
-            count[:] = 0
-            for k in range(y * factor, (y + 1) * factor):
-                prow = plane[k]
-                frow = flags[k] if has_flags else no_flags
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            if along_rows and factor == 4:  # the search's bins, written out
+                _bin_row_in_fours(
+                    plane[y], flags[y] if has_flags else no_flags, out[y], out_flags[y]
+                )
+            elif along_rows:
                 for x in range(mx):
-                    v = np.float64(prow[x])
-                    ok = v - v == 0.0
-                    if has_flags:
-                        ok &= (frow[x] & EXCLUDE) == 0
-                    total[x] += v if ok else 0.0
-                    count[x] += ok
-            orow, oflags = out[y], out_flags[y]
-            for x in range(mx):
-                n = count[x]
-                orow[x] = total[x] / n if n > 0 else np.nan
-                oflags[x] = 0 if n > 0 else EXCLUDE
+                    s, n = 0.0, 0
+                    for k in range(x * factor, (x + 1) * factor):
+                        v = np.float64(plane[y, k])
+                        if (has_flags and flags[y, k] & EXCLUDE) or not np.isfinite(v):
+                            continue
+                        s += v
+                        n += 1
+                    out[y, x] = s / n if n > 0 else np.nan
+                    out_flags[y, x] = 0 if n > 0 else EXCLUDE
+            else:
+                # Each bin's values in the same order as one bin at a time, summed
+                # along whole rows with selects: the loops vectorise (3.4x faster).
+                # A sum that starts at +0.0 is unchanged by adding +0.0.
+                total[:] = 0.0
+                count[:] = 0
+                for k in range(y * factor, (y + 1) * factor):
+                    prow = plane[k]
+                    frow = flags[k] if has_flags else no_flags
+                    for x in range(mx):
+                        v = np.float64(prow[x])
+                        ok = v - v == 0.0
+                        if has_flags:
+                            ok &= (frow[x] & EXCLUDE) == 0
+                        total[x] += v if ok else 0.0
+                        count[x] += ok
+                orow, oflags = out[y], out_flags[y]
+                for x in range(mx):
+                    n = count[x]
+                    orow[x] = total[x] / n if n > 0 else np.nan
+                    oflags[x] = 0 if n > 0 else EXCLUDE
+        start, stop = claim(claims)
 
 
 @scalar_helper
@@ -178,24 +186,27 @@ def row_magnitudes(values, out):
 
 
 @njit(cache=True, nogil=True)
-def _row_magnitudes_range(start, stop, values, out):
-    """Rows ``[start, stop)`` of :func:`row_magnitudes`."""
+def _row_magnitudes_range(claims, values, out):
+    """Rows of :func:`row_magnitudes`."""
     lanes = np.empty(_LANES)
-    for y in range(start, stop):
-        row = values[y]
-        # Eight running maxima side by side, not one chain of dependent
-        # compares: the maximum is the same whatever the order.
-        lanes[:] = -1.0
-        nx = row.shape[0]
-        whole = nx - nx % _LANES
-        for x0 in range(0, whole, _LANES):
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            row = values[y]
+            # Eight running maxima side by side, not one chain of dependent
+            # compares: the maximum is the same whatever the order.
+            lanes[:] = -1.0
+            nx = row.shape[0]
+            whole = nx - nx % _LANES
+            for x0 in range(0, whole, _LANES):
+                for k in range(_LANES):
+                    v = abs(np.float64(row[x0 + k]))
+                    lanes[k] = v if v > lanes[k] else lanes[k]  # NaN compares false: skipped
+            largest = -1.0
+            for x in range(whole, nx):
+                v = abs(np.float64(row[x]))
+                largest = v if v > largest else largest
             for k in range(_LANES):
-                v = abs(np.float64(row[x0 + k]))
-                lanes[k] = v if v > lanes[k] else lanes[k]  # NaN compares false: skipped
-        largest = -1.0
-        for x in range(whole, nx):
-            v = abs(np.float64(row[x]))
-            largest = v if v > largest else largest
-        for k in range(_LANES):
-            largest = lanes[k] if lanes[k] > largest else largest
-        out[y] = largest if largest >= 0.0 else np.nan
+                largest = lanes[k] if lanes[k] > largest else largest
+            out[y] = largest if largest >= 0.0 else np.nan
+        start, stop = claim(claims)

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import scalar_helper
-from .threads import run_ranges
+from .threads import claim, run_ranges
 
 
 @scalar_helper
@@ -59,61 +59,64 @@ def line_sums(plane, usable, along_rows, band_edges, grid, sums):
 
 
 @njit(cache=True, nogil=True)
-def _line_sums_range(start, stop, plane, usable, along_rows, band_edges, grid, sums):
-    """Lines ``[start, stop)`` of :func:`line_sums`."""
+def _line_sums_range(claims, plane, usable, along_rows, band_edges, grid, sums):
+    """Lines of :func:`line_sums`."""
     h, n_x = grid
     diag, off, weight, data, count, total = sums
     n_bands = band_edges.shape[0] - 1
     cell, upper = _cells_of(band_edges[n_bands], h, n_x)
-    for line in range(start, stop):
-        for i in range(n_x):
-            diag[line, i] = 0.0
-            off[line, i] = 0.0
-        for k in range(n_bands):
+    start, stop = claim(claims)
+    while start < stop:
+        for line in range(start, stop):
             for i in range(n_x):
-                weight[line, k, i] = 0.0
-                data[line, k, i] = 0.0
-            n = 0.0
-            s = 0.0
-            # Views of the band indexed from 0: see _kernels/__init__.py.
-            first, last = band_edges[k], band_edges[k + 1]
-            if along_rows:
-                band_use, band_values = usable[line, first:last], plane[line, first:last]
-            else:
-                band_use, band_values = usable[first:last, line], plane[first:last, line]
-            band_cell, band_upper = cell[first:last], upper[first:last]
-            # The sums of the current cell stay in registers and are stored
-            # when the cell changes: every sum still gets the same additions
-            # in the same order, without a load and store per pixel.
-            current, started = np.int64(0), False
-            d0 = d1 = o0 = w_0 = w_1 = s_0 = s_1 = 0.0
-            for t in range(band_values.shape[0]):
-                if band_use[t] == 0:
-                    continue
-                v = band_values[t]
-                i = band_cell[t]
-                g = band_upper[t]
-                w0 = 1.0 - g
-                if not started or i != current:
-                    if started:
-                        _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
-                    current, started = i, True
-                    d0, d1, o0 = diag[line, i], diag[line, i + 1], off[line, i]
-                    w_0, w_1 = weight[line, k, i], weight[line, k, i + 1]
-                    s_0, s_1 = data[line, k, i], data[line, k, i + 1]
-                d0 += w0 * w0
-                d1 += g * g
-                o0 += w0 * g
-                w_0 += w0
-                w_1 += g
-                s_0 += w0 * v
-                s_1 += g * v
-                n += 1.0
-                s += v
-            if started:
-                _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
-            count[line, k] = n
-            total[line, k] = s
+                diag[line, i] = 0.0
+                off[line, i] = 0.0
+            for k in range(n_bands):
+                for i in range(n_x):
+                    weight[line, k, i] = 0.0
+                    data[line, k, i] = 0.0
+                n = 0.0
+                s = 0.0
+                # Views of the band indexed from 0: see _kernels/__init__.py.
+                first, last = band_edges[k], band_edges[k + 1]
+                if along_rows:
+                    band_use, band_values = usable[line, first:last], plane[line, first:last]
+                else:
+                    band_use, band_values = usable[first:last, line], plane[first:last, line]
+                band_cell, band_upper = cell[first:last], upper[first:last]
+                # The sums of the current cell stay in registers and are stored
+                # when the cell changes: every sum still gets the same additions
+                # in the same order, without a load and store per pixel.
+                current, started = np.int64(0), False
+                d0 = d1 = o0 = w_0 = w_1 = s_0 = s_1 = 0.0
+                for t in range(band_values.shape[0]):
+                    if band_use[t] == 0:
+                        continue
+                    v = band_values[t]
+                    i = band_cell[t]
+                    g = band_upper[t]
+                    w0 = 1.0 - g
+                    if not started or i != current:
+                        if started:
+                            _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
+                        current, started = i, True
+                        d0, d1, o0 = diag[line, i], diag[line, i + 1], off[line, i]
+                        w_0, w_1 = weight[line, k, i], weight[line, k, i + 1]
+                        s_0, s_1 = data[line, k, i], data[line, k, i + 1]
+                    d0 += w0 * w0
+                    d1 += g * g
+                    o0 += w0 * g
+                    w_0 += w0
+                    w_1 += g
+                    s_0 += w0 * v
+                    s_1 += g * v
+                    n += 1.0
+                    s += v
+                if started:
+                    _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
+                count[line, k] = n
+                total[line, k] = s
+        start, stop = claim(claims)
 
 
 @scalar_helper
@@ -165,49 +168,52 @@ def normal_equations(sums, grid, band_nodes, matrix, rhs):
 
 
 @njit(cache=True, nogil=True)
-def _normal_equations_range(start, stop, sums, grid, band_nodes, matrix, rhs):
-    """Node rows ``[start, stop)`` of :func:`normal_equations`."""
+def _normal_equations_range(claims, sums, grid, band_nodes, matrix, rhs):
+    """Node rows of :func:`normal_equations`."""
     diag, off, weight, data, count, total = sums
     h, n_y, n_x = grid
     n_lines, n_bands = count.shape
-    for line in range(n_lines):
-        j, f = _cell(line / h, n_y)
-        if j + 1 < start or j >= stop:
-            continue
-        wy = (1.0 - f, f)
-        for a in range(2):
-            if not start <= j + a < stop:  # another thread's node row
+    start, stop = claim(claims)
+    while start < stop:
+        for line in range(n_lines):
+            j, f = _cell(line / h, n_y)
+            if j + 1 < start or j >= stop:
                 continue
-            ra = (j + a) * n_x
-            for b in range(a, 2):
-                # (a, b) = (1, 0) would only add below the diagonal, which the
-                # upper band storage skips: nothing to compute.
-                rb = (j + b) * n_x
-                w = wy[a] * wy[b]
-                for i in range(n_x):
-                    _add(matrix, ra + i, rb + i, w * diag[line, i])
-                    if i + 1 < n_x:
-                        _add(matrix, ra + i, rb + i + 1, w * off[line, i])
-                        _add(matrix, ra + i + 1, rb + i, w * off[line, i])
-                # The band's free level removes the band mean (rank one).
+            wy = (1.0 - f, f)
+            for a in range(2):
+                if not start <= j + a < stop:  # another thread's node row
+                    continue
+                ra = (j + a) * n_x
+                for b in range(a, 2):
+                    # (a, b) = (1, 0) would only add below the diagonal, which the
+                    # upper band storage skips: nothing to compute.
+                    rb = (j + b) * n_x
+                    w = wy[a] * wy[b]
+                    for i in range(n_x):
+                        _add(matrix, ra + i, rb + i, w * diag[line, i])
+                        if i + 1 < n_x:
+                            _add(matrix, ra + i, rb + i + 1, w * off[line, i])
+                            _add(matrix, ra + i + 1, rb + i, w * off[line, i])
+                    # The band's free level removes the band mean (rank one).
+                    for k in range(n_bands):
+                        if count[line, k] == 0.0:
+                            continue
+                        inv = w / count[line, k]
+                        for i in range(band_nodes[k, 0], band_nodes[k, 1]):
+                            wi = weight[line, k, i] * inv
+                            if wi == 0.0:
+                                continue
+                            # Within one node row only i2 >= i is stored (upper band).
+                            first = i if a == b else band_nodes[k, 0]
+                            for i2 in range(first, band_nodes[k, 1]):
+                                _add(matrix, ra + i, rb + i2, -wi * weight[line, k, i2])
                 for k in range(n_bands):
                     if count[line, k] == 0.0:
                         continue
-                    inv = w / count[line, k]
+                    mean = total[line, k] / count[line, k]
                     for i in range(band_nodes[k, 0], band_nodes[k, 1]):
-                        wi = weight[line, k, i] * inv
-                        if wi == 0.0:
-                            continue
-                        # Within one node row only i2 >= i is stored (upper band).
-                        first = i if a == b else band_nodes[k, 0]
-                        for i2 in range(first, band_nodes[k, 1]):
-                            _add(matrix, ra + i, rb + i2, -wi * weight[line, k, i2])
-            for k in range(n_bands):
-                if count[line, k] == 0.0:
-                    continue
-                mean = total[line, k] / count[line, k]
-                for i in range(band_nodes[k, 0], band_nodes[k, 1]):
-                    rhs[ra + i] += wy[a] * (data[line, k, i] - weight[line, k, i] * mean)
+                        rhs[ra + i] += wy[a] * (data[line, k, i] - weight[line, k, i] * mean)
+        start, stop = claim(claims)
 
 
 @njit(cache=True, nogil=True)
@@ -405,8 +411,8 @@ def evaluate(nodes, along_rows, h, out):
 
 
 @njit(cache=True, nogil=True)
-def _evaluate_range(start, stop, nodes, along_rows, h, out):
-    """Rows ``[start, stop)`` of :func:`evaluate`."""
+def _evaluate_range(claims, nodes, along_rows, h, out):
+    """Rows of :func:`evaluate`."""
     n_y, n_x = nodes.shape
     nx = out.shape[1]
     # Along a row of ``out`` the surface interpolates one profile over the
@@ -414,17 +420,20 @@ def _evaluate_range(start, stop, nodes, along_rows, h, out):
     nodes_x, nodes_y = (n_x, n_y) if along_rows else (n_y, n_x)
     cell, weight = _cells_of(nx, h, nodes_x)
     profile = np.empty(nodes_x)
-    for y in range(start, stop):
-        k, f = _cell(y / h, nodes_y)
-        for m in range(nodes_x):
-            if along_rows:
-                profile[m] = (1.0 - f) * nodes[k, m] + f * nodes[k + 1, m]
-            else:
-                profile[m] = (1.0 - f) * nodes[m, k] + f * nodes[m, k + 1]
-        for x in range(nx):
-            g = weight[x]
-            i = cell[x]
-            out[y, x] = (1.0 - g) * profile[i] + g * profile[i + 1]
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            k, f = _cell(y / h, nodes_y)
+            for m in range(nodes_x):
+                if along_rows:
+                    profile[m] = (1.0 - f) * nodes[k, m] + f * nodes[k + 1, m]
+                else:
+                    profile[m] = (1.0 - f) * nodes[m, k] + f * nodes[m, k + 1]
+            for x in range(nx):
+                g = weight[x]
+                i = cell[x]
+                out[y, x] = (1.0 - g) * profile[i] + g * profile[i + 1]
+        start, stop = claim(claims)
 
 
 @njit(cache=True, nogil=True)
