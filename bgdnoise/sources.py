@@ -152,7 +152,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             continue
         mean = _scale_map(residual, unmasked, block, half, cells)
         centre, spread = _spread(mean)
-        launch(_mask_kernels.mark_above, mean, centre + n_sigma * spread, block, marks)
+        _mask_kernels.mark_above(mean, centre + n_sigma * spread, block, marks)
     if compact != [np.inf, np.inf]:
         thresholds = (float(compact[0]), float(compact[1]))
         _mask_kernels.mark_pixels_and_box3(residual, usable, thresholds, 2, marks)

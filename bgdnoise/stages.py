@@ -62,8 +62,9 @@ _MIN_DISPERSION_PAIRS = 1 << 12
 # (16 -> 32 took a 2048x2048 frame's column levels from 23.6 to 17.9 ms; 64
 # was no faster, its 1 MB of scratch per thread no longer in cache).
 _COLUMN_BLOCK = 32
-# What a measure estimates per group from its level (a measure of some groups
-# of a line counts the usable pixels of all of them), and "every group".
+# The fields of a measure that depend on a group's level: a measure again of
+# some groups of a line keeps them from the previous measure for the other
+# groups (it counts the usable pixels of every group). And "every group".
 _ESTIMATED = ("raw", "sky_means", "sky_counts", "sky_vars")
 _NO_GROUPS = np.zeros((0, 0), np.uint8)
 # Every n-th line's full level is measured to learn each band's offset from
@@ -157,7 +158,9 @@ class Resolved:
 
 
 def _n_chunks(n_items: int) -> int:
-    # The line kernel's parts (threads.run_ranges), each with its own scratch.
+    # The chunks of blocks the line kernel's threads claim, as many as
+    # threads.run_ranges makes parts of other kernels' items; each chunk
+    # allocates its own scratch.
     return max(1, min(n_items, _kernels.threads.PARTS_PER_THREAD * numba.get_num_threads()))
 
 
@@ -221,6 +224,13 @@ def measure(
     kernel call on the sampled lines; the same values either way.
     """
     n_lines = prepared.layout.n_lines
+    if again is not None and len(again) == 3 and again[2] is not None:
+        expected = (np.size(again[1]), prepared.layout.group_sizes.size)
+        if np.shape(again[2]) != expected:
+            raise ValueError(
+                f"measure(again=...): groups of shape {np.shape(again[2])}, expected "
+                f"{expected} (the lines measured again by their groups)"
+            )
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     if plane_scale is None:
         plane_scale = plane_dispersion(prepared, options)
@@ -245,6 +255,7 @@ def measure(
     if not previous.sampled:  # its unchanged lines would lack the sample
         raise ValueError("measure(again=...) needs a previous measure with its sample")
     lines = np.asarray(lines, dtype=np.int64)
+    n_groups = prepared.layout.group_sizes.size
     part = _measure_lines(
         _line_subset(prepared, lines), options, plane_scale, sigma, sky_variance, full_every,
         numbers=lines, groups=groups,
@@ -261,6 +272,8 @@ def measure(
                     new = np.where(groups, new, values[:, lines])
                 values[:, lines] = new
             merged[field.name] = values
+    if n_groups == 1:  # the full level is the one group's (as merged)
+        merged["full"] = merged["raw"][:, :, 0].copy()
     return Measured(**merged)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from testdata import PLAIN
 
-from bgdnoise import REFERENCE_PIXEL, correct_array, measure_levels
+from bgdnoise import REFERENCE_PIXEL, _kernels, correct_array, measure_levels
 from bgdnoise.simulate import make_frame, stripe_residual_rms
 
 
@@ -227,6 +227,23 @@ def test_thread_counts_give_identical_results():
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("parts_per_thread", [1, 3])
+def test_how_the_items_are_cut_into_parts_changes_nothing(monkeypatch, parts_per_thread):
+    # Each thread claims parts of every kernel's items; a part is computed the
+    # same way whoever takes it and wherever it starts. The defaults (scene
+    # stages included) and a cube, against the default cut (8 parts a thread).
+    frame = make_frame((2, 128, 512), "rows", n_outputs=4, source_fraction=0.2, seed=11)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        expected = correct_array(frame.data, "rows", n_outputs=4)
+        monkeypatch.setattr(_kernels.threads, "PARTS_PER_THREAD", parts_per_thread)
+        got = correct_array(frame.data, "rows", n_outputs=4)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_planes_are_independent_on_the_plain_path(rng):

@@ -398,6 +398,17 @@ def test_measuring_again_the_changed_lines_equals_measuring_all(
                 continue
             np.testing.assert_array_equal(got, expected, err_msg=name)
     assert not np.array_equal(everything.raw, before.raw)  # the mask did change levels
+    with pytest.raises(ValueError, match="groups of shape"):
+        stages.measure(masked, options, again=(before, lines, groups[1:]), **kwargs)
+    # A group not measured again keeps its level; with one group per line
+    # the full level is that level too.
+    some = groups.copy()
+    some[0] = False
+    measured = stages.measure(masked, options, again=(before, lines, some), **kwargs)
+    if sky == sky_before and scale == "global":  # (else all is measured anew)
+        np.testing.assert_array_equal(measured.raw[:, lines[0]], before.raw[:, lines[0]])
+    if n_outputs == 1:
+        np.testing.assert_array_equal(measured.full, measured.raw[:, :, 0])
 
 
 @pytest.mark.parametrize("axis", ["rows", "columns"])

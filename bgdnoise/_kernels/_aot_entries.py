@@ -218,6 +218,13 @@ ENTRIES = (
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
+    ("mask", "_mark_above_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "float64",
+        "int64",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+    ), "none"),
     ("mask", "_mark_pixels_and_box3_range", (
         "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
         "Array(float32, 2, 'C', False, aligned=True)",
@@ -254,12 +261,6 @@ ENTRIES = (
         "int64",
         "float64",
         "Array(float64, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("mask", "mark_above", (
-        "Array(float64, 2, 'C', False, aligned=True)",
-        "float64",
-        "int64",
-        "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "median_and_mad", (
         "Array(float32, 2, 'C', False, aligned=True)",

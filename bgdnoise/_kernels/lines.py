@@ -46,8 +46,9 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
         NaN scale skips plane p's sky (means and variances NaN, counts 0),
         an infinite one keeps every value.
     work : tuple of int
-        ``(block, n_chunks)``: work is split into ``n_chunks`` contiguous
-        runs of blocks of ``block`` lines, one set of scratch per run.
+        ``(block, n_chunks)``: the blocks of ``block`` lines of all planes
+        are cut into ``n_chunks`` contiguous chunks, the items the threads
+        claim (:func:`.threads.claim`), one set of scratch per chunk.
     out : tuple of ndarray
         ``(levels, counts, full_levels, full_counts, sky_means, sky_counts,
         sky_vars)``, written: ``levels[p, line, g]`` and ``counts[p, line,
@@ -312,6 +313,8 @@ def _window_sums4(row, starts, lengths, levels, widths, with_squares):
     # Views from 0: indices numba knows are not negative (see _kernels/__init__.py).
     r0, r1 = row[s0 : s0 + common], row[s1 : s1 + common]
     r2, r3 = row[s2 : s2 + common], row[s3 : s3 + common]
+    # Two loops, one of them empty: a test inside the loop would keep the
+    # squares' work in the loop without the variance.
     for t in range(common if with_squares else 0):
         v0, v1, v2, v3 = r0[t], r1[t], r2[t], r3[t]
         k0 = (lo0 <= v0) & (v0 <= hi0)

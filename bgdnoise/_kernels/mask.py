@@ -1,9 +1,9 @@
 """Source-mask arithmetic on one plane: box means, thresholds, dilation.
 
-Kernels over whole planes are plain nogil loops over a range of rows, run in
-threads by :func:`.threads.run_ranges` (they compile in a fraction of the
-time of ``parallel=True`` ones); those over the small maps of cells (box
-means, marking) run serially.
+Kernels over whole planes are plain nogil loops over rows, a claimed part at
+a time, run in threads by :func:`.threads.run_ranges` (they compile in a
+fraction of the time of ``parallel=True`` ones); the box means over the small
+maps of cells run serially (their running sums go down whole columns).
 """
 
 from __future__ import annotations
@@ -220,7 +220,6 @@ def _subtract_rows(acc_s, acc_c, row_sum, row_cnt):
         acc_c[x] -= row_cnt[x]
 
 
-@njit(cache=True, nogil=True)
 def mark_above(mean, threshold, block, out):
     """Set ``out`` to 1 on every pixel of a cell whose ``mean`` exceeds ``threshold``.
 
@@ -240,14 +239,23 @@ def mark_above(mean, threshold, block, out):
     -------
     None
     """
+    run_ranges(_mark_above_range, mean.shape[0], mean, threshold, block, out, min_items=8)
+
+
+@njit(cache=True, nogil=True)
+def _mark_above_range(claims, mean, threshold, block, out):
+    """Rows of cells of :func:`mark_above` (each writes its own rows of pixels)."""
     ny, nx = out.shape
-    my, mx = mean.shape
-    for cy in range(my):
-        for cx in range(mx):
-            if mean[cy, cx] > threshold:
-                for y in range(cy * block, min(ny, (cy + 1) * block)):
-                    for x in range(cx * block, min(nx, (cx + 1) * block)):
-                        out[y, x] = 1
+    mx = mean.shape[1]
+    start, stop = claim(claims)
+    while start < stop:
+        for cy in range(start, stop):
+            for cx in range(mx):
+                if mean[cy, cx] > threshold:
+                    for y in range(cy * block, min(ny, (cy + 1) * block)):
+                        for x in range(cx * block, min(nx, (cx + 1) * block)):
+                            out[y, x] = 1
+        start, stop = claim(claims)
 
 
 def mark_pixels_and_box3(values, usable, thresholds, min_count, out):
@@ -524,7 +532,7 @@ def line_counts(usable, mask, along_rows, total, masked):
         run_ranges(_row_counts_range, ny, usable, mask, total, masked)
     else:
         run_ranges(
-            _column_counts_range, -(-nx // _COLUMNS), usable, mask, total, masked, min_items=1
+            _column_counts_range, -(-nx // _COLUMNS), usable, mask, total, masked, min_items=4
         )
 
 

@@ -160,9 +160,10 @@ def normal_equations(sums, grid, band_nodes, matrix, rhs):
     -----
     The node rows are shared among threads: a line's weights reach the
     matrix columns and right-hand side of two node rows, ``j`` (``a = 0``)
-    and ``j + 1`` (``a = 1``), and each thread adds, line by line, the
-    parts that fall in its rows. Every entry gets the same additions in the
-    same order as in one loop over the lines: the same bits.
+    and ``j + 1`` (``a = 1``), and for each part of the node rows it claims
+    a thread adds, line by line, what falls in those rows. Every entry gets
+    the same additions in the same order as in one loop over the lines: the
+    same bits.
     """
     run_ranges(_normal_equations_range, grid[1], sums, grid, band_nodes, matrix, rhs, min_items=1)
 

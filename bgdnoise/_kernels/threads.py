@@ -46,7 +46,11 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 @intrinsic
 def _fetch_add(typingctx, counter):
-    """``counter[0] += 1`` atomically; the value before (int64 array of one)."""
+    """``counter[0] += 1`` atomically; the value before (a 1D int64 array, not empty)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None  # (no other type: the add writes 8 bytes at the array's start)
+    if counter.ndim != 1 or not counter.mutable:
+        return None
     signature = types.int64(counter)
 
     def codegen(context, builder, sig, args):
