@@ -158,9 +158,8 @@ class Resolved:
 
 
 def _n_chunks(n_items: int) -> int:
-    # The chunks of blocks the line kernel's threads claim, as many as
-    # threads.run_ranges makes parts of other kernels' items; each chunk
-    # allocates its own scratch.
+    # The chunks of blocks the line kernel's threads claim: as many as
+    # threads.run_ranges makes parts of other kernels' items.
     return max(1, min(n_items, _kernels.threads.PARTS_PER_THREAD * numba.get_num_threads()))
 
 
@@ -224,13 +223,8 @@ def measure(
     kernel call on the sampled lines; the same values either way.
     """
     n_lines = prepared.layout.n_lines
-    if again is not None and len(again) == 3 and again[2] is not None:
-        expected = (np.size(again[1]), prepared.layout.group_sizes.size)
-        if np.shape(again[2]) != expected:
-            raise ValueError(
-                f"measure(again=...): groups of shape {np.shape(again[2])}, expected "
-                f"{expected} (the lines measured again by their groups)"
-            )
+    if again is not None:
+        again = _again_with_groups(again, prepared.layout.group_sizes.size)
     full_every = 1 if all_lines else max(1, min(_OFFSET_LINE_STEP, n_lines // _MIN_OFFSET_LINES))
     if plane_scale is None:
         plane_scale = plane_dispersion(prepared, options)
@@ -251,10 +245,9 @@ def measure(
         return measured
     if again is None:
         return _measure_lines(prepared, options, plane_scale, sigma, sky_variance, full_every)
-    previous, lines, groups = (*again, None) if len(again) == 2 else again
+    previous, lines, groups = again
     if not previous.sampled:  # its unchanged lines would lack the sample
         raise ValueError("measure(again=...) needs a previous measure with its sample")
-    lines = np.asarray(lines, dtype=np.int64)
     n_groups = prepared.layout.group_sizes.size
     part = _measure_lines(
         _line_subset(prepared, lines), options, plane_scale, sigma, sky_variance, full_every,
@@ -275,6 +268,18 @@ def measure(
     if n_groups == 1:  # the full level is the one group's (as merged)
         merged["full"] = merged["raw"][:, :, 0].copy()
     return Measured(**merged)
+
+
+def _again_with_groups(again: tuple, n_groups: int) -> tuple:
+    """:func:`measure`'s ``again`` as ``(previous, lines, groups)``, checked (groups or None)."""
+    previous, lines, groups = (*again, None) if len(again) == 2 else again
+    lines = np.asarray(lines, dtype=np.int64)
+    if groups is not None and np.shape(groups) != (lines.size, n_groups):
+        raise ValueError(
+            f"measure(again=...): groups of shape {np.shape(groups)}, expected "
+            f"{(lines.size, n_groups)} (the lines measured again by their groups)"
+        )
+    return previous, lines, groups
 
 
 def _offsets_needed(measured: Measured) -> bool:

@@ -48,7 +48,7 @@ def line_levels(data, flags, background, geometry, clip, full, sky_scale, work, 
     work : tuple of int
         ``(block, n_chunks)``: the blocks of ``block`` lines of all planes
         are cut into ``n_chunks`` contiguous chunks, the items the threads
-        claim (:func:`.threads.claim`), one set of scratch per chunk.
+        claim (:func:`.threads.claim`); one set of scratch per thread.
     out : tuple of ndarray
         ``(levels, counts, full_levels, full_counts, sky_means, sky_counts,
         sky_vars)``, written: ``levels[p, line, g]`` and ``counts[p, line,
@@ -88,6 +88,15 @@ def _line_levels_range(claims, data, flags, background, geometry, clip, full, sk
     block, n_chunks = work
     blocks_per_plane = (n_lines + block - 1) // block
     n_items = n_planes * blocks_per_plane
+    # This thread's scratch, for every chunk it claims (each block's gather
+    # sets its counts and values; nothing carries over from one to the next).
+    cnt = np.zeros((block, n_groups), dtype=np.int64)
+    gathered = (np.empty((block, length)), cnt)
+    lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
+    smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
+    ssv = np.empty((block, n_groups))
+    want_vars = sky_vars.shape[0] > 0
+    scratch = (np.empty(length), binned_scratch(length))
     start, stop = claim(claims)
     while start < stop:
         for chunk in range(start, stop):
@@ -95,13 +104,6 @@ def _line_levels_range(claims, data, flags, background, geometry, clip, full, sk
             item_stop = (chunk + 1) * n_items // n_chunks
             if item_stop <= item_start:
                 continue
-            cnt = np.zeros((block, n_groups), dtype=np.int64)
-            gathered = (np.empty((block, length)), cnt)
-            lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
-            smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
-            ssv = np.empty((block, n_groups))
-            want_vars = sky_vars.shape[0] > 0
-            scratch = (np.empty(length), binned_scratch(length))
             # Views of a plane are made once per plane: making one counts a
             # reference on the arrays every thread shares.
             plane_now = item_start // blocks_per_plane
