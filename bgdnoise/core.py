@@ -219,7 +219,10 @@ def correct_array(
         ``background_box_size`` (64: node spacing of the model background),
         ``keep_sky_across`` (True: with the model background, a smooth sky
         across the lines that the stripes' 1/f spectrum cannot explain is
-        kept, not subtracted).
+        kept, not subtracted), ``use_reference_pixels`` (True: with the
+        source mask or the model background, each output's error at periods
+        of 256 lines and more is measured on its side reference pixels,
+        DQ-flagged REFERENCE_PIXEL, and taken out).
 
     Returns
     -------

@@ -184,6 +184,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep_sky_across", True, "bool",
            "with the 'model' background, keep a smooth sky across the lines (up to cubic) "
            "that the stripes' 1/f spectrum cannot explain"),
+    Option("use_reference_pixels", True, "bool",
+           "with the source mask or the 'model' background, check each output's slowest "
+           "line frequencies (periods of 256 lines and more) on its side reference pixels "
+           "(DQ REFERENCE_PIXEL)"),
     Option("dq_flags", DEFAULT_DQ_FLAGS, "bits",
            "DQ bits that keep a pixel out of the statistics"),
     Option("mask", None, "path", "FITS file or array: nonzero/True = keep out of the statistics",

@@ -59,6 +59,10 @@ class CorrectionReport:
         The fitted background's nodes, with ``background_method="model"``
         (:attr:`background` evaluates them), and the sky kept across the
         lines (:attr:`sky_across`).
+    reference_rms : numpy.ndarray or None
+        float64: RMS over the lines and groups of what the side reference
+        pixels moved the line model by (``use_reference_pixels``; 0 where
+        nothing moved), None when the scene stages did not run.
     """
 
     plane_level: np.ndarray
@@ -75,6 +79,7 @@ class CorrectionReport:
     background_method: str | None = None
     source_mask: np.ndarray | None = None
     surface: Surface | None = field(default=None, repr=False)
+    reference_rms: np.ndarray | None = None
 
     @property
     def background(self) -> np.ndarray | None:

@@ -35,6 +35,7 @@ from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
 from .outputs import MEAN_EFFICIENCY, MEDIAN_EFFICIENCY, share_common_mode, steady_noisy_lines
+from .reference import anchor_to_reference
 from .report import make_report
 from .scene import model_scene, with_scene
 
@@ -601,6 +602,29 @@ def keep_sky_across(resolved: Resolved) -> tuple[Resolved, np.ndarray | None]:
     return dataclasses.replace(resolved, line_model=line_model), sky
 
 
+def with_reference(prepared: Prepared, resolved: Resolved, all_stripes: Resolved):
+    """``resolved`` and ``all_stripes`` moved by what the side reference pixels see,
+    and the shift's RMS per plane.
+
+    :func:`bgdnoise.reference.anchor_to_reference` measures, on the side
+    reference pixels, what the line model (the sky kept across the lines
+    left out) misses at its slowest modes; the shift is stripe, so it moves
+    every line pattern taken for stripes alike (the sky kept stays what it
+    was). Both are returned unchanged when nothing moves.
+    """
+    shift = anchor_to_reference(prepared, resolved.levels, resolved.line_model)
+    if shift is None:
+        return resolved, all_stripes, np.zeros(resolved.levels.shape[0])
+    rms = np.sqrt(np.mean(shift**2, axis=(1, 2)))
+
+    def moved(r: Resolved) -> Resolved:
+        return dataclasses.replace(r, levels=r.levels + shift, line_model=r.line_model + shift)
+
+    anchored = moved(resolved)
+    # (the same object when no sky was kept: the excess tells the two apart so)
+    return anchored, anchored if all_stripes is resolved else moved(all_stripes), rms
+
+
 def _check_model(line_model: np.ndarray, levels: np.ndarray, return_model: bool) -> float:
     """Largest magnitude of the stripe model; ValueError if it overflowed
     float64, or float32 when the model is returned."""
@@ -793,6 +817,12 @@ def _correct_planes(data, axis, options, *, dq, background, out, return_model):
         if sky is not None:
             surface = dataclasses.replace(surface, across=sky)
         lap("sky")
+    reference_rms = None
+    if has_scene:
+        reference_rms = np.zeros(resolved.levels.shape[0])
+        if options.use_reference_pixels:
+            resolved, all_stripes, reference_rms = with_reference(prepared, resolved, all_stripes)
+            lap("reference")
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")
     if resolved is not all_stripes:  # the excess is of the stripes, not of the sky kept
@@ -806,6 +836,6 @@ def _correct_planes(data, axis, options, *, dq, background, out, return_model):
         "stripe_excess_before": before, "stripe_excess_after": after,
         "line_rms_before": rms_before, "line_rms_after": rms_after,
         "background_method": scene.method, "source_mask": scene.mask,
-        "surface": surface,
+        "surface": surface, "reference_rms": reference_rms,
     }  # fmt: skip
     return result, model, make_report(prepared, measured, resolved, clock, extra)

@@ -1,0 +1,262 @@
+"""The side reference pixels as a check on the slowest line frequencies.
+
+A full frame's side reference pixels (4 at each end of every line) are read
+by the first and last outputs with the science pixels of their line: they
+carry that output's 1/f stripe, common and own part, and no light. What the
+correction leaves on them is that output's error plus their own noise. At the
+lowest line frequencies the science pixels cannot tell a stripe from the
+scene's faint light (a crowded field's density, a galaxy's wings, the part
+of a sky across the lines kept with the stripes' share of it), while the
+reference pixels' noise, averaged over hundreds of lines, is small there.
+:func:`anchor_to_reference` measures that error on the reference pixels and
+takes it out of the line model: see docs/algorithm.rst, "The side reference
+pixels".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._prepare import Prepared
+from .dqflags import REFERENCE_PIXEL
+
+__all__ = [
+    "MIN_TRACKING",
+    "PERIOD",
+    "anchor_to_reference",
+    "anchored_modes",
+    "anchored_spectrum",
+    "cosine_spectrum",
+    "from_cosine",
+    "side_reference",
+    "tracking",
+]
+
+#: Shortest period (lines) anchored to the reference pixels: the slowest
+#: modes, where the scene's light and the stripes are alike and the
+#: reference pixels' noise is averaged over hundreds of lines.
+PERIOD = 256
+# Every n-th line is read to find the positions of the side reference pixels,
+# and this many positions along each line tell a line made of reference pixels.
+_SAMPLE_STEP = 32
+_PROBES = 16
+# A band's reference pixels are used when at least this fraction of the lines has one,
+# and when they carry at least this share of the model's faster stripes (:func:`tracking`).
+_MIN_LINE_FRACTION = 0.5
+MIN_TRACKING = 0.5
+
+
+def cosine_spectrum(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The cosine modes of one value per line, its valid lines' median taken out.
+
+    The modes of the series and its mirror image (``2 n_lines`` values): a
+    trend across the lines is then no jump at the ends, which plain Fourier
+    modes would spread into every frequency. Mode ``k`` has a period of
+    ``2 n_lines / k`` lines. Lines not ``valid`` count as the median.
+    """
+    centred = np.where(valid, values - np.median(values[valid]), 0.0)
+    return np.fft.rfft(np.concatenate([centred, centred[::-1]]))
+
+
+def from_cosine(spectrum: np.ndarray, n_lines: int) -> np.ndarray:
+    """The series of ``n_lines`` values whose :func:`cosine_spectrum` is ``spectrum``."""
+    return np.fft.irfft(spectrum, 2 * n_lines)[:n_lines]
+
+
+def anchored_modes(n_lines: int) -> int:
+    """Cosine modes of :data:`PERIOD` lines and longer over ``n_lines`` lines."""
+    return 2 * n_lines // PERIOD
+
+
+def anchored_spectrum(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The slow cosine modes of ``residual`` that are error, not noise.
+
+    Parameters
+    ----------
+    residual : numpy.ndarray
+        float64 ``(n_lines,)``: one value per line.
+    valid : numpy.ndarray
+        bool ``(n_lines,)``: lines with a value (the others count as the
+        median of the valid ones).
+
+    Returns
+    -------
+    numpy.ndarray
+        complex, :func:`cosine_spectrum`'s shape: its modes ``1 ..``
+        :func:`anchored_modes` (periods of :data:`PERIOD` lines and longer),
+        each weighted by ``1 - noise / power`` (at least 0; a Wiener weight
+        from that mode's power), ``noise`` being the mean power of the upper
+        half of the modes, where the reference pixels' own noise is all
+        there is; the mean and the faster modes are 0.
+    """
+    spectrum = cosine_spectrum(residual, valid)
+    power = np.abs(spectrum) ** 2
+    noise = power[power.size // 2 :].mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(power > 0, np.clip(1.0 - noise / power, 0.0, 1.0), 0.0)
+    weight[0] = 0.0
+    weight[anchored_modes(residual.size) + 1 :] = 0.0
+    return spectrum * weight
+
+
+def tracking(reference: np.ndarray, model: np.ndarray, valid: np.ndarray) -> float:
+    """How much of the line model's stripe the reference pixels carry (1: all of it).
+
+    The regression of the reference pixels' line means on the model's over
+    the modes faster than the anchored ones (where the scene's light is not
+    in the model): near 1 where the reference pixels are read with the
+    stripes (0.79-0.92 on the quality benchmark's full frames: they are 4
+    instants of the line's read, the model its mean), near 0 where they hold
+    none (a product that replaced them, or whose processing took their
+    stripes away but not the science pixels'). NaN without a model stripe
+    to compare.
+    """
+    fast = anchored_modes(valid.size) + 1
+    ref = cosine_spectrum(reference, valid)[fast:]
+    mod = cosine_spectrum(model, valid)[fast:]
+    power = float(np.sum(np.abs(mod) ** 2))
+    if not power > 0:
+        return float("nan")
+    return float(np.real(np.sum(ref * np.conj(mod)))) / power
+
+
+def _inner(spectra: list[np.ndarray], n_bands: int) -> np.ndarray:
+    """The anchored modes of each band without reference pixels.
+
+    ``spectra``: those of the bands with reference pixels (at least 2, fewer
+    than ``n_bands``). Each band's error is the line's common error ``C``
+    plus its own; the common mode stage takes the common level as the mean
+    of the bands, so the bands' own errors add up to about zero. ``C`` is
+    the bands' mean ``M`` times their share in common (their mean pairwise
+    cross-power over ``M``'s power, 0 to 1); the other bands then share
+    what is left of the measured bands' own errors, with the opposite sign:
+    ``M (share n_bands - n) / (n_bands - n)``, ``n`` the measured bands. A
+    stripe the measured bands agree on moves every band alike; their own
+    errors move the others the other way, leaving the line's mean alone
+    (moving the measured bands alone worsened the sparse field's line
+    residual on one seed in three, 0.107 to 0.117, while its bands
+    improved).
+    """
+    stacked = np.array(spectra)
+    n = stacked.shape[0]
+    mean = stacked.mean(axis=0)
+    total = stacked.sum(axis=0)
+    cross = (np.abs(total) ** 2 - (np.abs(stacked) ** 2).sum(axis=0)) / (n * (n - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(np.abs(mean) > 0, np.clip(cross / np.abs(mean) ** 2, 0.0, 1.0), 0.0)
+    return mean * (share * n_bands - n) / (n_bands - n)
+
+
+def _is_ref(dq: np.ndarray) -> np.ndarray:
+    return (dq.astype(np.uint32, copy=False) & np.uint32(REFERENCE_PIXEL)) != 0
+
+
+def side_reference(dq_lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where a plane's side reference pixels are, from its DQ (lines along axis 0).
+
+    Returns ``(all_ref, positions, is_ref)``: the lines made of reference
+    pixels (flagged at every one of a few positions spread along them), the
+    positions along the line where sampled other lines have a reference
+    pixel, and ``(n_lines, positions)`` which of those pixels are flagged.
+    Only a sample of the plane is read, not its every pixel.
+    """
+    length = dq_lines.shape[1]
+    probes = np.unique(np.linspace(0, length - 1, _PROBES).round().astype(np.int64))
+    all_ref = _is_ref(dq_lines[:, probes]).all(axis=1)
+    sample = np.flatnonzero(~all_ref)[::_SAMPLE_STEP]
+    positions = np.flatnonzero(_is_ref(dq_lines[sample]).any(axis=0)) if sample.size else sample
+    return all_ref, positions, _is_ref(dq_lines[:, positions])
+
+
+def _group_of(positions: np.ndarray, layout) -> np.ndarray:
+    """The readout group of each position along the line."""
+    band = np.searchsorted(layout.band_edges, positions, side="right") - 1
+    return 2 * band + positions % 2 if layout.odd_even else band
+
+
+def _plane_shift(plane, side, line_model, finite, layout) -> np.ndarray | None:
+    """``(n_lines, n_groups)`` to add to one plane's line model, or None."""
+    all_ref, positions, is_ref = side
+    if positions.size == 0:
+        return None
+    groups = _group_of(positions, layout)
+    bands = np.searchsorted(layout.band_edges, positions, side="right") - 1
+    values = plane[:, positions].astype(np.float64)
+    # (exact zeros carry no data: a product may zero its reference pixels)
+    use = is_ref & np.isfinite(values) & (values != 0) & (~all_ref & finite)[:, None]
+    model = line_model[:, groups]
+    n_bands = layout.band_edges.size - 1
+    band_fix = {}
+    for band in np.unique(bands):
+        here = bands == band
+        count = use[:, here].sum(axis=1)
+        valid = count > 0
+        if valid.sum() < _MIN_LINE_FRACTION * layout.n_lines:
+            continue
+        ref_mean = np.where(use[:, here], values[:, here], 0.0).sum(axis=1) / np.maximum(count, 1)
+        model_mean = np.where(use[:, here], model[:, here], 0.0).sum(axis=1) / np.maximum(count, 1)
+        if not tracking(ref_mean, model_mean, valid) >= MIN_TRACKING:  # (NaN: cannot tell)
+            continue
+        band_fix[int(band)] = anchored_spectrum(ref_mean - model_mean, valid)
+    if not band_fix:
+        return None
+    shared = _inner(list(band_fix.values()), n_bands) if 1 < len(band_fix) < n_bands else None
+    shift = np.zeros(line_model.shape)
+    per_band = 2 if layout.odd_even else 1
+    for band in range(n_bands):
+        spectrum = band_fix.get(band, shared)
+        if spectrum is None:
+            continue
+        fix = from_cosine(spectrum, layout.n_lines)
+        shift[:, per_band * band : per_band * (band + 1)] = fix[:, None]
+    shift[~finite] = 0.0
+    return shift
+
+
+def anchor_to_reference(prepared: Prepared, levels: np.ndarray, line_model: np.ndarray):
+    """What the line model misses at its slowest modes, seen on the side reference pixels.
+
+    For each plane and each readout band with side reference pixels (pixels
+    DQ-flagged REFERENCE_PIXEL on lines that are not all reference): their
+    mean per line minus the line model of their groups is that band's error
+    plus their noise. Its modes of :data:`PERIOD` lines and longer, each
+    weighted by its power over the noise's (:func:`anchored_spectrum`), are
+    that band's shift; a band without reference pixels takes what
+    :func:`_inner` infers from them (nothing when one band has them). Planes of fewer
+    than ``2 * PERIOD`` lines, or without DQ, are left alone.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        The planes, their DQ and layout.
+    levels : numpy.ndarray
+        ``(P, n_lines, n_groups)`` resolved levels: lines without a level in
+        every group are not used nor moved.
+    line_model : numpy.ndarray
+        ``(P, n_lines, n_groups)`` what is subtracted from each group.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float64 ``(P, n_lines, n_groups)`` to add to the line model (and the
+        levels), or None when no plane has a shift.
+    """
+    layout = prepared.layout
+    if prepared.dq is None or layout.n_lines < 2 * PERIOD:
+        return None
+    finite = np.isfinite(levels).all(axis=2)
+    shifts = np.zeros(line_model.shape)
+    moved = False
+    sides = {}  # per DQ plane (one for a cube that shares it)
+    for p in range(prepared.planes.shape[0]):
+        d = p if prepared.dq.shape[0] > 1 else 0
+        dq, plane = prepared.dq[d], prepared.planes[p]
+        if not layout.along_rows:
+            dq, plane = dq.T, plane.T
+        if d not in sides:
+            sides[d] = side_reference(dq)
+        shift = _plane_shift(plane, sides[d], line_model[p], finite[p], layout)
+        if shift is not None:
+            shifts[p] = shift
+            moved = True
+    return shifts if moved else None
