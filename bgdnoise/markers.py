@@ -87,7 +87,8 @@ def set_marker(
 
     ``empty_planes`` (planes left unchanged for want of usable pixels) goes
     into ``BDGEMPTY`` when given; ``quality`` cards (``BDGMASKF``, ``BDGBKG``,
-    ``BDGNFALL``, ``BDGSKYX``, ``BDGSTRB``, ``BDGSTRA``) replace earlier ones.
+    ``BDGNFALL``, ``BDGSKYX``, ``BDGREFS``, ``BDGSTRB``, ``BDGSTRA``) replace
+    earlier ones.
     """
     from . import __version__
 

@@ -108,6 +108,11 @@ class CorrectionResult:
             rms = 0.0 if kept is None else float(np.sqrt(np.mean(kept**2)))
             cards.append(["BDGSKYX", float(f"{rms:.4g}"),
                           "bgdnoise: RMS of sky kept across lines"])  # fmt: skip
+        # With the scene stages and the option on (else "none" untested, as above).
+        if report.reference_rms is not None and self.params.get("use_reference_pixels", True):
+            rms = float(np.sqrt(np.mean(report.reference_rms**2)))
+            cards.append(["BDGREFS", float(f"{rms:.4g}"),
+                          "bgdnoise: RMS of shift from reference pixels"])  # fmt: skip
         for key, value, when in (("BDGSTRB", before, "before"), ("BDGSTRA", after, "after")):
             if np.isfinite(value):
                 cards.append([key, round(value, 3), f"bgdnoise: stripe excess {when} (1=white)"])

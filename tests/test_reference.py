@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from astropy.io import fits
+from realproducts import read_header
 
-from bgdnoise import correct_array
+from bgdnoise import correct_array, correct_file
 from bgdnoise._prepare import prepare
 from bgdnoise.dqflags import REFERENCE_PIXEL
 from bgdnoise.options import CorrectionOptions
@@ -237,3 +239,16 @@ def test_without_dq_the_option_changes_nothing(galaxy):
     on = correct_array(galaxy.data, "rows", n_outputs=4)
     off = correct_array(galaxy.data, "rows", n_outputs=4, use_reference_pixels=False)
     np.testing.assert_array_equal(on, off)
+
+
+def test_a_file_says_how_far_the_reference_pixels_moved_it(tmp_path, galaxy):
+    primary = read_header("nircam-nrca2-full-coron-uncal", "primary")
+    path = galaxy.save(tmp_path / "jw03_nrca2_rate.fits", primary)
+    out, result = correct_file(path, tmp_path)
+    rms = float(np.sqrt(np.mean(result.report.reference_rms**2)))
+    assert rms > 0.01 * galaxy.sigma
+    assert fits.getheader(out)["BDGREFS"] == pytest.approx(rms, rel=1e-3)
+    off = tmp_path / "off"
+    off.mkdir()
+    out, _ = correct_file(path, off, use_reference_pixels=False)
+    assert "BDGREFS" not in fits.getheader(out)
