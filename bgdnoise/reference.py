@@ -9,14 +9,17 @@ scene's faint light (a crowded field's density, a galaxy's wings, the part
 of a sky across the lines kept with the stripes' share of it), while the
 reference pixels' noise, averaged over hundreds of lines, is small there.
 :func:`anchor_to_reference` measures that error on the reference pixels and
-takes it out of the line model: see docs/algorithm.rst, "The side reference
-pixels".
+takes it out of the line model: see docs/algorithm.rst, "Sources and
+background", the paragraph "The side reference pixels".
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
+from . import _nanstats
 from ._prepare import Prepared
 from .dqflags import REFERENCE_PIXEL
 
@@ -37,10 +40,15 @@ __all__ = [
 #: reference pixels' noise is averaged over hundreds of lines.
 PERIOD = 256
 # Every n-th line is read to find the positions of the side reference pixels,
-# and this many positions along each line tell a line made of reference pixels.
+# within this many pixels of the line's ends; this many positions spread along
+# each line tell a line made of reference pixels.
 _SAMPLE_STEP = 32
+_END = 16
 _PROBES = 16
-# A band's reference pixels are used when at least this fraction of the lines has one,
+# Lines a reference residual is compared with (their median) to find wild
+# ones: a glitch of up to 16 lines stands out.
+_NEIGHBOURS = 33
+# An output's reference pixels are used when at least this fraction of the lines has one,
 # and when they carry at least this share of the model's faster stripes (:func:`tracking`).
 _MIN_LINE_FRACTION = 0.5
 MIN_TRACKING = 0.5
@@ -86,8 +94,9 @@ def anchored_spectrum(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
         :func:`anchored_modes` (periods of :data:`PERIOD` lines and longer),
         each weighted by ``1 - noise / power`` (at least 0; a Wiener weight
         from that mode's power), ``noise`` being the mean power of the upper
-        half of the modes, where the reference pixels' own noise is all
-        there is; the mean and the faster modes are 0.
+        half of the modes, where the reference pixels' own noise dominates
+        (with the part of the stripe they do not share with the line's mean
+        and the model's white error); the mean and the faster modes are 0.
     """
     spectrum = cosine_spectrum(residual, valid)
     power = np.abs(spectrum) ** 2
@@ -151,21 +160,34 @@ def _is_ref(dq: np.ndarray) -> np.ndarray:
     return (dq.astype(np.uint32, copy=False) & np.uint32(REFERENCE_PIXEL)) != 0
 
 
-def side_reference(dq_lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where a plane's side reference pixels are, from its DQ (lines along axis 0).
+def side_reference(dq_lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a plane's side reference pixels are, from its DQ.
 
-    Returns ``(all_ref, positions, is_ref)``: the lines made of reference
-    pixels (flagged at every one of a few positions spread along them), the
-    positions along the line where sampled other lines have a reference
-    pixel, and ``(n_lines, positions)`` which of those pixels are flagged.
-    Only a sample of the plane is read, not its every pixel.
+    Parameters
+    ----------
+    dq_lines : numpy.ndarray
+        ``(n_lines, length)`` DQ of one plane, lines along the first axis.
+
+    Returns
+    -------
+    all_ref : numpy.ndarray
+        bool ``(n_lines,)``: lines made of reference pixels (flagged at each
+        of a few positions spread along them).
+    positions : numpy.ndarray
+        int64: positions along the line, within :data:`_END` of its ends,
+        where sampled other lines have a reference pixel (the side reference
+        pixels sit at the ends of the lines). Only a sample of the DQ is
+        read.
     """
     length = dq_lines.shape[1]
     probes = np.unique(np.linspace(0, length - 1, _PROBES).round().astype(np.int64))
     all_ref = _is_ref(dq_lines[:, probes]).all(axis=1)
     sample = np.flatnonzero(~all_ref)[::_SAMPLE_STEP]
-    positions = np.flatnonzero(_is_ref(dq_lines[sample]).any(axis=0)) if sample.size else sample
-    return all_ref, positions, _is_ref(dq_lines[:, positions])
+    ends = np.unique(np.r_[0 : min(_END, length), max(0, length - _END) : length])
+    if sample.size == 0:
+        return all_ref, np.zeros(0, np.int64)
+    flagged = _is_ref(dq_lines[np.ix_(sample, ends)]).any(axis=0)
+    return all_ref, ends[flagged]
 
 
 def _group_of(positions: np.ndarray, layout) -> np.ndarray:
@@ -174,56 +196,103 @@ def _group_of(positions: np.ndarray, layout) -> np.ndarray:
     return 2 * band + positions % 2 if layout.odd_even else band
 
 
-def _plane_shift(plane, side, line_model, finite, layout) -> np.ndarray | None:
+def _output_groups(layout, outputs: np.ndarray) -> list[slice]:
+    """The groups of each output: its bands, or its read-time segments."""
+    per_band = 2 if layout.odd_even else 1
+    starts = np.searchsorted(layout.band_edges[:-1], outputs, side="left")
+    return [slice(per_band * a, per_band * b) for a, b in itertools.pairwise(starts)]
+
+
+def _line_means(values: np.ndarray, use: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean per line of ``values`` (NaN: none) where ``use``, without the pixels
+    more than 5 robust sigmas from their line's median (a hot or wild
+    reference pixel; the mean, not the median: it has pi/2 less variance),
+    and the lines with a mean."""
+    values = values if use is None else np.where(use, values, np.nan)
+    centre = _nanstats.nanmedian(values, axis=1)
+    deviation = values - centre[:, None]
+    spread = 1.4826 * _nanstats.nanmedian(np.abs(deviation))
+    if spread > 0:
+        with np.errstate(invalid="ignore"):
+            values = np.where(np.abs(deviation) <= 5.0 * spread, values, np.nan)
+    count = np.sum(~np.isnan(values), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.nansum(values, axis=1) / count
+    return means, count > 0
+
+
+def _steady(level: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``valid`` without the lines more than 5 robust sigmas from their neighbours'
+    median (a hot reference pixel's line, a glitch): a few wild lines would
+    otherwise throw every slow mode."""
+    filled = np.where(valid, level, np.median(level[valid]))
+    half = _NEIGHBOURS // 2
+    padded = np.pad(filled, half, mode="edge")
+    local = np.median(np.lib.stride_tricks.sliding_window_view(padded, _NEIGHBOURS), axis=1)
+    step = np.diff(filled[valid])
+    spread = 1.4826 * np.median(np.abs(step - np.median(step))) / np.sqrt(2.0)
+    if not spread > 0:
+        return valid
+    return valid & (np.abs(filled - local) <= 5.0 * spread)
+
+
+def _plane_shift(
+    plane: np.ndarray, is_ref: np.ndarray, side: tuple, line_model: np.ndarray,
+    finite: np.ndarray, layout, outputs: np.ndarray,
+) -> np.ndarray | None:  # fmt: skip
     """``(n_lines, n_groups)`` to add to one plane's line model, or None."""
-    all_ref, positions, is_ref = side
-    if positions.size == 0:
-        return None
-    groups = _group_of(positions, layout)
-    bands = np.searchsorted(layout.band_edges, positions, side="right") - 1
+    all_ref, positions = side
+    n_lines, n_outputs = layout.n_lines, outputs.size - 1
     values = plane[:, positions].astype(np.float64)
     # (exact zeros carry no data: a product may zero its reference pixels)
     use = is_ref & np.isfinite(values) & (values != 0) & (~all_ref & finite)[:, None]
-    model = line_model[:, groups]
-    n_bands = layout.band_edges.size - 1
-    band_fix = {}
-    for band in np.unique(bands):
-        here = bands == band
-        count = use[:, here].sum(axis=1)
-        valid = count > 0
-        if valid.sum() < _MIN_LINE_FRACTION * layout.n_lines:
+    model = line_model[:, _group_of(positions, layout)]
+    residual = np.where(use, values - model, np.nan)
+    owner = np.searchsorted(outputs, positions, side="right") - 1
+    fixes = {}
+    for output in np.unique(owner):
+        here = owner == output
+        valid = use[:, here].any(axis=1)
+        if valid.sum() < _MIN_LINE_FRACTION * n_lines:
             continue
-        ref_mean = np.where(use[:, here], values[:, here], 0.0).sum(axis=1) / np.maximum(count, 1)
-        model_mean = np.where(use[:, here], model[:, here], 0.0).sum(axis=1) / np.maximum(count, 1)
-        if not tracking(ref_mean, model_mean, valid) >= MIN_TRACKING:  # (NaN: cannot tell)
+        level, kept = _line_means(residual[:, here])
+        valid &= kept
+        model_level = np.where(valid, _line_means(model[:, here], use[:, here])[0], 0.0)
+        level = np.where(valid, level, 0.0)
+        valid = _steady(level, valid)
+        # (NaN: cannot tell)
+        if not tracking(level + model_level, model_level, valid) >= MIN_TRACKING:
             continue
-        band_fix[int(band)] = anchored_spectrum(ref_mean - model_mean, valid)
-    if not band_fix:
+        fixes[int(output)] = anchored_spectrum(level, valid)
+    if not fixes or len(fixes) == 1 < n_outputs:  # one output of several: own or common?
         return None
-    shared = _inner(list(band_fix.values()), n_bands) if 1 < len(band_fix) < n_bands else None
+    shared = _inner(list(fixes.values()), n_outputs) if len(fixes) < n_outputs else None
     shift = np.zeros(line_model.shape)
-    per_band = 2 if layout.odd_even else 1
-    for band in range(n_bands):
-        spectrum = band_fix.get(band, shared)
-        if spectrum is None:
-            continue
-        fix = from_cosine(spectrum, layout.n_lines)
-        shift[:, per_band * band : per_band * (band + 1)] = fix[:, None]
+    for output, groups in enumerate(_output_groups(layout, outputs)):
+        spectrum = fixes.get(output, shared)
+        shift[:, groups] = from_cosine(spectrum, n_lines)[:, None]
     shift[~finite] = 0.0
     return shift
 
 
-def anchor_to_reference(prepared: Prepared, levels: np.ndarray, line_model: np.ndarray):
+def anchor_to_reference(
+    prepared: Prepared, levels: np.ndarray, line_model: np.ndarray, outputs: np.ndarray
+) -> np.ndarray | None:
     """What the line model misses at its slowest modes, seen on the side reference pixels.
 
-    For each plane and each readout band with side reference pixels (pixels
-    DQ-flagged REFERENCE_PIXEL on lines that are not all reference): their
-    mean per line minus the line model of their groups is that band's error
+    For each plane and each readout output with side reference pixels
+    (pixels DQ-flagged REFERENCE_PIXEL at the ends of lines that are not all
+    reference, finite and not zero) on at least half of the lines, and
+    carrying the model's stripes (:func:`tracking`): the median per line of
+    those pixels minus the line model of their groups is that output's error
     plus their noise. Its modes of :data:`PERIOD` lines and longer, each
     weighted by its power over the noise's (:func:`anchored_spectrum`), are
-    that band's shift; a band without reference pixels takes what
-    :func:`_inner` infers from them (nothing when one band has them). Planes of fewer
-    than ``2 * PERIOD`` lines, or without DQ, are left alone.
+    that output's shift, given to every group of it (its parities, or the
+    read-time segments of a one-output line); an output without reference
+    pixels takes what :func:`_inner` infers from those with them. With only
+    one of several outputs measured, common and own errors cannot be told
+    apart and nothing moves. Planes of fewer than ``2 * PERIOD`` lines, or
+    without DQ, are left alone.
 
     Parameters
     ----------
@@ -234,6 +303,9 @@ def anchor_to_reference(prepared: Prepared, levels: np.ndarray, line_model: np.n
         every group are not used nor moved.
     line_model : numpy.ndarray
         ``(P, n_lines, n_groups)`` what is subtracted from each group.
+    outputs : numpy.ndarray
+        int64: the edges of the readout outputs along the line (those of the
+        layout before read-time segments split a one-output line).
 
     Returns
     -------
@@ -244,18 +316,21 @@ def anchor_to_reference(prepared: Prepared, levels: np.ndarray, line_model: np.n
     layout = prepared.layout
     if prepared.dq is None or layout.n_lines < 2 * PERIOD:
         return None
+    dq_planes = prepared.dq if layout.along_rows else prepared.dq.transpose(0, 2, 1)
+    # The reference pixels are where they are in every plane of a chunk.
+    side = side_reference(dq_planes[0])
+    if side[1].size == 0:
+        return None
     finite = np.isfinite(levels).all(axis=2)
     shifts = np.zeros(line_model.shape)
     moved = False
-    sides = {}  # per DQ plane (one for a cube that shares it)
+    is_ref = {}
     for p in range(prepared.planes.shape[0]):
-        d = p if prepared.dq.shape[0] > 1 else 0
-        dq, plane = prepared.dq[d], prepared.planes[p]
-        if not layout.along_rows:
-            dq, plane = dq.T, plane.T
-        if d not in sides:
-            sides[d] = side_reference(dq)
-        shift = _plane_shift(plane, sides[d], line_model[p], finite[p], layout)
+        d = p if dq_planes.shape[0] > 1 else 0
+        if d not in is_ref:
+            is_ref[d] = _is_ref(dq_planes[d][:, side[1]])
+        plane = prepared.planes[p] if layout.along_rows else prepared.planes[p].T
+        shift = _plane_shift(plane, is_ref[d], side, line_model[p], finite[p], layout, outputs)
         if shift is not None:
             shifts[p] = shift
             moved = True

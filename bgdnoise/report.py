@@ -60,7 +60,7 @@ class CorrectionReport:
         (:attr:`background` evaluates them), and the sky kept across the
         lines (:attr:`sky_across`).
     reference_rms : numpy.ndarray or None
-        float64: RMS over the lines and groups of what the side reference
+        float64 ``(P,)``: RMS over the lines and groups of what the side reference
         pixels moved the line model by (``use_reference_pixels``; 0 where
         nothing moved), None when the scene stages did not run.
     """

@@ -602,17 +602,39 @@ def keep_sky_across(resolved: Resolved) -> tuple[Resolved, np.ndarray | None]:
     return dataclasses.replace(resolved, line_model=line_model), sky
 
 
-def with_reference(prepared: Prepared, resolved: Resolved, all_stripes: Resolved):
-    """``resolved`` and ``all_stripes`` moved by what the side reference pixels see,
-    and the shift's RMS per plane.
+def with_reference(
+    prepared: Prepared, resolved: Resolved, all_stripes: Resolved, options: CorrectionOptions
+) -> tuple[Resolved, Resolved, np.ndarray]:
+    """The line models moved by what the side reference pixels see.
 
     :func:`bgdnoise.reference.anchor_to_reference` measures, on the side
     reference pixels, what the line model (the sky kept across the lines
-    left out) misses at its slowest modes; the shift is stripe, so it moves
-    every line pattern taken for stripes alike (the sky kept stays what it
-    was). Both are returned unchanged when nothing moves.
+    left out) misses at its slowest modes. The shift is stripe: it moves
+    every line pattern taken for stripes alike, and the sky kept stays what
+    it was.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        The planes, their DQ and layout (read-time segments included).
+    resolved : Resolved
+        The line model subtracted (after :func:`keep_sky_across`).
+    all_stripes : Resolved
+        Every line pattern taken for stripes (``resolved`` itself when no
+        sky was kept).
+    options : CorrectionOptions
+        ``n_outputs``: the readout outputs the reference pixels belong to.
+
+    Returns
+    -------
+    resolved, all_stripes : Resolved
+        Moved (the same objects when nothing moved; one object when they
+        were one).
+    rms : numpy.ndarray
+        float64 ``(P,)``: the shift's RMS per plane (0 where none).
     """
-    shift = anchor_to_reference(prepared, resolved.levels, resolved.line_model)
+    outputs = make_layout(prepared.planes.shape, prepared.axis, options).band_edges
+    shift = anchor_to_reference(prepared, resolved.levels, resolved.line_model, outputs)
     if shift is None:
         return resolved, all_stripes, np.zeros(resolved.levels.shape[0])
     rms = np.sqrt(np.mean(shift**2, axis=(1, 2)))
@@ -821,7 +843,9 @@ def _correct_planes(data, axis, options, *, dq, background, out, return_model):
     if has_scene:
         reference_rms = np.zeros(resolved.levels.shape[0])
         if options.use_reference_pixels:
-            resolved, all_stripes, reference_rms = with_reference(prepared, resolved, all_stripes)
+            resolved, all_stripes, reference_rms = with_reference(
+                prepared, resolved, all_stripes, options
+            )
             lap("reference")
     result, model = apply(prepared, resolved, out=out, return_model=return_model)
     lap("apply")

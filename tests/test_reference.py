@@ -8,11 +8,10 @@ from astropy.io import fits
 from realproducts import read_header
 
 from bgdnoise import correct_array, correct_file
-from bgdnoise._prepare import prepare
+from bgdnoise._prepare import make_layout, prepare
 from bgdnoise.dqflags import REFERENCE_PIXEL
 from bgdnoise.options import CorrectionOptions
 from bgdnoise.reference import (
-    MIN_TRACKING,
     PERIOD,
     anchor_to_reference,
     anchored_modes,
@@ -23,7 +22,7 @@ from bgdnoise.reference import (
 )
 from bgdnoise.sim import simulate_rate
 from bgdnoise.sim.score import score
-from bgdnoise.stages import correct_planes
+from bgdnoise.stages import correct_planes, read_segments
 
 N_LINES = 2048
 SIDE = 4
@@ -106,27 +105,53 @@ def _full_frame_dq(ny=N_LINES, nx=N_LINES) -> np.ndarray:
 
 def test_side_reference_finds_the_borders():
     dq = _full_frame_dq(1024, 1024)
-    all_ref, positions, is_ref = side_reference(dq)
+    all_ref, positions = side_reference(dq)
     assert np.flatnonzero(all_ref).tolist() == [0, 1, 2, 3, 1020, 1021, 1022, 1023]
     assert positions.tolist() == [0, 1, 2, 3, 1020, 1021, 1022, 1023]
-    assert is_ref.shape == (1024, 8) and is_ref.all()
+    one_side = np.zeros((1024, 640), np.uint32)
+    one_side[:, :SIDE] = REFERENCE_PIXEL  # a subarray in the detector's corner
+    all_ref, positions = side_reference(one_side)
+    assert not all_ref.any() and positions.tolist() == [0, 1, 2, 3]
 
 
-def _anchor(left: np.ndarray, right: np.ndarray, n_outputs=4, odd_even=False):
-    """The shift anchor_to_reference gives a frame whose line model holds fast
-    stripes and whose side reference pixels carry them plus ``left`` /
-    ``right`` (and noise) per line."""
-    rng = np.random.default_rng(4)
+def _frame(left, right, *, n_outputs=4, odd_even=False, parity_offset=0.0, seed=4):
+    """A frame whose line model holds fast stripes, and whose side reference
+    pixels carry them plus ``left`` / ``right`` (None: no reference pixels on
+    that side) and noise: ``(data, dq, options, stripes)``."""
+    rng = np.random.default_rng(seed)
     stripes = rng.normal(0.0, 0.3, N_LINES)
     data = rng.normal(0.0, 0.05, (N_LINES, N_LINES)).astype(np.float32)
     data += stripes[:, None].astype(np.float32)
-    data[:, :SIDE] += left[:, None].astype(np.float32)
-    data[:, -SIDE:] += right[:, None].astype(np.float32)
+    data[:, 1::2] += np.float32(parity_offset)
+    dq = np.zeros(data.shape, np.uint32)
+    for side, error in ((slice(0, SIDE), left), (slice(N_LINES - SIDE, N_LINES), right)):
+        if error is not None:
+            data[:, side] += error[:, None].astype(np.float32)
+            dq[:, side] = REFERENCE_PIXEL
     options = CorrectionOptions(n_outputs=n_outputs, odd_even=odd_even)
-    prepared = prepare(data, "rows", options, dq=_full_frame_dq())
+    return data, dq, options, stripes
+
+
+def _shift(data, dq, options, stripes, *, segments=False, parity_offset=0.0):
+    """anchor_to_reference on that frame, its model the stripes (and the parities' offset)."""
+    prepared = prepare(data, "rows", options, dq=dq)
+    outputs = make_layout(data.shape, "rows", options).band_edges
+    if segments:  # a one-output line read in 256-pixel segments, as the scene stages do
+        prepared = read_segments(prepared, options)
+        assert prepared.layout.band_edges.size - 1 == N_LINES // 256
     n_groups = prepared.layout.group_sizes.size
     model = np.repeat(stripes[None, :, None], n_groups, axis=2)
-    return anchor_to_reference(prepared, model, model)[0], prepared.layout
+    if prepared.layout.odd_even:
+        model[:, :, 1::2] += parity_offset
+    shift = anchor_to_reference(prepared, model, model, outputs)
+    return None if shift is None else shift[0]
+
+
+def _anchor(left, right, **kwargs):
+    frame_keys = ("n_outputs", "odd_even", "parity_offset", "seed")
+    shift_keys = ("segments", "parity_offset")
+    frame = _frame(left, right, **{k: v for k, v in kwargs.items() if k in frame_keys})
+    return _shift(*frame, **{k: v for k, v in kwargs.items() if k in shift_keys})
 
 
 SCIENCE = slice(SIDE, N_LINES - SIDE)
@@ -134,14 +159,14 @@ SCIENCE = slice(SIDE, N_LINES - SIDE)
 
 def test_a_stripe_both_sides_see_moves_every_output():
     common = _slow(2)
-    shift, _ = _anchor(common, common)
+    shift = _anchor(common, common)
     for group in range(4):
         assert _rms(shift[SCIENCE, group] - common[SCIENCE]) < 0.05 * _rms(common)
 
 
 def test_one_output_s_own_error_leaves_the_line_mean_alone():
     own = _slow(2)
-    shift, _ = _anchor(own, np.zeros(N_LINES))
+    shift = _anchor(own, 0.0 * own)
     assert _rms(shift[SCIENCE, 0] - own[SCIENCE]) < 0.05 * _rms(own)
     assert _rms(shift[SCIENCE, 3]) < 0.05 * _rms(own)
     # The inner outputs take the other half of the zero-sum own errors.
@@ -149,40 +174,96 @@ def test_one_output_s_own_error_leaves_the_line_mean_alone():
     assert _rms(shift[SCIENCE].mean(axis=1)) < 0.05 * _rms(own)
 
 
+def test_one_measured_output_of_several_moves_nothing():
+    """Reference pixels on one side of a 4-output line: common or own, no telling."""
+    assert _anchor(_slow(2), None) is None
+
+
+def test_a_one_output_line_moves_all_its_segments():
+    error = _slow(2)
+    for left, right in ((error, error), (error, None), (None, error)):
+        shift = _anchor(left, right, n_outputs=1, segments=True)
+        assert shift.shape[1] == N_LINES // 256
+        for segment in range(shift.shape[1]):
+            assert _rms(shift[SCIENCE, segment] - error[SCIENCE]) < 0.05 * _rms(error)
+
+
 def test_parities_of_an_output_move_together():
     common = _slow(1)
-    shift, layout = _anchor(common, common, odd_even=True)
-    assert layout.group_sizes.size == 8
+    # Odd columns 0.7 above even ones, in the data and in the model.
+    shift = _anchor(common, common, odd_even=True, parity_offset=0.7)
+    assert shift.shape[1] == 8
     np.testing.assert_array_equal(shift[:, 0], shift[:, 1])
     np.testing.assert_array_equal(shift[:, 6], shift[:, 7])
-    assert _rms(shift[SCIENCE, 2] - common[SCIENCE]) < 0.05 * _rms(common)
+    for group in (0, 2, 5, 7):
+        assert _rms(shift[SCIENCE, group] - common[SCIENCE]) < 0.05 * _rms(common)
+
+
+def test_a_jumping_reference_pixel_moves_little():
+    """A pixel that jumps to another level for half the frame (telegraph noise)
+    would be a slow error of a quarter of the jump in the line means."""
+    common = _slow(2)
+    data, dq, options, stripes = _frame(common, common)
+    clean = _shift(data, dq, options, stripes)
+    data[: N_LINES // 2, 1] += 5.0  # sigma is 0.05
+    data[700, -2] = np.nan
+    jumped = _shift(data, dq, options, stripes)
+    assert _rms(jumped[SCIENCE, 0] - clean[SCIENCE, 0]) < 0.05 * _rms(common)
+
+
+def test_a_few_wild_lines_move_little():
+    """Every reference pixel of an output off on a few lines (a glitch)."""
+    common = _slow(2)
+    data, dq, options, stripes = _frame(common, common)
+    clean = _shift(data, dq, options, stripes)
+    data[300:306, :SIDE] += 30.0
+    wild = _shift(data, dq, options, stripes)
+    assert _rms(wild[SCIENCE, 0] - clean[SCIENCE, 0]) < 0.05 * _rms(common)
 
 
 def test_reference_pixels_without_the_stripes_are_not_used():
-    """Zeroed or replaced reference pixels (no stripes on them) move nothing."""
+    """Replaced or zeroed reference pixels (no stripes on them) move nothing."""
+    data, dq, options, stripes = _frame(_slow(2), _slow(2))
     rng = np.random.default_rng(6)
-    data = rng.normal(0.0, 0.05, (N_LINES, N_LINES)).astype(np.float32)
-    stripes = rng.normal(0.0, 0.3, N_LINES)
-    data[:, SIDE:-SIDE] += stripes[:, None].astype(np.float32)
-    prepared = prepare(data, "rows", CorrectionOptions(n_outputs=4), dq=_full_frame_dq())
-    model = np.repeat(stripes[None, :, None], 4, axis=2)
-    assert anchor_to_reference(prepared, model, model) is None
+    for side in (slice(0, SIDE), slice(N_LINES - SIDE, N_LINES)):
+        data[:, side] = rng.normal(0.0, 0.05, (N_LINES, SIDE))
+    assert _shift(data, dq, options, stripes) is None
     data[:, :SIDE] = data[:, -SIDE:] = 0.0
-    prepared = prepare(data, "rows", CorrectionOptions(n_outputs=4), dq=_full_frame_dq())
-    assert anchor_to_reference(prepared, model, model) is None
-    assert MIN_TRACKING > 0.2
+    assert _shift(data, dq, options, stripes) is None
 
 
 def test_nothing_without_dq_or_with_few_lines():
-    data = np.zeros((2 * PERIOD - 1, 64), np.float32)
-    options = CorrectionOptions(n_outputs=1)
-    model = np.zeros((1, data.shape[0], 1))
-    dq = np.zeros(data.shape, np.uint32)
-    dq[:, :SIDE] = REFERENCE_PIXEL
-    assert anchor_to_reference(prepare(data, "rows", options, dq=dq), model, model) is None
-    tall = np.zeros((N_LINES, 64), np.float32)
-    model = np.zeros((1, N_LINES, 1))
-    assert anchor_to_reference(prepare(tall, "rows", options), model, model) is None
+    error = _slow(2)
+    data, dq, options, stripes = _frame(error, error)
+    assert _shift(data, dq, options, stripes) is not None
+    assert _shift(data, np.zeros_like(dq), options, stripes) is None
+    few = 2 * PERIOD - 1
+    short = (data[:few], dq[:few], options, stripes[:few])
+    assert _shift(*short) is None
+
+
+def test_a_cube_s_planes_move_one_by_one():
+    error = _slow(2)
+    first, dq, options, stripes = _frame(error, error)
+    second = _frame(-error, -error, seed=5)[0]
+    cube = np.stack([first, second])
+    prepared = prepare(cube, "rows", options, dq=np.stack([dq, dq]))
+    model = np.stack([np.repeat(stripes[:, None], 4, axis=1),
+                      np.repeat(_frame(error, error, seed=5)[3][:, None], 4, axis=1)])  # fmt: skip
+    shift = anchor_to_reference(prepared, model, model, prepared.layout.band_edges)
+    assert _rms(shift[0][SCIENCE, 1] - error[SCIENCE]) < 0.05 * _rms(error)
+    assert _rms(shift[1][SCIENCE, 1] + error[SCIENCE]) < 0.05 * _rms(error)
+
+
+def test_lines_without_a_level_keep_their_model():
+    error = _slow(2)
+    data, dq, options, stripes = _frame(error, error)
+    prepared = prepare(data, "rows", options, dq=dq)
+    model = np.repeat(stripes[None, :, None], 4, axis=2)
+    levels = model.copy()
+    levels[0, 500, 2] = np.nan
+    shift = anchor_to_reference(prepared, levels, model, prepared.layout.band_edges)
+    assert (shift[0, 500] == 0).all() and (shift[0, 499] != 0).all()
 
 
 @pytest.fixture(scope="module")
