@@ -19,7 +19,6 @@ import itertools
 
 import numpy as np
 
-from . import _nanstats
 from ._prepare import Prepared
 from .dqflags import REFERENCE_PIXEL
 
@@ -45,8 +44,8 @@ PERIOD = 256
 _SAMPLE_STEP = 32
 _END = 16
 _PROBES = 16
-# Lines a reference residual is compared with (their median) to find wild
-# ones: a glitch of up to 16 lines stands out.
+# Blocks of lines whose medians a line's reference residual is compared with
+# to find wild ones: a glitch of up to 16 lines stands out.
 _NEIGHBOURS = 33
 # An output's reference pixels are used when at least this fraction of the lines has one,
 # and when they carry at least this share of the model's faster stripes (:func:`tracking`).
@@ -55,14 +54,14 @@ MIN_TRACKING = 0.5
 
 
 def cosine_spectrum(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The cosine modes of one value per line, its valid lines' median taken out.
+    """The cosine modes of one value per line, its valid lines' mean taken out.
 
     The modes of the series and its mirror image (``2 n_lines`` values): a
     trend across the lines is then no jump at the ends, which plain Fourier
     modes would spread into every frequency. Mode ``k`` has a period of
-    ``2 n_lines / k`` lines. Lines not ``valid`` count as the median.
+    ``2 n_lines / k`` lines. Lines not ``valid`` count as the mean.
     """
-    centred = np.where(valid, values - np.median(values[valid]), 0.0)
+    centred = np.where(valid, values - np.mean(values[valid]), 0.0)
     return np.fft.rfft(np.concatenate([centred, centred[::-1]]))
 
 
@@ -85,7 +84,7 @@ def anchored_spectrum(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
         float64 ``(n_lines,)``: one value per line.
     valid : numpy.ndarray
         bool ``(n_lines,)``: lines with a value (the others count as the
-        median of the valid ones).
+        mean of the valid ones).
 
     Returns
     -------
@@ -203,15 +202,23 @@ def _output_groups(layout, outputs: np.ndarray) -> list[slice]:
     return [slice(per_band * a, per_band * b) for a, b in itertools.pairwise(starts)]
 
 
-def _line_means(values: np.ndarray, use: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean per line of ``values`` (NaN: none) where ``use``, without the pixels
-    more than 5 robust sigmas from their line's median (a hot or wild
-    reference pixel; the mean, not the median: it has pi/2 less variance),
-    and the lines with a mean."""
-    values = values if use is None else np.where(use, values, np.nan)
-    centre = _nanstats.nanmedian(values, axis=1)
-    deviation = values - centre[:, None]
-    spread = 1.4826 * _nanstats.nanmedian(np.abs(deviation))
+def _row_medians(values: np.ndarray) -> np.ndarray:
+    """Median of each row's non-NaN values (a few per row; NaN: none)."""
+    ordered = np.sort(values, axis=1)  # NaN last
+    count = np.sum(~np.isnan(values), axis=1)
+    rows = np.arange(values.shape[0])
+    low, high = (np.maximum(count, 1) - 1) // 2, np.maximum(count, 1) // 2
+    return np.where(count > 0, 0.5 * (ordered[rows, low] + ordered[rows, high]), np.nan)
+
+
+def _line_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean per line of ``values`` (NaN: none), without the values more than 5
+    robust sigmas from their line's median (a hot or jumping reference pixel;
+    the mean, not the median: it has pi/2 less variance), and the lines with
+    a mean."""
+    deviation = values - _row_medians(values)[:, None]
+    finite = np.abs(deviation[~np.isnan(deviation)])
+    spread = 1.4826 * float(np.median(finite)) if finite.size else 0.0
     if spread > 0:
         with np.errstate(invalid="ignore"):
             values = np.where(np.abs(deviation) <= 5.0 * spread, values, np.nan)
@@ -222,13 +229,19 @@ def _line_means(values: np.ndarray, use: np.ndarray | None = None) -> tuple[np.n
 
 
 def _steady(level: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``valid`` without the lines more than 5 robust sigmas from their neighbours'
-    median (a hot reference pixel's line, a glitch): a few wild lines would
-    otherwise throw every slow mode."""
+    """``valid`` without the lines more than 5 robust sigmas from the local
+    median (a glitch): a few wild lines would otherwise throw every slow mode.
+
+    The local median is that of blocks of :data:`_NEIGHBOURS` lines,
+    interpolated between the blocks' middles: a glitch of fewer than half a
+    block's lines does not move it.
+    """
     filled = np.where(valid, level, np.median(level[valid]))
-    half = _NEIGHBOURS // 2
-    padded = np.pad(filled, half, mode="edge")
-    local = np.median(np.lib.stride_tricks.sliding_window_view(padded, _NEIGHBOURS), axis=1)
+    n, size = filled.size, min(_NEIGHBOURS, filled.size)
+    n_blocks = n // size  # (the last few lines take the last block's median)
+    blocks = np.median(filled[: n_blocks * size].reshape(n_blocks, size), axis=1)
+    middles = size * np.arange(n_blocks) + 0.5 * (size - 1)
+    local = np.interp(np.arange(n), middles, blocks)
     step = np.diff(filled[valid])
     spread = 1.4826 * np.median(np.abs(step - np.median(step))) / np.sqrt(2.0)
     if not spread > 0:
@@ -257,7 +270,9 @@ def _plane_shift(
             continue
         level, kept = _line_means(residual[:, here])
         valid &= kept
-        model_level = np.where(valid, _line_means(model[:, here], use[:, here])[0], 0.0)
+        count = np.maximum(use[:, here].sum(axis=1), 1)  # (lines without: not valid)
+        model_level = np.where(use[:, here], model[:, here], 0.0).sum(axis=1) / count
+        model_level = np.where(valid, model_level, 0.0)
         level = np.where(valid, level, 0.0)
         valid = _steady(level, valid)
         # (NaN: cannot tell)
