@@ -216,7 +216,8 @@ def footnote(results: dict) -> str:
         f"Python {m['python']}; {versions}. "
         "Seeded simulations (`bgdnoise.sim`), scored with `bgdnoise.sim.score`; time per "
         f"frame is the median of up to {results['repeats']} calls after a first, untimed one "
-        f"(fewer once {results.get('budget', 2.0):g} s are spent: one or two for jwst). "
+        f"(fewer once {results.get('budget', 2.0):g} s are spent: one or two for jwst), "
+        "timed in rounds of one call of each method. "
         "Generated from `benchmarks/quality_results.json`, not edited by hand."
     )
 

@@ -340,6 +340,24 @@ class Outcome:
     corrected: np.ndarray
 
 
+def _timed_call(method: Method, sim: Frame) -> float:
+    """Seconds of one call of ``method`` on ``sim`` (its inputs prepared first)."""
+    prepared = method.prepare(sim)
+    start = time.perf_counter()
+    method.run(prepared)
+    return time.perf_counter() - start
+
+
+def _wants_more(times: list[float], repeats: int, budget: float) -> bool:
+    """Up to ``repeats`` timed calls, fewer once ``budget`` seconds are spent (at least one)."""
+    return len(times) < repeats and (not times or sum(times) < budget)
+
+
+def _outcome(sim: Frame, corrected: np.ndarray, times: list[float]) -> Outcome:
+    seconds = statistics.median(times) / sim.planes if times else None
+    return Outcome(score(sim, corrected, seconds), corrected)
+
+
 def run_method(method: Method, sim: Frame, repeats: int = 7, budget: float = 2.0) -> Outcome:
     """Run ``method`` on ``sim``: score the first call, time the next ones.
 
@@ -349,14 +367,10 @@ def run_method(method: Method, sim: Frame, repeats: int = 7, budget: float = 2.0
     ``repeats=0``: no timing (``seconds`` None).
     """
     corrected = method(sim)
-    times = []
-    while len(times) < repeats and (not times or sum(times) < budget):
-        prepared = method.prepare(sim)
-        start = time.perf_counter()
-        method.run(prepared)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times) / sim.planes if times else None
-    return Outcome(score(sim, corrected, seconds), corrected)
+    times: list[float] = []
+    while _wants_more(times, repeats, budget):
+        times.append(_timed_call(method, sim))
+    return _outcome(sim, corrected, times)
 
 
 def run_case(
@@ -367,8 +381,20 @@ def run_case(
     budget: float = 2.0,
     registry: dict[str, Method] | None = None,
 ) -> tuple[Frame, dict[str, Outcome]]:
-    """Simulate ``case`` and run the named methods (default all) on it."""
+    """Simulate ``case`` and run the named methods (default all) on it.
+
+    Each method is scored on a first call (as :func:`run_method`); the timed
+    calls then go in rounds, one call of each method that wants more per
+    round (up to ``repeats``, within ``budget`` seconds each), so that a
+    busy spell of the shared machine falls on every method of the case
+    alike rather than on one (the table reads their times as ratios).
+    """
     registry = METHODS if registry is None else registry
     sim = case.simulate()
     names = list(registry) if methods is None else list(methods)
-    return sim, {name: run_method(registry[name], sim, repeats, budget) for name in names}
+    corrected = {name: registry[name](sim) for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    while wanting := [n for n in names if _wants_more(times[n], repeats, budget)]:
+        for name in wanting:
+            times[name].append(_timed_call(registry[name], sim))
+    return sim, {name: _outcome(sim, corrected[name], times[name]) for name in names}
