@@ -333,3 +333,22 @@ def test_a_file_says_how_far_the_reference_pixels_moved_it(tmp_path, galaxy):
     off.mkdir()
     out, _ = correct_file(path, off, use_reference_pixels=False)
     assert "BDGREFS" not in fits.getheader(out)
+
+
+def test_the_model_returned_holds_the_shift(galaxy):
+    corrected, model = correct_array(
+        galaxy.data, "rows", dq=galaxy.dq, n_outputs=4, return_model=True
+    )
+    off = correct_array(galaxy.data, "rows", dq=galaxy.dq, n_outputs=4, use_reference_pixels=False)
+    good = np.isfinite(galaxy.data) & ~galaxy.reference
+    np.testing.assert_allclose(
+        (corrected + model)[good], galaxy.data[good], rtol=1e-6, atol=1e-5 * galaxy.sigma
+    )
+    assert np.abs(corrected - off)[good].max() > 0.01 * galaxy.sigma
+
+
+def test_the_plain_path_does_not_use_them(galaxy):
+    plain = {"dq": galaxy.dq, "n_outputs": 4, "mask_sources": False, "background_method": None}
+    on = correct_array(galaxy.data, "rows", **plain)
+    off = correct_array(galaxy.data, "rows", use_reference_pixels=False, **plain)
+    np.testing.assert_array_equal(on, off)
