@@ -59,19 +59,56 @@ def cosine_spectrum(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     The modes of the series and its mirror image (``2 n_lines`` values): a
     trend across the lines is then no jump at the ends, which plain Fourier
     modes would spread into every frequency. Mode ``k`` has a period of
-    ``2 n_lines / k`` lines. Lines not ``valid`` count as the mean.
+    ``2 n_lines / k`` lines.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        float64 ``(n_lines,)``.
+    valid : numpy.ndarray
+        bool ``(n_lines,)``: the lines with a value; the others count as the
+        valid ones' mean (at least one must be valid).
+
+    Returns
+    -------
+    numpy.ndarray
+        complex ``(n_lines + 1,)``: modes 0 (the mean, 0 here) to ``n_lines``.
     """
     centred = np.where(valid, values - np.mean(values[valid]), 0.0)
     return np.fft.rfft(np.concatenate([centred, centred[::-1]]))
 
 
 def from_cosine(spectrum: np.ndarray, n_lines: int) -> np.ndarray:
-    """The series of ``n_lines`` values whose :func:`cosine_spectrum` is ``spectrum``."""
+    """The series of ``n_lines`` values whose :func:`cosine_spectrum` is ``spectrum``.
+
+    Parameters
+    ----------
+    spectrum : numpy.ndarray
+        complex ``(n_lines + 1,)``, as :func:`cosine_spectrum` gives.
+    n_lines : int
+        Lines of the series.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n_lines,)``.
+    """
     return np.fft.irfft(spectrum, 2 * n_lines)[:n_lines]
 
 
 def anchored_modes(n_lines: int) -> int:
-    """Cosine modes of :data:`PERIOD` lines and longer over ``n_lines`` lines."""
+    """Cosine modes of :data:`PERIOD` lines and longer over ``n_lines`` lines.
+
+    Parameters
+    ----------
+    n_lines : int
+        Lines of the plane.
+
+    Returns
+    -------
+    int
+        ``2 n_lines // PERIOD``: 16 on a full frame.
+    """
     return 2 * n_lines // PERIOD
 
 
@@ -116,8 +153,20 @@ def tracking(reference: np.ndarray, model: np.ndarray, valid: np.ndarray) -> flo
     stripes (0.79-0.92 on the quality benchmark's full frames: they are 4
     instants of the line's read, the model its mean), near 0 where they hold
     none (a product that replaced them, or whose processing took their
-    stripes away but not the science pixels'). NaN without a model stripe
-    to compare.
+    stripes away but not the science pixels').
+
+    Parameters
+    ----------
+    reference, model : numpy.ndarray
+        float64 ``(n_lines,)``: the reference pixels' and the model's level
+        per line.
+    valid : numpy.ndarray
+        bool ``(n_lines,)``: the lines with both.
+
+    Returns
+    -------
+    float
+        The regression coefficient; NaN without a model stripe to compare.
     """
     fast = anchored_modes(valid.size) + 1
     ref = cosine_spectrum(reference, valid)[fast:]
