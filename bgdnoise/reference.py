@@ -150,7 +150,7 @@ def tracking(reference: np.ndarray, model: np.ndarray, valid: np.ndarray) -> flo
     The regression of the reference pixels' line means on the model's over
     the modes faster than the anchored ones (where the scene's light is not
     in the model): near 1 where the reference pixels are read with the
-    stripes (0.79-0.92 on the quality benchmark's full frames: they are 4
+    stripes (0.78-0.92 on the quality benchmark's full frames: they are 4
     instants of the line's read, the model its mean), near 0 where they hold
     none (a product that replaced them, or whose processing took their
     stripes away but not the science pixels').
@@ -347,9 +347,9 @@ def anchor_to_reference(
     For each plane and each readout output with side reference pixels
     (pixels DQ-flagged REFERENCE_PIXEL at the ends of lines that are not all
     reference, finite and not zero) on at least half of the lines, and
-    carrying the model's stripes (:func:`tracking`): the median per line of
-    those pixels minus the line model of their groups is that output's error
-    plus their noise. Its modes of :data:`PERIOD` lines and longer, each
+    carrying the model's stripes (:func:`tracking`): the mean per line of
+    those pixels (a wild one left out) minus the line model of their groups
+    is that output's error plus their noise. Its modes of :data:`PERIOD` lines and longer, each
     weighted by its power over the noise's (:func:`anchored_spectrum`), are
     that output's shift, given to every group of it (its parities, or the
     read-time segments of a one-output line); an output without reference
