@@ -30,6 +30,7 @@ __all__ = [
     "anchored_spectrum",
     "cosine_spectrum",
     "from_cosine",
+    "is_reference",
     "side_reference",
     "tracking",
 ]
@@ -204,7 +205,8 @@ def _inner(spectra: list[np.ndarray], n_bands: int) -> np.ndarray:
     return mean * (share * n_bands - n) / (n_bands - n)
 
 
-def _is_ref(dq: np.ndarray) -> np.ndarray:
+def is_reference(dq: np.ndarray) -> np.ndarray:
+    """bool, ``dq``'s shape: the pixels DQ-flagged REFERENCE_PIXEL."""
     return (dq.astype(np.uint32, copy=False) & np.uint32(REFERENCE_PIXEL)) != 0
 
 
@@ -229,12 +231,12 @@ def side_reference(dq_lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     length = dq_lines.shape[1]
     probes = np.unique(np.linspace(0, length - 1, _PROBES).round().astype(np.int64))
-    all_ref = _is_ref(dq_lines[:, probes]).all(axis=1)
+    all_ref = is_reference(dq_lines[:, probes]).all(axis=1)
     sample = np.flatnonzero(~all_ref)[::_SAMPLE_STEP]
     ends = np.unique(np.r_[0 : min(_END, length), max(0, length - _END) : length])
     if sample.size == 0:
         return all_ref, np.zeros(0, np.int64)
-    flagged = _is_ref(dq_lines[np.ix_(sample, ends)]).any(axis=0)
+    flagged = is_reference(dq_lines[np.ix_(sample, ends)]).any(axis=0)
     return all_ref, ends[flagged]
 
 
@@ -392,7 +394,7 @@ def anchor_to_reference(
     for p in range(prepared.planes.shape[0]):
         d = p if dq_planes.shape[0] > 1 else 0
         if d not in is_ref:
-            is_ref[d] = _is_ref(dq_planes[d][:, side[1]])
+            is_ref[d] = is_reference(dq_planes[d][:, side[1]])
         plane = prepared.planes[p] if layout.along_rows else prepared.planes[p].T
         shift = _plane_shift(plane, is_ref[d], side, line_model[p], finite[p], layout, outputs)
         if shift is not None:

@@ -31,11 +31,10 @@ import numpy as np
 from . import _kernels, _nanstats, _scratch
 from ._prepare import Prepared, check_out, make_layout, prepare
 from .background import sky_across_lines
-from .dqflags import REFERENCE_PIXEL
 from .excess import stripe_excess
 from .options import CorrectionOptions
 from .outputs import MEAN_EFFICIENCY, MEDIAN_EFFICIENCY, share_common_mode, steady_noisy_lines
-from .reference import anchor_to_reference
+from .reference import anchor_to_reference, is_reference
 from .report import make_report
 from .scene import model_scene, with_scene
 
@@ -441,7 +440,7 @@ def _reference_pixel_levels(prepared: Prepared, lines_by_plane: dict) -> dict:
     dq_planes = prepared.dq
     for p, lines in lines_by_plane.items():
         d = dq_planes[p if dq_planes.shape[0] > 1 else 0]
-        is_ref = (d.astype(np.uint32) & np.uint32(REFERENCE_PIXEL)) != 0
+        is_ref = is_reference(d)
         plane = prepared.planes[p]
         if prepared.axis == "columns":
             plane, is_ref = plane.T, is_ref.T
