@@ -18,7 +18,12 @@ measured ``q + e``:
 - power at lower frequencies beyond that 1/f law is error: the large-scale
   structure of a crowded field or a galaxy's wings, different in each
   band, which the band levels pick up and a stripe does not have;
-- each frequency keeps ``S_q / (S_q + S_e)`` of what was measured.
+- each frequency keeps ``S_q / (S_q + S_e)`` of what was measured;
+- the filtered own parts of a line are then moved together so that their
+  precision-weighted mean over the line's groups (those less than 6 robust
+  spreads from the others: a source's bias) is the measured one: that
+  mean belongs to the line's level, measured on all of the line's usable
+  pixels; the filters decide only how the level splits among the groups.
 
 A plane with too few lines for a spectrum uses one weight per line,
 ``tau^2 / (tau^2 + var(e))``.
@@ -69,6 +74,10 @@ _SMOOTH_BINS = 9
 # A group this many robust spreads from the median of its line's groups is
 # left out of the line's common level.
 _STRAY = 3.0
+# A group this many robust spreads from the median of its line's groups is a
+# source's bias, not noise (a Gaussian's chance of it is 2e-9; a crowded
+# field's faint light reaches 3 to 5): left out of the line's mean level too.
+_FAR = 6.0
 # The MAD of a Gaussian times this is its standard deviation.
 _MAD_TO_SIGMA = 1.4826
 # A line whose level has more than this many times the median line's error
@@ -122,12 +131,17 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
             own_error_var = np.maximum(error_var - common_var[:, :, None], 0.0)
             ok &= np.isfinite(raw - common[:, :, None])
             offset = _group_offsets(raw - common[:, :, None], ok)
-            common, common_var = _robust_common(raw, ok, offset, precision, common, common_var)
+            distance, spread = _stray_distance(raw, ok, offset)
+            kept = ok & (distance <= _STRAY * spread)
+            common, common_var = _robust_common(
+                raw, ok, kept, offset, precision, common, common_var
+            )
             own = raw - common[:, :, None] - offset[:, None, :]
+            in_mean = ok & (distance <= _FAR * spread)
             shared = (
                 _filtered_common(common, common_var)[:, :, None]
                 + offset[:, None, :]
-                + _filtered(own, own_error_var, ok)
+                + _keep_line_mean(_filtered(own, own_error_var, ok), own, in_mean, precision)
             )
     ok &= np.isfinite(shared)
     return replace(measured, raw=np.where(ok, shared, raw))
@@ -364,20 +378,35 @@ def _common_level(raw, ok, precision):
     return np.where(total > 0, common, np.nan), 1.0 / total
 
 
-def _robust_common(raw, ok, offset, precision, fallback, fallback_var):
-    """``(P, n_lines)`` the line's common level, without the groups that stray from it.
+def _stray_distance(raw, ok, offset):
+    """Each group's distance from its line's others, and its robust spread.
 
-    The precision-weighted mean of the groups' levels less their offsets,
-    leaving out a group further than :data:`_STRAY` robust spreads (of its
-    own distance over the lines) from the median of the line's groups: a band
-    whose level a source wing biased would otherwise pass its bias to every
-    other band of the line. ``fallback`` where no group is left.
+    ``(P, n_lines, n_groups)`` the distance of the group's level less its
+    offset from the median of the line's usable groups (NaN where the group
+    is not usable), and ``(P, 1, n_groups)`` the robust spread of that
+    distance over the lines (the group's own).
     """
     aligned = np.where(ok, raw - offset[:, None, :], np.nan)
     median = _nanstats.nanmedian(aligned, axis=2)  # NaN: a line without a group
     distance = np.abs(aligned - median[:, :, None])
     spread = _MAD_TO_SIGMA * _nanstats.nanmedian(distance, axis=1)  # (P, n_groups)
-    kept = ok & (distance <= _STRAY * spread[:, None, :])
+    return distance, spread[:, None, :]
+
+
+def _robust_common(raw, ok, kept, offset, precision, fallback, fallback_var):
+    """``(P, n_lines)`` the line's common level, from the groups that do not stray.
+
+    The precision-weighted mean of the ``kept`` groups' levels less their
+    offsets (the usable groups within :data:`_STRAY` spreads of the line's
+    others, :func:`_stray_distance`): a band whose level a source wing biased
+    would otherwise set the split of the line's level among its groups (the
+    line's mean level is restored after the own parts' filter, over the
+    groups within :data:`_FAR` spreads, :func:`_keep_line_mean`). The
+    usable (``ok``) groups' median where none is kept, ``fallback`` where no
+    group is usable.
+    """
+    aligned = np.where(ok, raw - offset[:, None, :], np.nan)
+    median = _nanstats.nanmedian(aligned, axis=2)
     weights = np.where(kept, precision, 0.0)
     total = weights.sum(axis=2)
     mean = (weights * np.where(kept, aligned, 0.0)).sum(axis=2) / np.where(total > 0, total, 1)
@@ -385,6 +414,23 @@ def _robust_common(raw, ok, offset, precision, fallback, fallback_var):
     variance = np.where(total > 0, 1.0 / np.where(total > 0, total, 1), fallback_var)
     finite = np.isfinite(common)
     return np.where(finite, common, fallback), np.where(finite, variance, fallback_var)
+
+
+def _keep_line_mean(filtered, own, ok, precision):
+    """The filtered own parts, moved together so their line mean is the measured one.
+
+    Each group's filter keeps its own share of its own part, so their
+    precision-weighted mean over the line's ``ok`` groups would move with
+    the filters. That mean is part of the line's level, measured on the
+    line's usable pixels: only how it splits between the groups is
+    uncertain enough to filter.
+    """
+    weights = np.where(ok, precision, 0.0)
+    total = weights.sum(axis=2, keepdims=True)
+    moved = (weights * np.where(ok, filtered - own, 0.0)).sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(total > 0, moved / np.where(total > 0, total, 1.0), 0.0)
+    return filtered - shift
 
 
 def _group_offsets(own, ok):

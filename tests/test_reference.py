@@ -268,15 +268,19 @@ def test_lines_without_a_level_keep_their_model():
 
 @pytest.fixture(scope="module")
 def galaxy():
-    """A full frame of the large galaxy, 4 outputs, with its reference border."""
-    return simulate_rate("galaxy", (N_LINES, N_LINES), "rows", 4, seed=7)
+    """A full frame of the large galaxy, 4 outputs, with its reference border read.
+
+    As in a ramp's groups: jwst's rates leave the reference pixels NaN.
+    """
+    return simulate_rate("galaxy", (N_LINES, N_LINES), "rows", 4, seed=7, reference_values="read")
 
 
 def test_galaxies_keep_more_of_their_wings(galaxy):
     """Against the simulation's truth, over three frames: the slow error that
     the wings leave in the line levels is smaller with the reference pixels."""
     on, off = [], []
-    for frame in (galaxy, *(simulate_rate("galaxy", galaxy.data.shape, "rows", 4, seed=s)
+    for frame in (galaxy, *(simulate_rate("galaxy", galaxy.data.shape, "rows", 4, seed=s,
+                                          reference_values="read")
                             for s in (8, 9))):  # fmt: skip
         kwargs = {"dq": frame.dq, "n_outputs": 4}
         on.append(score(frame, correct_array(frame.data, "rows", **kwargs)))
@@ -352,3 +356,17 @@ def test_the_plain_path_does_not_use_them(galaxy):
     on = correct_array(galaxy.data, "rows", **plain)
     off = correct_array(galaxy.data, "rows", use_reference_pixels=False, **plain)
     np.testing.assert_array_equal(on, off)
+
+
+def test_a_rate_as_jwst_writes_it_is_left_as_it_was(galaxy):
+    """jwst's rates hold NaN on the reference pixels: the stage finds nothing to use."""
+    data = galaxy.data.copy()
+    data[galaxy.reference] = np.nan
+    kwargs = {"dq": galaxy.dq, "n_outputs": 4}
+    on = correct_array(data, "rows", **kwargs)
+    off = correct_array(data, "rows", use_reference_pixels=False, **kwargs)
+    np.testing.assert_array_equal(on, off)
+    # ... while with the pixels read it moves the lines.
+    science = ~galaxy.reference
+    read = correct_array(galaxy.data, "rows", **kwargs)
+    assert not np.array_equal(read[science], on[science])

@@ -176,10 +176,16 @@ def test_reference_pixels_and_dq():
     ref = sim.reference
     np.testing.assert_array_equal(ref, grism)
     assert (sim.dq[ref] == (REFERENCE_PIXEL | DO_NOT_USE)).all()
-    # No light on reference pixels; they keep the line's stripes (a correction's fallback).
-    assert (sim.scene[ref] == 0).all() and np.isfinite(sim.data[ref]).all()
-    np.testing.assert_allclose(sim.data[ref], (sim.white + sim.stripes)[ref], atol=1e-6)
+    # No light on reference pixels, and no slope in a rate, as jwst writes it ...
+    assert (sim.scene[ref] == 0).all() and np.isnan(sim.data[ref]).all()
     assert not (sim.source_mask & ref).any()
+    # ... or, read, the line's stripes (a ramp's groups; a correction's fallback).
+    read = simulate_rate("grism_trace", n_outputs=1, seed=7, reference_values="read")
+    np.testing.assert_array_equal(read.data[~ref], sim.data[~ref])
+    assert np.isfinite(read.data[ref]).all()
+    np.testing.assert_allclose(read.data[ref], (read.white + read.stripes)[ref], atol=1e-6)
+    with pytest.raises(ValueError, match="reference_values must be 'nan' or 'read'"):
+        simulate_rate("sparse", (64, 128), reference_values="zero")
 
 
 def test_own_scene_and_argument_checks():

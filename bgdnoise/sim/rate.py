@@ -198,6 +198,7 @@ def simulate_rate(
     noise: NoiseModel | None = None,
     sky: float = 0.2,
     reference="auto",
+    reference_values: str = "nan",
     bad_fraction: float = 1e-3,
     scene_options: dict | None = None,
 ) -> SimulatedRate:
@@ -234,6 +235,13 @@ def simulate_rate(
         Sky level, DN/s (for a named scene).
     reference : "auto", int or None
         Reference pixels; see :func:`reference_pixels`.
+    reference_values : {"nan", "read"}
+        What ``data`` holds on the reference pixels. ``"nan"``: NaN, as
+        jwst writes a ``_rate``/``_rateints`` (the gain reference file has
+        no gain there, so ramp fitting flags them ``DO_NOT_USE`` and leaves
+        no slope). ``"read"``: their read noise and stripes, as they are
+        in the groups of a ``_ramp`` (or in a rate made from those without
+        that flag); ``white`` and ``stripes`` hold them either way.
     bad_fraction : float
         Fraction of pixels flagged bad (NaN in ``data``).
     scene_options : dict, optional
@@ -243,6 +251,8 @@ def simulate_rate(
     -------
     SimulatedRate
     """
+    if reference_values not in ("nan", "read"):
+        raise ValueError(f"reference_values must be 'nan' or 'read', not {reference_values!r}.")
     shape, readout = _resolve_readout(scene, shape, axis, n_outputs, readout)
     noise = noise or NoiseModel()
     seeds = np.random.SeedSequence(seed).spawn(2 + (nints or 1))
@@ -261,6 +271,8 @@ def simulate_rate(
     err = white_sigma(flux, readout, noise, shape)
     data, white, stripes = _integrations(shape, readout, noise, flux, err, seeds[2:])
     data[:, bad] = np.nan
+    if reference_values == "nan":
+        data[:, reference] = np.nan
     if nints is None:
         data, white, stripes = data[0], white[0], stripes[0]
     else:
