@@ -21,7 +21,7 @@ from ._kernels import planes as _planes
 from ._prepare import Prepared
 from .background import Surface, fit_background
 from .options import CorrectionOptions
-from .sources import COMPACT_SCALES, detect, extended_search, spread_mask, with_mask
+from .sources import COMPACT_SCALES, detect, extended_search, residual_of, spread_mask, with_mask
 
 __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 
@@ -121,6 +121,8 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         compact = detect(residual, usable, None, COMPACT_SCALES, _GROW)
         del residual, usable  # a whole plane: not held through the surface fit
         extended = spread_mask(extended, plane)
+    else:  # the 'model' background alone: its fit still keeps the compact sources out
+        compact = _compact_sources(plane, options)
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]
@@ -138,6 +140,21 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     plane_usable = None if plane.background.shape[1] else usable
     mask = _keep_lines(plane, compact, plane_usable) if options.mask_sources else None
     return SceneModel(mask, surface, method)
+
+
+def _compact_sources(plane: Prepared, options: CorrectionOptions) -> np.ndarray:
+    """uint8: the compact sources of a plane destriped plainly, for the surface's fit alone.
+
+    With ``mask_sources=False`` the line levels use every pixel the user's
+    mask and the DQ leave, but a least-squares surface fitted through the
+    stars bends around them over whole cells, and the line levels measured
+    under it took that for stripes (a sparse field: 2.7 to 4.5 times the
+    injected line striping, against 0.09 for the plain path). The pixel and
+    3x3-box scales of the search, and the 12-pixel box, on the plane less its
+    plain line levels, as the default search finds them on its residual.
+    """
+    residual, usable, _ = residual_of(plane, options)
+    return detect(residual, usable, None, COMPACT_SCALES, _GROW)
 
 
 def _keep_lines(plane: Prepared, mask: np.ndarray, usable: np.ndarray | None = None) -> np.ndarray:
