@@ -425,6 +425,7 @@ def _keep_line_mean(filtered, own, ok, precision):
     line's usable pixels: only how it splits between the groups is
     uncertain enough to filter.
     """
+    ok = ok & np.isfinite(filtered)  # a group left unfiltered keeps its measured level
     weights = np.where(ok, precision, 0.0)
     total = weights.sum(axis=2, keepdims=True)
     moved = (weights * np.where(ok, filtered - own, 0.0)).sum(axis=2, keepdims=True)

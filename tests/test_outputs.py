@@ -156,6 +156,21 @@ def test_the_own_parts_filter_keeps_each_lines_mean_level(rng, own_sd):
     assert line_mean_error(shared) <= 1.02 * line_mean_error(raw)
 
 
+def test_a_group_on_too_few_lines_leaves_the_others_filtered(rng):
+    """A group usable on fewer lines than its own variance needs keeps its level;
+    the other groups of those lines are filtered as on every other line."""
+    n_lines = 256
+    counts = np.full((1, n_lines, 4), 512, np.int64)
+    _, raw = _levels(rng, n_lines, 0.02, counts[0])
+    counts[0, :, 2] = 0
+    counts[0, 100:110, 2] = 512  # 10 lines: too few for the group's own variance
+    raw[0, counts[0, :, 2] == 0, 2] = np.nan
+    shared = share_common_mode(_measured(raw, counts, needed=100), np.array([1.0])).raw
+    np.testing.assert_array_equal(shared[0, 100:110, 2], raw[0, 100:110, 2])
+    others = [0, 1, 3]
+    assert (shared[0, 100:110][:, others] != raw[0, 100:110][:, others]).all()
+
+
 def test_a_biased_band_does_not_pass_its_bias_to_the_others(rng):
     """A source wing biasing one band on some lines stays in that band."""
     counts = np.full((1, 1024, 4), 512, np.int64)

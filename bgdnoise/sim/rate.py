@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -25,13 +26,16 @@ class SimulatedRate:
     """A simulated ``_rate`` (2D) or ``_rateints`` (3D) and everything in it.
 
     On every pixel, ``data == scene + white + stripes`` up to float32
-    rounding, except where bad pixels are NaN.
+    rounding, except where bad pixels and (as jwst writes rates, unless
+    simulated with ``reference_values="read"``) reference pixels are NaN.
 
     Attributes
     ----------
     data : numpy.ndarray
         float32 DN/s, ``(ny, nx)`` or ``(nints, ny, nx)``; NaN on bad
-        pixels (DO_NOT_USE without REFERENCE_PIXEL), as jwst writes them.
+        pixels (DO_NOT_USE without REFERENCE_PIXEL) and on the reference
+        pixels, as jwst writes them (read noise and stripes there with
+        ``reference_values="read"``).
     dq : numpy.ndarray
         uint32, shape of ``data``: REFERENCE_PIXEL | DO_NOT_USE on the
         reference border, DO_NOT_USE | HOT or DEAD on bad pixels.
@@ -198,7 +202,7 @@ def simulate_rate(
     noise: NoiseModel | None = None,
     sky: float = 0.2,
     reference="auto",
-    reference_values: str = "nan",
+    reference_values: Literal["nan", "read"] = "nan",
     bad_fraction: float = 1e-3,
     scene_options: dict | None = None,
 ) -> SimulatedRate:
