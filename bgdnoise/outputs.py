@@ -19,6 +19,10 @@ measured ``q + e``:
   structure of a crowded field or a galaxy's wings, different in each
   band, which the band levels pick up and a stripe does not have;
 - each frequency keeps ``S_q / (S_q + S_e)`` of what was measured;
+- a group mostly covered by a source on a line (fewer than half its
+  typical usable pixels) is left out of its own part's spectrum there, and
+  the filter fills it from the neighbouring lines: its few pixels lie in
+  the source's wings;
 - the filtered own parts of a line are then moved together so that their
   precision-weighted mean over the line's groups (those less than 6 robust
   spreads from the others: a source's bias) is the measured one: that
@@ -78,6 +82,10 @@ _STRAY = 3.0
 # source's bias, not noise (a Gaussian's chance of it is 2e-9; a crowded
 # field's faint light reaches 3 to 5): left out of the line's mean level too.
 _FAR = 6.0
+# A group with fewer usable pixels on a line than this fraction of its median
+# count is mostly covered by a source: its own part there is left out of the
+# own parts' spectral filter, which fills it from the neighbouring lines.
+_COVERED = 0.5
 # The MAD of a Gaussian times this is its standard deviation.
 _MAD_TO_SIGMA = 1.4826
 # A line whose level has more than this many times the median line's error
@@ -138,10 +146,13 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
             )
             own = raw - common[:, :, None] - offset[:, None, :]
             in_mean = ok & (distance <= _FAR * spread)
+            covered = _mostly_covered(counts, ok)
             shared = (
                 _filtered_common(common, common_var)[:, :, None]
                 + offset[:, None, :]
-                + _keep_line_mean(_filtered(own, own_error_var, ok), own, in_mean, precision)
+                + _keep_line_mean(
+                    _filtered(own, own_error_var, ok & ~covered), own, in_mean, precision
+                )
             )
     ok &= np.isfinite(shared)
     return replace(measured, raw=np.where(ok, shared, raw))
@@ -432,6 +443,18 @@ def _keep_line_mean(filtered, own, ok, precision):
     with np.errstate(invalid="ignore", divide="ignore"):
         shift = np.where(total > 0, moved / np.where(total > 0, total, 1.0), 0.0)
     return filtered - shift
+
+
+def _mostly_covered(counts, ok):
+    """bool ``(P, n_lines, n_groups)``: usable groups a source mostly covers on their line.
+
+    A group with fewer usable pixels on a line than :data:`_COVERED` times
+    its typical count (its median over the lines) has lost most of them to
+    the source mask: what is left lies in the source's wings, so its
+    measured own part there is the wings' light more than its stripe.
+    """
+    typical = np.median(counts, axis=1, keepdims=True)
+    return ok & (counts < _COVERED * typical)
 
 
 def _group_offsets(own, ok):

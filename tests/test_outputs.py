@@ -171,6 +171,26 @@ def test_a_group_on_too_few_lines_leaves_the_others_filtered(rng):
     assert (shared[0, 100:110][:, others] != raw[0, 100:110][:, others]).all()
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_band_a_source_mostly_covers_takes_its_own_part_from_its_neighbours(seed):
+    """Where a source leaves a band a fifth of its pixels, their level carries its
+    wing; the band's own part there comes from the neighbouring lines instead.
+
+    Kept in the own parts' spectrum, the wing left 2-3 times the band's usual
+    error on those lines (0.075-0.088 against 0.029-0.036 on these seeds).
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.full((1, 2048, 4), 512, np.int64)
+    truth, raw = _levels(rng, 2048, 0.02, counts[0])
+    counts[0, 1000:1040, 2] = 100
+    raw[0, 1000:1040, 2] += 0.3 * np.hanning(40)  # the wing on the few pixels left
+    shared = share_common_mode(_measured(raw, counts), np.array([1.0])).raw
+    error = (shared - truth)[0, :, 2]
+    covered = np.sqrt(np.mean(error[1000:1040] ** 2))
+    elsewhere = np.sqrt(np.mean(error[500:540] ** 2))
+    assert covered < 1.6 * elsewhere
+
+
 def test_a_biased_band_does_not_pass_its_bias_to_the_others(rng):
     """A source wing biasing one band on some lines stays in that band."""
     counts = np.full((1, 1024, 4), 512, np.int64)
