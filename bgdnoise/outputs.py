@@ -22,7 +22,8 @@ measured ``q + e``:
 - a group mostly covered by a source on a line (fewer than half its
   typical usable pixels) is left out of its own part's spectrum there, and
   the filter fills it from the neighbouring lines: its few pixels lie in
-  the source's wings;
+  the source's wings (outputs and parities; not the read-time segments of a
+  one-output line, whose own parts change too fast for that);
 - the filtered own parts of a line are then moved together so that their
   precision-weighted mean over the line's groups (those less than 6 robust
   spreads from the others: a source's bias) is the measured one: that
@@ -97,7 +98,9 @@ _NOISY = 4.0
 _CHI2_1_MEDIAN = 0.4549364
 
 
-def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EFFICIENCY):
+def share_common_mode(
+    measured, sigma: np.ndarray, efficiency: float = MEDIAN_EFFICIENCY, covered: bool = True
+):
     """``measured`` with its common level and each group's own part filtered (module docstring).
 
     Parameters
@@ -113,6 +116,12 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
         A level's variance over ``sigma**2 * noise / count`` (``noise``: the
         group's share, :func:`_group_noise`): pi/2 for clipped medians, 1 for
         the sky means of :func:`bgdnoise.stages.with_sky_levels`.
+    covered : bool
+        Leave a group that a source mostly covers on a line out of its own
+        part's spectrum there (:func:`_mostly_covered`): for groups read at
+        once (outputs, parities), whose own parts are slow; not for the
+        read-time segments of a one-output line, whose own parts are the
+        1/f within the line, which the neighbouring lines do not give back.
 
     Returns
     -------
@@ -146,7 +155,7 @@ def share_common_mode(measured, sigma: np.ndarray, efficiency: float = MEDIAN_EF
             )
             own = raw - common[:, :, None] - offset[:, None, :]
             in_mean = ok & (distance <= _FAR * spread)
-            covered = _mostly_covered(counts, ok)
+            covered = _mostly_covered(counts, ok) if covered else np.zeros_like(ok)
             shared = (
                 _filtered_common(common, common_var)[:, :, None]
                 + offset[:, None, :]

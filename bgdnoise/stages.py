@@ -820,14 +820,19 @@ def _correct_planes(data, axis, options, *, dq, background, out, return_model):
     scene = model_scene(prepared, options)
     has_scene = scene.mask is not None or scene.surface is not None
     prepared = with_scene(prepared, scene)
+    segmented = False
     if has_scene:
+        lines_read_at_once = prepared.layout
         prepared = read_segments(prepared, options)
+        segmented = prepared.layout is not lines_read_at_once
     lap("scene")
     measured = measure(prepared, options, sky=True, sky_variance=has_scene, few_fallbacks=True)
     lap("measure")
     sigma, means, counts = measured.sigma, measured.sky_means, measured.sky_counts
     if has_scene:
-        measured = share_common_mode(with_sky_levels(measured), sigma, MEAN_EFFICIENCY)
+        measured = share_common_mode(
+            with_sky_levels(measured), sigma, MEAN_EFFICIENCY, covered=not segmented
+        )
     resolved = resolve(prepared, measured, options)
     lap("resolve")
     if has_scene:

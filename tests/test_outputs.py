@@ -189,6 +189,11 @@ def test_a_band_a_source_mostly_covers_takes_its_own_part_from_its_neighbours(se
     covered = np.sqrt(np.mean(error[1000:1040] ** 2))
     elsewhere = np.sqrt(np.mean(error[500:540] ** 2))
     assert covered < 1.6 * elsewhere
+    # Read-time segments keep their own part where covered (it is the 1/f
+    # within the line, which the neighbouring lines do not give back).
+    kept = share_common_mode(_measured(raw, counts), np.array([1.0]), covered=False).raw
+    error = (kept - truth)[0, :, 2]
+    assert np.sqrt(np.mean(error[1000:1040] ** 2)) > 1.6 * elsewhere
 
 
 def test_a_biased_band_does_not_pass_its_bias_to_the_others(rng):
