@@ -148,19 +148,19 @@ def share_common_mode(
             own_error_var = np.maximum(error_var - common_var[:, :, None], 0.0)
             ok &= np.isfinite(raw - common[:, :, None])
             offset = _group_offsets(raw - common[:, :, None], ok)
-            distance, spread = _stray_distance(raw, ok, offset)
+            aligned, median, distance, spread = _stray_distance(raw, ok, offset)
             kept = ok & (distance <= _STRAY * spread)
             common, common_var = _robust_common(
-                raw, ok, kept, offset, precision, common, common_var
+                aligned, median, kept, precision, common, common_var
             )
             own = raw - common[:, :, None] - offset[:, None, :]
             in_mean = ok & (distance <= _FAR * spread)
-            covered = _mostly_covered(counts, ok) if covered else np.zeros_like(ok)
+            in_spectrum = (ok & ~_mostly_covered(counts, ok)) if covered else ok
             shared = (
                 _filtered_common(common, common_var)[:, :, None]
                 + offset[:, None, :]
                 + _keep_line_mean(
-                    _filtered(own, own_error_var, ok & ~covered), own, in_mean, precision
+                    _filtered(own, own_error_var, in_spectrum), own, in_mean, precision
                 )
             )
     ok &= np.isfinite(shared)
@@ -401,19 +401,21 @@ def _common_level(raw, ok, precision):
 def _stray_distance(raw, ok, offset):
     """Each group's distance from its line's others, and its robust spread.
 
-    ``(P, n_lines, n_groups)`` the distance of the group's level less its
-    offset from the median of the line's usable groups (NaN where the group
-    is not usable), and ``(P, 1, n_groups)`` the robust spread of that
-    distance over the lines (the group's own).
+    ``(aligned, median, distance, spread)``: ``(P, n_lines, n_groups)`` the
+    groups' levels less their offsets (NaN where a group is not usable),
+    ``(P, n_lines)`` their median over the line's usable groups (NaN: a line
+    without one), ``(P, n_lines, n_groups)`` each group's distance from that
+    median, and ``(P, 1, n_groups)`` the robust spread of that distance over
+    the lines (the group's own).
     """
     aligned = np.where(ok, raw - offset[:, None, :], np.nan)
     median = _nanstats.nanmedian(aligned, axis=2)  # NaN: a line without a group
     distance = np.abs(aligned - median[:, :, None])
     spread = _MAD_TO_SIGMA * _nanstats.nanmedian(distance, axis=1)  # (P, n_groups)
-    return distance, spread[:, None, :]
+    return aligned, median, distance, spread[:, None, :]
 
 
-def _robust_common(raw, ok, kept, offset, precision, fallback, fallback_var):
+def _robust_common(aligned, median, kept, precision, fallback, fallback_var):
     """``(P, n_lines)`` the line's common level, from the groups that do not stray.
 
     The precision-weighted mean of the ``kept`` groups' levels less their
@@ -421,12 +423,10 @@ def _robust_common(raw, ok, kept, offset, precision, fallback, fallback_var):
     others, :func:`_stray_distance`): a band whose level a source wing biased
     would otherwise set the split of the line's level among its groups (the
     line's mean level is restored after the own parts' filter, over the
-    groups within :data:`_FAR` spreads, :func:`_keep_line_mean`). The
-    usable (``ok``) groups' median where none is kept, ``fallback`` where no
-    group is usable.
+    groups within :data:`_FAR` spreads, :func:`_keep_line_mean`).
+    ``aligned`` and ``median`` are :func:`_stray_distance`'s. The usable
+    groups' median where none is kept, ``fallback`` where no group is usable.
     """
-    aligned = np.where(ok, raw - offset[:, None, :], np.nan)
-    median = _nanstats.nanmedian(aligned, axis=2)
     weights = np.where(kept, precision, 0.0)
     total = weights.sum(axis=2)
     mean = (weights * np.where(kept, aligned, 0.0)).sum(axis=2) / np.where(total > 0, total, 1)

@@ -109,7 +109,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     sigma = _sigma(plane, options)
     if not _ordinary(plane, sigma):
         return SceneModel(None, None, None)
-    extended = compact = None  # no search: nothing found (no plane of zeros held)
+    extended = None  # no search: nothing found (no plane of zeros held)
     if options.mask_sources:
         wanted = method == "model"  # the residual the compact sources are sought in
         extended, residual, usable = extended_search(
@@ -117,12 +117,19 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         )  # (the binned mask: spread to every pixel once the residual is let go)
         if not wanted:
             return SceneModel(_keep_lines(plane, spread_mask(extended, plane)), None, method)
-        # The compact sources again, on what the extended mask's destriping left.
-        compact = detect(residual, usable, None, COMPACT_SCALES, _GROW)
-        del residual, usable  # a whole plane: not held through the surface fit
+    else:
+        # The 'model' background alone: the line levels use every pixel, but a
+        # least-squares surface fitted through the stars bent around them over
+        # whole cells, and the levels under it took that for stripes (a sparse
+        # field: 2.7 to 4.5 times the injected line striping, against 0.09 for
+        # the plain path). Its fit keeps the compact sources of the plain
+        # destriping out.
+        residual, usable, _ = residual_of(plane, options)
+    # The compact sources on what the destriping left (the extended mask's, or plain).
+    compact = detect(residual, usable, None, COMPACT_SCALES, _GROW)
+    del residual, usable  # a whole plane: not held through the surface fit
+    if extended is not None:
         extended = spread_mask(extended, plane)
-    else:  # the 'model' background alone: its fit still keeps the compact sources out
-        compact = _compact_sources(plane, options)
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]
@@ -140,21 +147,6 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     plane_usable = None if plane.background.shape[1] else usable
     mask = _keep_lines(plane, compact, plane_usable) if options.mask_sources else None
     return SceneModel(mask, surface, method)
-
-
-def _compact_sources(plane: Prepared, options: CorrectionOptions) -> np.ndarray:
-    """uint8: the compact sources of a plane destriped plainly, for the surface's fit alone.
-
-    With ``mask_sources=False`` the line levels use every pixel the user's
-    mask and the DQ leave, but a least-squares surface fitted through the
-    stars bends around them over whole cells, and the line levels measured
-    under it took that for stripes (a sparse field: 2.7 to 4.5 times the
-    injected line striping, against 0.09 for the plain path). The pixel and
-    3x3-box scales of the search, and the 12-pixel box, on the plane less its
-    plain line levels, as the default search finds them on its residual.
-    """
-    residual, usable, _ = residual_of(plane, options)
-    return detect(residual, usable, None, COMPACT_SCALES, _GROW)
 
 
 def _keep_lines(plane: Prepared, mask: np.ndarray, usable: np.ndarray | None = None) -> np.ndarray:
