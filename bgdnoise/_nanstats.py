@@ -24,9 +24,19 @@ def nanmedian(values: np.ndarray, axis: int | None = None) -> np.ndarray | float
         if axis is None:
             finite = values[~np.isnan(values)]
             return float(np.median(finite)) if finite.size else float("nan")
-        empty = np.isnan(values).all(axis=axis)
-        filled = np.where(np.expand_dims(empty, axis), 0.0, values)
-        return np.where(empty, np.nan, np.nanmedian(filled, axis=axis))
+        # Sorted, NaNs go last: the middle of each slice's values is at
+        # (n - 1) // 2 and n // 2. numpy's nanmedian gives the same numbers,
+        # but along a short axis it runs a Python call per slice.
+        if values.shape[axis] == 0:
+            return np.full(np.delete(values.shape, axis), np.nan)
+        ordered = np.sort(values, axis=axis)
+        count = np.expand_dims(np.count_nonzero(~np.isnan(values), axis=axis), axis)
+        last = ordered.shape[axis] - 1
+        low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, last), axis)
+        high = np.take_along_axis(ordered, np.clip(count // 2, 0, last), axis)
+        # One middle value is the median itself (no sum to overflow), two are averaged.
+        middle = np.where(count % 2 == 1, low, (low + high) / 2)
+        return np.squeeze(np.where(count > 0, middle, np.nan), axis=axis)
 
 
 def nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:

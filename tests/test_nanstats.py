@@ -40,3 +40,27 @@ def test_extreme_values_overflow_to_inf_silently():
     values = np.array([[big, big], [1.0, np.nan]])
     np.testing.assert_array_equal(_nanstats.nanmedian(values, axis=1), [np.inf, 1.0])
     np.testing.assert_array_equal(_nanstats.nanmean(values, axis=1), [np.inf, 1.0])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_median_of_odd_and_even_counts_with_ties(axis, rng):
+    # Slices of every length from 0 to 12 values, rounded values (ties), the
+    # shapes the common mode takes (planes, lines, groups).
+    values = np.round(rng.normal(size=(3, 13, 12)), 1)
+    nan_at = np.arange(values.shape[axis]).reshape([-1 if a == axis % 3 else 1 for a in range(3)])
+    cut = rng.integers(0, values.shape[axis] + 1, size=values.shape)
+    values[np.broadcast_to(nan_at, values.shape) >= cut] = np.nan
+    ours = _nanstats.nanmedian(values, axis=axis)
+    np.testing.assert_array_equal(ours, numpy_reference("nanmedian", values, axis))
+
+
+def test_median_of_one_value_near_the_limit_is_that_value():
+    # An odd count takes its middle value as it is: no sum to overflow.
+    big = np.finfo(np.float64).max
+    values = np.array([[big, big, big], [big, np.nan, np.nan]])
+    np.testing.assert_array_equal(_nanstats.nanmedian(values, axis=1), [big, big])
+
+
+def test_median_along_an_empty_axis_is_nan():
+    ours = _nanstats.nanmedian(np.empty((2, 0, 3)), axis=1)
+    assert ours.shape == (2, 3) and np.isnan(ours).all()
