@@ -60,7 +60,9 @@ _MIN_SKY_NODES = 0.1
 
 
 # The sky across the lines (sky_across_lines): Legendre terms of degree 1 to
-# this over the lines are tested, each against the stripes' own power there.
+# this over the lines are tested, then the cosine modes from the next up to
+# those the stripes' power is measured on, each against the stripes' own
+# power there.
 _ACROSS_DEGREE = 3
 # A term is sky only where its power exceeds the stripes' expected power in
 # it this many times, beyond two standard errors of that expectation's
@@ -68,10 +70,10 @@ _ACROSS_DEGREE = 3
 # is a chi-square of one degree of freedom): 20 times on a full frame's 241
 # modes, 51 on the 13 of a 128-line plane. Kept by mistake, a stripe term
 # stays in the image, so the test has to be sure: on patterns of simulated
-# 1/f stripes none of 4000 per size (128 to 2048 lines) was kept; with a
-# steeper f^-1.2 spectrum, which the 1/f extrapolation underestimates about
-# 2.6 times in the lowest term, 0.4% of full frames and at most 0.2% of
-# smaller ones.
+# 1/f stripes 1 of 4000 was kept at 2048 and at 1024 lines, none from 128 to
+# 512; with a steeper f^-1.2 spectrum, which the 1/f extrapolation
+# underestimates about 2.6 times in the lowest term, 1.65% of full frames and
+# at most 0.15% of smaller ones.
 _ACROSS_THRESHOLD = 15.0
 # The stripes' power is measured on the DCT modes from n_lines // 128 to
 # n_lines // 8 (periods of 256 to 16 lines on a full frame; at least 4 to 16):
@@ -344,10 +346,12 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     far more there and almost none at periods of 16 to 256 lines. ``A`` is
     measured on those middle modes of ``pattern`` itself (a 1/f slope is
     assumed: its mean log power times ``k``); each Legendre term of degree 1
-    to :data:`_ACROSS_DEGREE` whose power exceeds ``A / degree`` by
+    to :data:`_ACROSS_DEGREE`, and each cosine mode ``k`` of what they leave
+    below the modes ``A`` is measured on (structure on a few hundred lines:
+    a nebula), whose power exceeds ``A / degree`` or ``A / k`` by
     :data:`_ACROSS_THRESHOLD` times, beyond two standard errors of ``A``, is
     sky, less the stripes' expected part (the Wiener weight ``1 - A /
-    (degree * power)``).
+    (k * power)``).
 
     Parameters
     ----------
@@ -375,35 +379,64 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
         return None
     values = values / unit
     position = np.flatnonzero(ok)
+    # Legendre terms of degree 1 to _ACROSS_DEGREE (a smooth gradient) ...
     x = 2.0 * position / max(1, pattern.size - 1) - 1.0
-    terms = legendre.legvander(x, _ACROSS_DEGREE)
-    basis, _ = np.linalg.qr(terms)  # orthonormal over the lines with a level
+    basis, _ = np.linalg.qr(legendre.legvander(x, _ACROSS_DEGREE))  # orthonormal
     coefficients = basis.T @ values
-    power = _dct_power(values)
+    # ... and the cosine modes of what they leave (a sky with structure on a
+    # few hundred lines: a nebula). Term i stands for the stripes' i-th mode,
+    # whose expected power is A / i.
+    waves = _dct(values - basis @ coefficients)
     k = np.arange(max(4, n // 128), max(16, n // 8) + 1)
-    k = k[power[k] > 0]
+    k = k[waves[k] ** 2 > 0]
     if k.size < 8:  # a degenerate pattern: nothing to compare with
         return None
-    amplitude = np.exp(np.mean(np.log(power[k] * k)) + _LOG_CHI2_BIAS)
+    amplitude = _stripe_amplitude(waves[k] ** 2 * k)
     margin = _ACROSS_THRESHOLD * np.exp(2.0 * _LOG_CHI2_SPREAD / np.sqrt(k.size))
-    kept = np.zeros(_ACROSS_DEGREE + 1)
-    for degree in range(1, _ACROSS_DEGREE + 1):
-        expected = amplitude / degree
-        observed = coefficients[degree] ** 2
-        if observed > margin * expected:
-            kept[degree] = coefficients[degree] * (1.0 - expected / observed)
+    # (Only the modes below those A is measured on: above, the sky has little
+    # power, and testing A's own modes against it would keep a stripe mode now
+    # and then.)
+    terms = np.concatenate([coefficients, waves[_ACROSS_DEGREE + 1 : k[0]]])
+    index = np.arange(terms.size)
+    expected = amplitude / np.maximum(index, 1)
+    wiener = np.where(
+        terms**2 > margin * expected, 1.0 - expected / np.maximum(terms**2, 1e-300), 0.0
+    )
+    wiener[0] = 0.0  # the mean: a pedestal, not a shape
+    kept = terms * wiener
     if not kept.any():
         return None
+    shape = basis @ kept[: _ACROSS_DEGREE + 1]
+    cosines = index[_ACROSS_DEGREE + 1 :]
+    if kept[cosines].any():
+        modes = cosines[kept[cosines] != 0]
+        shape = shape + _cosine_sum(kept[modes], modes, n)
     sky = np.zeros(pattern.size)
-    sky[ok] = (basis @ kept) * unit
+    sky[ok] = shape * unit
     return sky
 
 
-def _dct_power(values: np.ndarray) -> np.ndarray:
-    """Squared orthonormal DCT-II coefficients of ``values`` (through an FFT of its mirror)."""
+def _dct(values: np.ndarray) -> np.ndarray:
+    """Orthonormal DCT-II coefficients of ``values`` (through an FFT of its mirror)."""
     n = values.size
     spectrum = np.fft.rfft(np.concatenate([values, values[::-1]]))[:n]
     coefficients = np.real(spectrum * np.exp(-0.5j * np.pi * np.arange(n) / n))
     scale = np.full(n, np.sqrt(0.5 / n))
     scale[0] = np.sqrt(0.25 / n)
-    return (coefficients * scale) ** 2
+    return coefficients * scale
+
+
+def _dct_power(values: np.ndarray) -> np.ndarray:
+    """Squared orthonormal DCT-II coefficients of ``values``."""
+    return _dct(values) ** 2
+
+
+def _cosine_sum(coefficients: np.ndarray, modes: np.ndarray, n: int) -> np.ndarray:
+    """``n`` values of the orthonormal DCT-II modes ``modes`` (all > 0) with ``coefficients``."""
+    j = np.arange(n) + 0.5
+    return np.sqrt(2.0 / n) * (np.cos(np.pi * np.outer(j, modes) / n) @ coefficients)
+
+
+def _stripe_amplitude(scaled_power: np.ndarray) -> float:
+    """``A`` of the stripes' ``A / k`` from their modes' power times ``k`` (mean of logs)."""
+    return float(np.exp(np.mean(np.log(scaled_power)) + _LOG_CHI2_BIAS))

@@ -249,6 +249,38 @@ def test_curved_trace_crosses_the_lines():
     assert np.ptp(centre) > 50 and (np.diff(centre) <= 0).all()
 
 
+def test_nebula_leaves_no_empty_sky():
+    scene = make_scene("nebula", (512, 512), sigma=0.1, seed=14)
+    assert np.mean(scene.source_mask()) > 0.6 and not scene.sky_mask().any()
+    # Structured on hundreds of pixels: its line means vary far beyond the noise.
+    line_means = scene.sources.mean(axis=1)
+    assert np.std(line_means) > 0.5 * scene.sigma
+
+
+def test_edge_on_disk_lies_along_the_rows():
+    scene = make_scene("edge_on_disk", (512, 512), sigma=0.1, seed=15)
+    bright = scene.sources > 2 * scene.sigma
+    cy = np.argmax(bright.sum(axis=1))  # the disk's row
+    cx = int(np.median(np.flatnonzero(bright[cy])))
+    assert bright[cy].sum() > 200  # hundreds of pixels along its row
+    assert bright[cy].sum() > 5 * bright[:, cx].sum()  # not along its column
+
+
+def test_galaxy_cluster_halos_cover_much_of_the_frame():
+    scene = make_scene("galaxy_cluster", (512, 512), sigma=0.1, seed=16)
+    assert np.mean(scene.sources > 0.1 * scene.sigma) > 0.25
+    assert np.mean(scene.source_mask()) < 0.3
+
+
+def test_bright_star_has_a_spike_along_the_rows():
+    scene = make_scene("bright_star", (512, 512), sigma=0.1, seed=17)
+    cy, cx = np.unravel_index(np.argmax(scene.sources), scene.sources.shape)
+    assert cx + 120 < 512
+    # 120 pixels from the star along the row (the spike) and along the column (none).
+    assert scene.sources[cy, cx + 120] > 10 * scene.sources[cy + 120 if cy < 392 else cy - 120, cx]
+    assert scene.sources[cy, cx + 120] > 5 * scene.sigma
+
+
 # --- products ---------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Scenes to put under the stripes: fields, a large galaxy, spectral traces.
+"""Scenes to put under the stripes: fields, galaxies, a nebula, a bright star, traces.
 
 Every scene is a flat sky plus sources, in DN/s, built from a seeded
 generator. Brightness is set in units of ``sigma``, the white noise of a sky
@@ -284,6 +284,83 @@ def sky_gradient_across(shape, sigma, rng, **options) -> np.ndarray:
     return sky_gradient(shape, sigma, rng, direction="y", **options)
 
 
+def nebula(shape, sigma, rng, *, scale=60.0, level=3.0, contrast=1.2) -> np.ndarray:
+    """Emission over the whole frame, structured on every scale above ``scale`` pixels.
+
+    A log-normal random field (a Gaussian field smoothed with a Gaussian of
+    ``scale`` pixels, ``level * sigma * exp(contrast * field)``): most pixels
+    lie from one to tens of sigma above the sky, and no part of the frame is
+    empty sky (a star-forming region, an H II region). A sparse field lies on it.
+    """
+    ny, nx = shape
+    k2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.rfftfreq(nx)[None, :] ** 2
+    smoothing = np.exp(-2.0 * (np.pi * scale) ** 2 * k2)
+    field = np.fft.irfft2(np.fft.rfft2(rng.normal(size=shape)) * smoothing, s=shape)
+    field /= field.std()
+    image = level * sigma * np.exp(contrast * field)
+    _populate(image, rng, sigma, np.mean(image > sigma) + 0.02)
+    return image
+
+
+def edge_on_disk(shape, sigma, rng, *, r_e=None, q=0.06, i_e=10.0) -> np.ndarray:
+    """A thin exponential disk seen edge-on, lying along the rows through the middle.
+
+    ``r_e`` (along the rows) defaults to 12% of the frame's width; its light
+    fills hundreds of pixels of each of a few tens of rows, as a stripe of
+    those rows would. ``i_e`` in sigma. A sparse field lies around it.
+    """
+    ny, nx = shape
+    r_e = 0.12 * nx if r_e is None else r_e
+    cy, cx = ny * rng.uniform(0.45, 0.55), nx * rng.uniform(0.45, 0.55)
+    dy, dx = np.arange(ny)[:, None] - cy, np.arange(nx)[None, :] - cx
+    image = sersic_profile(dy, dx, i_e=i_e * sigma, r_e=r_e, n=1.0, q=q)
+    _populate(image, rng, sigma, np.mean(image > sigma) + 0.02)
+    return image
+
+
+def galaxy_cluster(shape, sigma, rng, *, count=6, i_e=5.0) -> np.ndarray:
+    """``count`` large elliptical galaxies (n=4, r_e 1.5-5.5% of the frame) and their wings.
+
+    Their halos overlap over much of the frame; ``i_e`` in sigma. A sparse
+    field lies around them.
+    """
+    ny, nx = shape
+    side = min(shape)
+    image = np.zeros(shape)
+    y, x = np.arange(ny)[:, None], np.arange(nx)[None, :]
+    for _ in range(count):
+        cy, cx = ny * rng.uniform(0.1, 0.9), nx * rng.uniform(0.1, 0.9)
+        image += sersic_profile(
+            y - cy, x - cx, i_e=i_e * sigma, r_e=side * rng.uniform(0.015, 0.055), n=4.0,
+            q=rng.uniform(0.5, 1.0), angle=rng.uniform(0.0, np.pi),
+        )  # fmt: skip
+    _populate(image, rng, sigma, np.mean(image > sigma) + 0.02)
+    return image
+
+
+def bright_star(shape, sigma, rng, *, peak=1e6, spike=0.02) -> np.ndarray:
+    """A very bright star: a wide PSF halo and six diffraction spikes, two along the rows.
+
+    The halo is a Moffat profile (FWHM 3 pixels, beta 1.5: it falls as r^-3)
+    of ``peak`` sigma; the spikes (60 degrees apart, as a hexagonal
+    primary's, one pair along the rows and so along the lines of a rows
+    readout) start at ``spike`` of the peak and fall as r^-1.5 over a
+    third of the frame. A sparse field lies around it.
+    """
+    ny, nx = shape
+    cy, cx = ny * rng.uniform(0.35, 0.65), nx * rng.uniform(0.35, 0.65)
+    dy, dx = np.arange(ny)[:, None] - cy, np.arange(nx)[None, :] - cx
+    image = _moffat(dy, dx, peak=peak * sigma, fwhm=3.0, beta=1.5)
+    reach = min(shape) / 3.0
+    for angle in np.deg2rad([0.0, 60.0, 120.0]):
+        along = dx * np.cos(angle) + dy * np.sin(angle)
+        across = dy * np.cos(angle) - dx * np.sin(angle)
+        ray = spike * peak * sigma * (1.0 + np.abs(along) / 3.0) ** -1.5
+        image += np.where(np.abs(along) < reach, ray * np.exp(-0.5 * (across / 1.2) ** 2), 0.0)
+    _populate(image, rng, sigma, np.mean(image > sigma) + 0.03)
+    return image
+
+
 #: name -> (function, default shape, default axis, default n_outputs)
 SCENES = {
     "empty": (lambda shape, sigma, rng: np.zeros(shape), (2048, 2048), "rows", 4),
@@ -294,6 +371,10 @@ SCENES = {
     "sky_gradient_across": (sky_gradient_across, (2048, 2048), "rows", 4),
     "grism_trace": (grism_trace, (256, 2048), "rows", 4),
     "curved_trace": (curved_trace, (256, 2048), "columns", 1),
+    "nebula": (nebula, (2048, 2048), "rows", 4),
+    "edge_on_disk": (edge_on_disk, (2048, 2048), "rows", 4),
+    "galaxy_cluster": (galaxy_cluster, (2048, 2048), "rows", 4),
+    "bright_star": (bright_star, (2048, 2048), "rows", 4),
 }
 
 
@@ -312,8 +393,9 @@ def make_scene(
     ----------
     name : str
         ``"empty"``, ``"sparse"``, ``"crowded"``, ``"galaxy"``,
-        ``"sky_gradient"``, ``"sky_gradient_across"``, ``"grism_trace"`` or
-        ``"curved_trace"``.
+        ``"sky_gradient"``, ``"sky_gradient_across"``, ``"grism_trace"``,
+        ``"curved_trace"``, ``"nebula"``, ``"edge_on_disk"``,
+        ``"galaxy_cluster"`` or ``"bright_star"``.
     shape : tuple of int, optional
         ``(ny, nx)``; default the scene's own (2048x2048, 256x2048 for traces).
     sigma : float
