@@ -196,7 +196,7 @@ def test_own_scene_and_argument_checks():
     np.testing.assert_array_equal(sim.scene, scene)
     assert sim.source_mask[31, 61] and sim.sky_mask[0, 0]
     with pytest.raises(ValueError, match="unknown scene"):
-        simulate_rate("nebula")
+        simulate_rate("supernova_remnant")
     with pytest.raises(ValueError, match="contradict"):
         simulate_rate("sparse", (64, 64), axis="columns", readout=Readout())
     with pytest.raises(ValueError, match="outputs"):
