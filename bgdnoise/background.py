@@ -31,8 +31,15 @@ from ._prepare import Layout
 __all__ = ["Surface", "fit_background", "fit_surface", "sky_across_lines"]
 
 # Squared second differences weigh this much per pixel of a node cell: a
-# light hand (the data decide where they can).
+# light hand (the data decide where they can) ...
 _SMOOTH = 0.01
+# ... and three times as much around a sky node (one the pins hold): the sky
+# between the sources is smoother than they are. On the quality benchmark's
+# frames, four seeds of each full frame and two of each subarray, the band
+# residual fell by 1-8% on every scene but the crowded field (1% more on
+# average, within its spread over the seeds); ten times as much gained more
+# elsewhere but cost the crowded field 6% (docs/algorithm.rst).
+_SKY_SMOOTH = 3.0 * _SMOOTH
 # Pins weigh this much per pixel of a cell: enough to fix the null space,
 # too little to overrule the data. Each node row's mean over its sky nodes
 # is pinned with this weight per node; each sky node alone with a tenth of it
@@ -71,9 +78,11 @@ _ACROSS_DEGREE = 3
 # modes, 51 on the 13 of a 128-line plane. Kept by mistake, a stripe term
 # stays in the image, so the test has to be sure: on patterns of simulated
 # 1/f stripes 1 of 4000 was kept at 2048 and at 1024 lines, none from 128 to
-# 512; with a steeper f^-1.2 spectrum, which the 1/f extrapolation
-# underestimates about 2.6 times in the lowest term, 1.65% of full frames and
-# at most 0.15% of smaller ones.
+# 512; the expectation follows the stripes' measured steepness where it is
+# clearly steeper than 1/f (_stripe_steepness), and with an f^-1.2 spectrum
+# 0.95% of full frames and at most 0.12% of smaller ones kept a term, with
+# f^-1.6 10.7% and 5.7% (35% and 16% with 1/f assumed and the Legendre
+# terms alone; 62% and 23% with 1/f assumed and the cosine terms).
 _ACROSS_THRESHOLD = 15.0
 # The stripes' power is measured on the DCT modes from n_lines // 128 to
 # n_lines // 8 (periods of 256 to 16 lines on a full frame; at least 4 to 16):
@@ -119,6 +128,8 @@ def _normal_equations(plane, usable, layout: Layout, spacing: int, grid) -> tupl
 def _solve(equations: tuple, spacing: int, sky: np.ndarray, slope: float = 0.0) -> np.ndarray:
     """Node values of the surface pinned at the ``sky`` nodes (bool ``(n_y, n_x)``).
 
+    The surface is stiffer around the sky nodes (:data:`_SKY_SMOOTH`).
+
     Each row's mean over its sky nodes, and each sky node, is pinned to the
     sky's tilt, ``slope`` per node along the lines about the middle of the
     row (:func:`_tilt`): zero for a flat sky. One tilt for every row, so rows
@@ -131,7 +142,8 @@ def _solve(equations: tuple, spacing: int, sky: np.ndarray, slope: float = 0.0) 
     cell = float(spacing) ** 2
     ridge = 1e-6 * cell
     node_pins = np.where(sky, _NODE_PIN * cell, 0.0)
-    launch(_surface.add_penalties, matrix, (n_y, n_x), _SMOOTH * cell, node_pins.ravel() + ridge)
+    smooth = np.where(sky, _SKY_SMOOTH * cell, _SMOOTH * cell).ravel()
+    launch(_surface.add_penalties, matrix, (n_y, n_x), smooth, node_pins.ravel() + ridge)
     _add_row_pins(matrix, sky, _PIN * cell)
     if slope:
         tilt = _tilt(sky.shape, slope)
@@ -344,14 +356,15 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     tells it apart: 1/f noise puts a limited power, ``A / k`` on the ``k``-th
     cosine mode over the lines, into the lowest modes, and a smooth sky puts
     far more there and almost none at periods of 16 to 256 lines. ``A`` is
-    measured on those middle modes of ``pattern`` itself (a 1/f slope is
-    assumed: its mean log power times ``k``); each Legendre term of degree 1
+    measured on those middle modes of ``pattern`` itself (their mean log
+    power times ``k**s``, ``s`` the stripes' steepness: 1, or their fitted
+    log-log slope where that is clearly steeper); each Legendre term of degree 1
     to :data:`_ACROSS_DEGREE`, and each cosine mode ``k`` of what they leave
     below the modes ``A`` is measured on (structure on a few hundred lines:
-    a nebula), whose power exceeds ``A / degree`` or ``A / k`` by
+    a nebula), whose power exceeds ``A / degree**s`` or ``A / k**s`` by
     :data:`_ACROSS_THRESHOLD` times, beyond two standard errors of ``A``, is
-    sky, less the stripes' expected part (the Wiener weight ``1 - A /
-    (k * power)``).
+    sky, less the stripes' expected part (the Wiener weight ``1 -
+    expected / power``).
 
     Parameters
     ----------
@@ -391,14 +404,15 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     k = k[waves[k] ** 2 > 0]
     if k.size < 8:  # a degenerate pattern: nothing to compare with
         return None
-    amplitude = _stripe_amplitude(waves[k] ** 2 * k)
+    steepness = _stripe_steepness(waves[k] ** 2, k)
+    amplitude = _stripe_amplitude(waves[k] ** 2 * k**steepness)
     margin = _ACROSS_THRESHOLD * np.exp(2.0 * _LOG_CHI2_SPREAD / np.sqrt(k.size))
     # (Only the modes below those A is measured on: above, the sky has little
     # power, and testing A's own modes against it would keep a stripe mode now
     # and then.)
     terms = np.concatenate([coefficients, waves[_ACROSS_DEGREE + 1 : k[0]]])
     index = np.arange(terms.size)
-    expected = amplitude / np.maximum(index, 1)
+    expected = amplitude / np.maximum(index, 1) ** steepness
     wiener = np.where(
         terms**2 > margin * expected, 1.0 - expected / np.maximum(terms**2, 1e-300), 0.0
     )
@@ -437,6 +451,24 @@ def _cosine_sum(coefficients: np.ndarray, modes: np.ndarray, n: int) -> np.ndarr
     return np.sqrt(2.0 / n) * (np.cos(np.pi * np.outer(j, modes) / n) @ coefficients)
 
 
+def _stripe_steepness(power: np.ndarray, k: np.ndarray) -> float:
+    """The stripes' steepness on modes ``k``: 1, or their log-log slope if clearly steeper.
+
+    A 1/f extrapolation from the measured modes underestimates a steeper
+    spectrum's lowest terms (f^-1.6: 3 to 12 times on a full frame), which
+    would then pass for sky; a shallower one is left to the 1/f expectation,
+    which is then the cautious side. Scene power on the lower measured modes
+    steepens the fit too, which again only makes the test more cautious.
+    """
+    log_k = np.log(k) - np.log(k).mean()
+    spread = float(np.sum(log_k**2))
+    slope = float(np.sum(log_k * np.log(power)) / spread)
+    # Less one standard error (each log power scatters by _LOG_CHI2_SPREAD):
+    # a 1/f spectrum's fit is steeper than 1 by chance half the time, by 0.19
+    # on a full frame's modes in one case in six, which made a real sky miss.
+    return max(1.0, -slope - _LOG_CHI2_SPREAD / np.sqrt(spread))
+
+
 def _stripe_amplitude(scaled_power: np.ndarray) -> float:
-    """``A`` of the stripes' ``A / k`` from their modes' power times ``k`` (mean of logs)."""
+    """``A`` of the stripes' ``A / k**s`` from their modes' power times ``k**s`` (mean of logs)."""
     return float(np.exp(np.mean(np.log(scaled_power)) + _LOG_CHI2_BIAS))

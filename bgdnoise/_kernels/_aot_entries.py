@@ -454,7 +454,7 @@ ENTRIES = (
     ("surface", "add_penalties", (
         "Array(float64, 2, 'C', False, aligned=True)",
         "UniTuple(int64, 2)",
-        "float64",
+        "Array(float64, 1, 'C', False, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("surface", "add_row_pins", (

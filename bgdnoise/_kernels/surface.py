@@ -252,8 +252,9 @@ def add_penalties(matrix, grid, smooth, pins):
         Banded normal matrix, updated.
     grid : tuple
         ``(n_y, n_x)``.
-    smooth : float
-        Weight of each squared second difference.
+    smooth : ndarray of float64
+        ``(n_nodes,)`` weight of each squared second difference, by its
+        middle node.
     pins : ndarray of float64
         ``(n_nodes,)`` weight pulling each node toward the target the caller
         puts in the right-hand side (plus a tiny ridge).
@@ -272,12 +273,12 @@ def add_penalties(matrix, grid, smooth, pins):
             if 0 < j < n_y - 1:
                 for p in range(3):
                     for q in range(3):
-                        value = smooth * coefficients[p] * coefficients[q]
+                        value = smooth[m] * coefficients[p] * coefficients[q]
                         _add(matrix, m + (p - 1) * n_x, m + (q - 1) * n_x, value)
             if 0 < i < n_x - 1:
                 for p in range(3):
                     for q in range(3):
-                        value = smooth * coefficients[p] * coefficients[q]
+                        value = smooth[m] * coefficients[p] * coefficients[q]
                         _add(matrix, m + p - 1, m + q - 1, value)
 
 
