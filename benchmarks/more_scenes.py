@@ -15,9 +15,8 @@ Usage: ``python benchmarks/more_scenes.py [scene ...]``.
 from __future__ import annotations
 
 import sys
-import warnings
 
-from noise_models import frame
+from noise_models import emit, frame, print_table
 from quality import METHODS, run_method
 
 from bgdnoise.sim import NoiseModel
@@ -38,15 +37,13 @@ def rows(scenes=SCENES) -> list[str]:
     for scene in scenes:
         sim = frame(scene, NoiseModel())
         cells = [_cell(run_method(METHODS[m], sim, repeats=0, budget=0.0).score) for m in COMPARED]
-        out.append(f"| {scene} | " + " | ".join(cells) + " |")
-        print(out[-1], file=sys.stderr, flush=True)
+        emit(out, f"| {scene} | " + " | ".join(cells) + " |")
     return out
 
 
 def main(argv: list[str]) -> None:
     """Print the table for the scenes named in ``argv`` (default all four)."""
-    warnings.simplefilter("ignore")  # the peers' own warnings: not what is measured
-    print("\n".join(rows(tuple(argv) or SCENES)))
+    print_table(rows, argv, SCENES)
 
 
 if __name__ == "__main__":

@@ -57,15 +57,25 @@ def rows(scenes=SCENES) -> list[str]:
             for method in COMPARED:
                 outcome = run_method(METHODS[method], sim, repeats=0, budget=0.0)
                 cells.append(f"{outcome.score.line:.2f} / {outcome.score.band:.2f}")
-            out.append(f"| {scene} | {name} | " + " | ".join(cells) + " |")
-            print(out[-1], file=sys.stderr, flush=True)
+            emit(out, f"| {scene} | {name} | " + " | ".join(cells) + " |")
     return out
+
+
+def emit(out: list[str], row: str) -> None:
+    """Add ``row`` to the table ``out`` and show it on stderr as it comes."""
+    out.append(row)
+    print(row, file=sys.stderr, flush=True)
+
+
+def print_table(rows_of, argv: list[str], default_scenes) -> None:
+    """Print ``rows_of(scenes)`` for the scenes named in ``argv`` (default ``default_scenes``)."""
+    warnings.simplefilter("ignore")  # the peers' own warnings: not what is measured
+    print("\n".join(rows_of(tuple(argv) or default_scenes)))
 
 
 def main(argv: list[str]) -> None:
     """Print the table for the scenes named in ``argv`` (default all three)."""
-    warnings.simplefilter("ignore")  # the peers' own warnings: not what is measured
-    print("\n".join(rows(tuple(argv) or SCENES)))
+    print_table(rows, argv, SCENES)
 
 
 if __name__ == "__main__":
