@@ -6,7 +6,7 @@ the frame, an edge-on disk along the lines, a galaxy cluster and a bright
 star with diffraction spikes along the lines (2048x2048, 4 outputs, NGHXRG's
 noise, seed 31), and prints the line / band residual and source bias of
 bgdnoise's default, its plain path, astropy's per-line median and jwst's
-median by channel as a Markdown table. It runs in about five minutes;
+median by channel as a Markdown table. It runs in under a minute;
 ``docs/quality.rst`` quotes one run.
 
 Usage: ``python benchmarks/more_scenes.py [scene ...]``.

@@ -89,6 +89,9 @@ _ACROSS_THRESHOLD = 15.0
 # low enough to stand above the levels' white noise, high enough that a smooth
 # sky has little power there. Planes with fewer lines are not tested.
 _ACROSS_MIN_LINES = 128
+# The cosine terms are tested only where at most this fraction of the lines
+# has no level (their values are interpolated from the neighbours').
+_ACROSS_MAX_GAPS = 0.1
 # E[ln chi2_1] = -(Euler's gamma + ln 2): the log-periodogram's mean falls
 # this far below the log of the power; its standard deviation is pi / sqrt(2).
 _LOG_CHI2_BIAS = np.euler_gamma + np.log(2.0)
@@ -397,9 +400,12 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     basis, _ = np.linalg.qr(legendre.legvander(x, _ACROSS_DEGREE))  # orthonormal
     coefficients = basis.T @ values
     # ... and the cosine modes of what they leave (a sky with structure on a
-    # few hundred lines: a nebula). Term i stands for the stripes' i-th mode,
-    # whose expected power is A / i.
-    waves = _dct(values - basis @ coefficients)
+    # few hundred lines: a nebula), on every line: a line without a level
+    # takes its neighbours' (interpolated), so that a gap does not shift the
+    # phase of every mode after it. Term i stands for the stripes' i-th mode,
+    # whose expected power is A / i**s.
+    lines = np.arange(pattern.size)
+    waves = _dct(np.interp(lines, position, values - basis @ coefficients))
     k = np.arange(max(4, n // 128), max(16, n // 8) + 1)
     k = k[waves[k] ** 2 > 0]
     if k.size < 8:  # a degenerate pattern: nothing to compare with
@@ -410,7 +416,10 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     # (Only the modes below those A is measured on: above, the sky has little
     # power, and testing A's own modes against it would keep a stripe mode now
     # and then.)
-    terms = np.concatenate([coefficients, waves[_ACROSS_DEGREE + 1 : k[0]]])
+    cosines = waves[_ACROSS_DEGREE + 1 : k[0]]
+    if n < (1.0 - _ACROSS_MAX_GAPS) * pattern.size:
+        cosines = np.zeros(0)  # too much interpolated to stand for the sky
+    terms = np.concatenate([coefficients, cosines])
     index = np.arange(terms.size)
     expected = amplitude / np.maximum(index, 1) ** steepness
     wiener = np.where(
@@ -421,10 +430,10 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     if not kept.any():
         return None
     shape = basis @ kept[: _ACROSS_DEGREE + 1]
-    cosines = index[_ACROSS_DEGREE + 1 :]
-    if kept[cosines].any():
-        modes = cosines[kept[cosines] != 0]
-        shape = shape + _cosine_sum(kept[modes], modes, n)
+    modes = index[_ACROSS_DEGREE + 1 :]
+    if kept[modes].any():
+        modes = modes[kept[modes] != 0]
+        shape = shape + _cosine_sum(kept[modes], modes, pattern.size)[position]
     sky = np.zeros(pattern.size)
     sky[ok] = shape * unit
     return sky

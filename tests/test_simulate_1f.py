@@ -17,6 +17,7 @@ from realproducts import read_header
 
 from bgdnoise.dqflags import DO_NOT_USE, REFERENCE_PIXEL
 from bgdnoise.sim import (
+    SCENES,
     NoiseModel,
     Readout,
     band_means,
@@ -247,6 +248,17 @@ def test_curved_trace_crosses_the_lines():
     assert 0.05 < np.median(covered) < 0.5
     centre = np.argmax(scene.sources[:, 100:1900:100], axis=0)
     assert np.ptp(centre) > 50 and (np.diff(centre) <= 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(SCENES))
+@pytest.mark.parametrize("shape", [(64, 128), (63, 127)])
+def test_every_scene_builds_on_a_small_frame(name, shape):
+    # (A scene that topped its sources up to a fraction of covered pixels
+    # above what its main source already covered never finished on frames
+    # that source filled.)
+    scene = make_scene(name, shape, sigma=0.1, seed=18)
+    assert scene.sources.shape == shape and np.isfinite(scene.sources).all()
+    assert scene.sources.min() >= 0.0
 
 
 def test_nebula_leaves_no_empty_sky():

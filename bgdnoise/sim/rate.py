@@ -213,7 +213,9 @@ def simulate_rate(
     scene : str or numpy.ndarray
         A scene of :data:`bgdnoise.sim.SCENES` (``"empty"``, ``"sparse"``,
         ``"crowded"``, ``"galaxy"``, ``"sky_gradient"``,
-        ``"sky_gradient_across"``, ``"grism_trace"``, ``"curved_trace"``)
+        ``"sky_gradient_across"``, ``"grism_trace"``, ``"curved_trace"``,
+        ``"nebula"``, ``"edge_on_disk"``, ``"galaxy_cluster"``,
+        ``"bright_star"``)
         or your own ``(ny, nx)`` image in DN/s, sky included (its median
         is taken as the sky, which sets ``sigma`` and the sky mask).
     shape : tuple of int, optional

@@ -296,10 +296,8 @@ def nebula(shape, sigma, rng, *, scale=60.0, level=3.0, contrast=1.2) -> np.ndar
     k2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.rfftfreq(nx)[None, :] ** 2
     smoothing = np.exp(-2.0 * (np.pi * scale) ** 2 * k2)
     field = np.fft.irfft2(np.fft.rfft2(rng.normal(size=shape)) * smoothing, s=shape)
-    field /= field.std()
-    image = level * sigma * np.exp(contrast * field)
-    _populate(image, rng, sigma, np.mean(image > sigma) + 0.02)
-    return image
+    field = (field - field.mean()) / field.std()
+    return level * sigma * np.exp(contrast * field) + _field_around(shape, sigma, rng)
 
 
 def edge_on_disk(shape, sigma, rng, *, r_e=None, q=0.06, i_e=10.0) -> np.ndarray:
@@ -314,8 +312,7 @@ def edge_on_disk(shape, sigma, rng, *, r_e=None, q=0.06, i_e=10.0) -> np.ndarray
     cy, cx = ny * rng.uniform(0.45, 0.55), nx * rng.uniform(0.45, 0.55)
     dy, dx = np.arange(ny)[:, None] - cy, np.arange(nx)[None, :] - cx
     image = sersic_profile(dy, dx, i_e=i_e * sigma, r_e=r_e, n=1.0, q=q)
-    _populate(image, rng, sigma, np.mean(image > sigma) + 0.02)
-    return image
+    return image + _field_around(shape, sigma, rng)
 
 
 def galaxy_cluster(shape, sigma, rng, *, count=6, i_e=5.0) -> np.ndarray:
@@ -334,8 +331,7 @@ def galaxy_cluster(shape, sigma, rng, *, count=6, i_e=5.0) -> np.ndarray:
             y - cy, x - cx, i_e=i_e * sigma, r_e=side * rng.uniform(0.015, 0.055), n=4.0,
             q=rng.uniform(0.5, 1.0), angle=rng.uniform(0.0, np.pi),
         )  # fmt: skip
-    _populate(image, rng, sigma, np.mean(image > sigma) + 0.02)
-    return image
+    return image + _field_around(shape, sigma, rng)
 
 
 def bright_star(shape, sigma, rng, *, peak=1e6, spike=0.02) -> np.ndarray:
@@ -357,8 +353,16 @@ def bright_star(shape, sigma, rng, *, peak=1e6, spike=0.02) -> np.ndarray:
         across = dy * np.cos(angle) - dx * np.sin(angle)
         ray = spike * peak * sigma * (1.0 + np.abs(along) / 3.0) ** -1.5
         image += np.where(np.abs(along) < reach, ray * np.exp(-0.5 * (across / 1.2) ** 2), 0.0)
-    _populate(image, rng, sigma, np.mean(image > sigma) + 0.03)
-    return image
+    return image + _field_around(shape, sigma, rng)
+
+
+def _field_around(shape, sigma, rng) -> np.ndarray:
+    """The sparse field that lies around (or on) a scene's main source: 2% of the pixels.
+
+    Drawn on its own canvas, so a scene that already covers nearly every
+    pixel (a nebula, a small frame under a bright star's halo) still gets it.
+    """
+    return sparse_field(shape, sigma, rng, fraction=0.02)
 
 
 #: name -> (function, default shape, default axis, default n_outputs)
