@@ -410,8 +410,9 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     k = k[waves[k] ** 2 > 0]
     if k.size < 8:  # a degenerate pattern: nothing to compare with
         return None
-    steepness = _stripe_steepness(waves[k] ** 2, k)
-    amplitude = _stripe_amplitude(waves[k] ** 2 * k**steepness)
+    power = waves[k] ** 2
+    steepness = _stripe_steepness(power, k)
+    amplitude = _stripe_amplitude(power * k**steepness)
     margin = _ACROSS_THRESHOLD * np.exp(2.0 * _LOG_CHI2_SPREAD / np.sqrt(k.size))
     # (Only the modes below those A is measured on: above, the sky has little
     # power, and testing A's own modes against it would keep a stripe mode now
@@ -433,7 +434,7 @@ def sky_across_lines(pattern: np.ndarray) -> np.ndarray | None:
     modes = index[_ACROSS_DEGREE + 1 :]
     if kept[modes].any():
         modes = modes[kept[modes] != 0]
-        shape = shape + _cosine_sum(kept[modes], modes, pattern.size)[position]
+        shape = shape + _cosine_sum(kept[modes], modes, position, pattern.size)
     sky = np.zeros(pattern.size)
     sky[ok] = shape * unit
     return sky
@@ -449,15 +450,9 @@ def _dct(values: np.ndarray) -> np.ndarray:
     return coefficients * scale
 
 
-def _dct_power(values: np.ndarray) -> np.ndarray:
-    """Squared orthonormal DCT-II coefficients of ``values``."""
-    return _dct(values) ** 2
-
-
-def _cosine_sum(coefficients: np.ndarray, modes: np.ndarray, n: int) -> np.ndarray:
-    """``n`` values of the orthonormal DCT-II modes ``modes`` (all > 0) with ``coefficients``."""
-    j = np.arange(n) + 0.5
-    return np.sqrt(2.0 / n) * (np.cos(np.pi * np.outer(j, modes) / n) @ coefficients)
+def _cosine_sum(coefficients, modes, lines, n: int) -> np.ndarray:
+    """The orthonormal DCT-II modes ``modes`` (all > 0) of ``n`` lines, weighted, on ``lines``."""
+    return np.sqrt(2.0 / n) * (np.cos(np.pi * np.outer(lines + 0.5, modes) / n) @ coefficients)
 
 
 def _stripe_steepness(power: np.ndarray, k: np.ndarray) -> float:
