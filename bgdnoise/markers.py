@@ -86,8 +86,8 @@ def set_marker(
     """Record the correction (or its skipping) in HISTORY and ``S_BDGCOR``.
 
     ``empty_planes`` (planes left unchanged for want of usable pixels) goes
-    into ``BDGEMPTY`` when given; ``quality`` cards (``BDGMASKF``, ``BDGBKG``,
-    ``BDGNFALL``, ``BDGSKYX``, ``BDGREFS``, ``BDGSTRB``, ``BDGSTRA``) replace
+    into ``BDGEMPTY`` when given; ``quality`` cards (``BDGMASKF``, ``BDGMGROW``,
+    ``BDGBKG``, ``BDGNFALL``, ``BDGSKYX``, ``BDGREFS``, ``BDGSTRB``, ``BDGSTRA``) replace
     earlier ones.
     """
     from . import __version__

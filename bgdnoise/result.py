@@ -102,6 +102,9 @@ class CorrectionResult:
             ["BDGNFALL", int(report.fallback_groups.sum()),
              "bgdnoise: line bands that fell back to line level"],
         ]  # fmt: skip
+        if report.mask_growth is not None:  # where compact sources were sought
+            cards.append(["BDGMGROW", int(report.mask_growth),
+                          "bgdnoise: pixels source mask grown by"])  # fmt: skip
         # With the model background and the test on (else the card would say "none" untested).
         if report.surface is not None and self.params.get("keep_sky_across", True):
             kept = report.sky_across

@@ -21,18 +21,27 @@ from ._kernels import planes as _planes
 from ._prepare import Prepared
 from .background import Surface, fit_background
 from .options import CorrectionOptions
-from .sources import COMPACT_SCALES, detect, extended_search, residual_of, spread_mask, with_mask
+from .sources import (
+    COMPACT_SCALES,
+    detect,
+    extended_search,
+    grow_marks,
+    residual_of,
+    spread_mask,
+    with_mask,
+)
 
 __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 
-# Dilation of the compact sources found on the model background's residual:
-# a PSF of ~2 pixels FWHM (NIRCam, NIRISS, FGS) has wings falling as r^-3 to
-# r^-4, so around the faintest detection (4 sigma) they stay above ~0.1 sigma
-# out to about 3 pixels. That faint light, summed over the many faint stars of
-# a crowded field, biases every line's level; 3 instead of 2 took the
-# benchmark's crowded field from 0.35 / 0.47 to 0.35 / 0.46 and 0.36 / 0.38
-# to 0.28 / 0.35 and 0.33 / 0.46 to 0.31 / 0.42 (seeds +0, +100, +200), the
-# traces slightly better, the sparse field 2-4% worse (fewer sky pixels).
+# Largest dilation of the compact sources found on the model background's
+# residual: a PSF of ~2 pixels FWHM (NIRCam, NIRISS, FGS) has wings falling as
+# r^-3 to r^-4, so around the faintest detection (4 sigma) they stay above
+# ~0.1 sigma out to about 3 pixels. That faint light, summed over the many
+# faint stars of a crowded field, biases every line's level; 3 instead of 2
+# took the benchmark's crowded field from 0.35 / 0.47 to 0.35 / 0.46 and
+# 0.36 / 0.38 to 0.28 / 0.35 and 0.33 / 0.46 to 0.31 / 0.42 (seeds +0, +100,
+# +200). Each ring is masked only where its light pays for the pixels it
+# takes (sources.grow_marks): a sparse field's few stars take 1.
 _GROW = 3
 # Planes with values beyond this, or a noise below that, are corrected by the
 # plain path alone (the sums and squares of the scene stages would overflow or
@@ -59,11 +68,15 @@ class SceneModel:
         The smooth background relative to the sky.
     method : str or None
         The background method used.
+    mask_growth : int or None
+        Pixels the compact sources' mask was grown by
+        (:func:`bgdnoise.sources.grow_marks`); None where none were sought.
     """
 
     mask: np.ndarray | None
     surface: Surface | None
     method: str | None
+    mask_growth: int | None = None
 
 
 def reference_plane(prepared: Prepared) -> Prepared:
@@ -126,7 +139,8 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         # destriping out.
         residual, usable, _ = residual_of(plane, options)
     # The compact sources on what the destriping left (the extended mask's, or plain).
-    compact = detect(residual, usable, None, COMPACT_SCALES, _GROW)
+    compact = detect(residual, usable, None, COMPACT_SCALES, 0)
+    compact, growth = grow_marks(compact, residual, usable, plane.layout, _GROW)
     del residual, usable  # a whole plane: not held through the surface fit
     if extended is not None:
         extended = spread_mask(extended, plane)
@@ -141,12 +155,12 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     )  # fmt: skip
     if surface is None:  # nothing to anchor a surface to: the mask alone
         return SceneModel(
-            _keep_lines(plane, extended) if options.mask_sources else None, None, None
+            _keep_lines(plane, extended) if options.mask_sources else None, None, None, growth
         )
     # (the same pixels as the plane's own usable ones unless a background was given)
     plane_usable = None if plane.background.shape[1] else usable
     mask = _keep_lines(plane, compact, plane_usable) if options.mask_sources else None
-    return SceneModel(mask, surface, method)
+    return SceneModel(mask, surface, method, growth)
 
 
 def _keep_lines(plane: Prepared, mask: np.ndarray, usable: np.ndarray | None = None) -> np.ndarray:

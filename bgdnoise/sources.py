@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import _kernels, _scratch
+from . import _kernels, _nanstats, _scratch
 from ._kernels import mask as _mask_kernels
 from ._kernels import planes as _planes
 from ._kernels.aot import launch
@@ -50,6 +50,8 @@ _BIN = 4
 _MAX_BOX_FRACTION = 1 / 3
 # Every n-th pixel of a map along each axis estimates its spread.
 _SPREAD_STEP = 7
+# Fewest free pixels of a line's band for its ring to be weighed (grow_marks).
+_MIN_RING_PIXELS = 16
 # A search round measures again only the lines its mask changed, unless they
 # are more than this fraction of the lines.
 _AGAIN_MAX_FRACTION = 0.8
@@ -161,6 +163,80 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     cells.clear()  # not held through the dilation's scratch plane
     _mask_kernels.dilate(marks, grow, marks)
     return marks
+
+
+def grow_marks(marks, residual, usable, layout, max_radius: int) -> tuple[np.ndarray, int]:
+    """The marks dilated ring by ring, while masking the next ring keeps the lines cleaner.
+
+    A source's wings spread its light beyond the pixels found; the ring of
+    pixels at distance ``k`` (Chebyshev) from the marks carries some. Left
+    in, it moves the level of a line's band by ``b = s / n`` (``s`` the
+    ring's sum above the sky there, ``n`` the band's pixels not yet
+    masked); masked, it costs the level the ring's ``r`` pixels of noise,
+    about ``N = r sigma**2 / n**2`` more variance. Across the lines, ``b``
+    varies by ``V = B + N`` (``B`` from the light, ``N`` from the ring's own
+    noise), so masking the ring pays where ``B > N``: ``V > 2 N``, means
+    over the lines and bands. Rings are taken outward from the marks until
+    one does not pay, up to ``max_radius``: around the many faint stars of
+    a crowded field or a bright trace every ring pays; around the few stars
+    of a sparse field the first does, and further rings only cost pixels.
+
+    Parameters
+    ----------
+    marks : numpy.ndarray
+        uint8 ``(ny, nx)``: the sources found (:func:`detect` without
+        growth); overwritten with the result.
+    residual : numpy.ndarray
+        ``(ny, nx)``: the image minus its stripes, the sky kept (as for
+        :func:`detect`).
+    usable : numpy.ndarray
+        uint8: pixels with a value.
+    layout : Layout
+        Lines and readout bands of the plane.
+    max_radius : int
+        Largest dilation radius.
+
+    Returns
+    -------
+    tuple
+        ``(mask, radius)``: ``marks`` dilated by ``radius`` pixels.
+    """
+    if max_radius <= 0 or not marks.any():
+        return marks, 0
+    centre, spread = _spread(residual, _scratch.unmasked(usable, marks), _SPREAD_STEP)
+    if not (np.isfinite(spread) and spread > 0):  # no noise to weigh rings against: all
+        _mask_kernels.dilate(marks, max_radius, marks)
+        return marks, max_radius
+    cap = max_radius + 1
+    distance = _scratch.empty(marks.shape, np.uint8)
+    _mask_kernels.mark_distance(marks, cap, distance)
+    edges = layout.band_edges.astype(np.int64)
+    # Every line: a ring's cost falls on the few lines through a bright star's
+    # wings (a sample of every fourth line took the galaxy's frame to 1 pixel).
+    shape = (layout.n_lines, edges.size - 1, cap + 1)
+    sums, counts = _scratch.empty(shape), _scratch.empty(shape)
+    _mask_kernels.ring_sums(
+        residual, usable, distance, layout.along_rows, edges, float(centre), sums, counts
+    )
+    # Per ring k (1..max_radius): the pixels farther than k - 1, not yet masked
+    # when ring k is weighed, and the level shift of each line band left with it.
+    free = np.cumsum(counts[:, :, :0:-1], axis=2)[:, :, ::-1][:, :, :max_radius]
+    ring, ring_sum = counts[:, :, 1:cap], sums[:, :, 1:cap]
+    weighed = free > _MIN_RING_PIXELS
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(weighed, ring_sum / free, np.nan)
+        noise_var = np.where(weighed, ring / free**2, np.nan) * spread**2
+    shift -= _nanstats.nanmedian(shift, axis=0)  # per band and ring: a constant is the sky's
+    radius = 0
+    for k in range(max_radius):
+        kept = weighed[:, :, k]
+        if not kept.any() or not np.mean(shift[:, :, k][kept] ** 2) > 2.0 * np.mean(
+            noise_var[:, :, k][kept]
+        ):
+            break
+        radius = k + 1
+    np.less_equal(distance, np.uint8(radius), out=marks.view(np.bool_))
+    return marks, radius
 
 
 def residual_of(

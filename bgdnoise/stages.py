@@ -864,6 +864,6 @@ def _correct_planes(data, axis, options, *, dq, background, out, return_model):
         "stripe_excess_before": before, "stripe_excess_after": after,
         "line_rms_before": rms_before, "line_rms_after": rms_after,
         "background_method": scene.method, "source_mask": scene.mask,
-        "surface": surface, "reference_rms": reference_rms,
+        "surface": surface, "reference_rms": reference_rms, "mask_growth": scene.mask_growth,
     }  # fmt: skip
     return result, model, make_report(prepared, measured, resolved, clock, extra)

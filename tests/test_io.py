@@ -13,7 +13,16 @@ from bgdnoise.simulate import make_product, stripe_residual_rms
 FULL = (2048, 2048)
 
 # What a correction adds to the primary header besides its marker (docs/algorithm.rst).
-QUALITY_CARDS = {"BDGMASKF", "BDGBKG", "BDGNFALL", "BDGSKYX", "BDGREFS", "BDGSTRB", "BDGSTRA"}
+QUALITY_CARDS = {
+    "BDGMASKF",
+    "BDGMGROW",
+    "BDGBKG",
+    "BDGNFALL",
+    "BDGSKYX",
+    "BDGREFS",
+    "BDGSTRB",
+    "BDGSTRA",
+}
 
 
 def sha256(path):

@@ -322,6 +322,79 @@ def test_mark_pixels_and_box3_marks_either(shape, dtype, rng):
 
 
 # --------------------------------------------------------------------------
+# mark_distance, ring_sums
+# --------------------------------------------------------------------------
+def ref_distance(marks, cap):
+    """Chebyshev distance to the nearest mark by brute force over the marks, capped."""
+    ny, nx = marks.shape
+    out = np.full(marks.shape, cap, np.int64)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    for y, x in zip(*np.nonzero(marks), strict=True):
+        out = np.minimum(out, np.maximum(abs(yy - y), abs(xx - x)))
+    return out
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, (64, 64), (129, 1)])
+@pytest.mark.parametrize("cap", [1, 2, 4, 9])
+@pytest.mark.parametrize("density", [0.0, 0.002, 0.05])
+def test_mark_distance_matches_brute_force(shape, cap, density, rng):
+    marks = (rng.random(shape) < density).astype(np.uint8) * 5  # any non-zero value marks
+    if density:
+        marks[-1, 0] = 1  # a corner
+    out = np.full(shape, 200, np.uint8)  # written everywhere
+    mk.mark_distance(marks, cap, out)
+    np.testing.assert_array_equal(out, ref_distance(marks, cap))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3])
+def test_mark_distance_gives_the_square_dilation(radius, rng):
+    marks = (rng.random((64, 80)) < 0.01).astype(np.uint8)
+    distance = np.empty(marks.shape, np.uint8)
+    mk.mark_distance(marks, radius + 1, distance)
+    np.testing.assert_array_equal((distance <= radius).astype(np.uint8), ref_dilate(marks, radius))
+
+
+def ref_ring_sums(values, usable, distance, along_rows, edges, centre, cap):
+    if not along_rows:
+        values, usable, distance = values.T, usable.T, distance.T
+    n_lines = values.shape[0]
+    sums = np.zeros((n_lines, edges.size - 1, cap + 1))
+    counts = np.zeros_like(sums)
+    for j in range(n_lines):
+        for b in range(edges.size - 1):
+            v = values[j, edges[b] : edges[b + 1]].astype(np.float64)
+            u = usable[j, edges[b] : edges[b + 1]] != 0
+            d = distance[j, edges[b] : edges[b + 1]]
+            for k in range(cap + 1):
+                hit = u & (d == k)
+                counts[j, b, k] = hit.sum()
+                if k < cap:  # the farthest bucket is counted only
+                    sums[j, b, k] = (v[hit] - centre).sum()
+    return sums, counts
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (5, 200), (130, 67), (1, 7)])
+@pytest.mark.parametrize("along_rows", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ring_sums_match_numpy(shape, along_rows, dtype, rng):
+    cap = 4
+    values = rng.normal(3.0, 1.0, shape).astype(dtype)
+    usable = random_usable(rng, shape)
+    distance = rng.integers(0, cap + 1, shape).astype(np.uint8)
+    length = shape[1] if along_rows else shape[0]
+    edges = np.unique(np.array([0, length // 3, length], np.int64))
+    n_lines = shape[0] if along_rows else shape[1]
+    sums = np.full((n_lines, edges.size - 1, cap + 1), np.nan)
+    counts = sums.copy()
+    mk.ring_sums(values, usable, distance, along_rows, edges, 2.5, sums, counts)
+    expected_sums, expected_counts = ref_ring_sums(
+        values, usable, distance, along_rows, edges, 2.5, cap
+    )
+    np.testing.assert_array_equal(counts, expected_counts)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
+
+
+# --------------------------------------------------------------------------
 # dilate
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", [*SHAPES, (64, 64), (129, 1)])

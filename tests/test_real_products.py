@@ -23,8 +23,8 @@ BIN = Path(sys.executable).parent
 # Cards a datamodel save rewrites (DATE, FILENAME) and the record bgdnoise adds.
 REWRITTEN = {"DATE", "FILENAME"}
 OURS = {
-    "S_BDGCOR", "BDGEMPTY", "HISTORY", "BDGMASKF", "BDGBKG", "BDGNFALL", "BDGSKYX", "BDGREFS",
-    "BDGSTRB", "BDGSTRA",
+    "S_BDGCOR", "BDGEMPTY", "HISTORY", "BDGMASKF", "BDGMGROW", "BDGBKG", "BDGNFALL", "BDGSKYX",
+    "BDGREFS", "BDGSTRB", "BDGSTRA",
 }  # fmt: skip
 
 

@@ -11,7 +11,8 @@ import pytest
 
 import bgdnoise
 from bgdnoise import stages
-from bgdnoise._prepare import prepare
+from bgdnoise._kernels import mask as mask_kernels
+from bgdnoise._prepare import make_layout, prepare
 from bgdnoise.excess import stripe_excess
 from bgdnoise.options import CorrectionOptions
 from bgdnoise.sim import simulate_rate
@@ -21,6 +22,7 @@ from bgdnoise.sources import (
     _changed_groups,
     detect,
     extended_search,
+    grow_marks,
     residual_of,
     spread_mask,
 )
@@ -576,3 +578,85 @@ def test_detect_marks_every_scale_given_even_twice(rng):
     once = detect(residual, usable, None, ((1, 0, 2.0), (1, 1, 1.0)), 0)
     np.testing.assert_array_equal(twice, once)
     assert 0 < once.sum() < once.size
+
+
+# --------------------------------------------------------------------------
+# grow_marks: the compact sources' dilation, ring by ring
+# --------------------------------------------------------------------------
+def ringed_plane(rng, axis, light_until, amplitude=1.0, shape=(512, 1024)):
+    """White noise (sigma 1, sky 5) around random marks (a few per line), with ``amplitude``
+    sigma of light on every pixel within ``light_until`` pixels of a mark: ``(marks,
+    residual, usable, layout)``."""
+    marks = (rng.random(shape) < 0.002).astype(np.uint8)
+    residual = rng.normal(5.0, 1.0, shape).astype(np.float32)
+    if light_until:
+        near = np.empty(shape, np.uint8)
+        mask_kernels.dilate(marks, light_until, near)
+        residual[(near != 0) & (marks == 0)] += amplitude
+    usable = (rng.random(shape) > 0.01).astype(np.uint8)
+    layout = make_layout(shape, axis, CorrectionOptions(n_outputs=4))
+    return marks, residual, usable, layout
+
+
+def dilated(marks, radius):
+    out = np.empty(marks.shape, np.uint8)
+    mask_kernels.dilate(marks, radius, out)
+    return out.astype(bool)
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+def test_rings_of_sky_alone_are_not_masked(axis, rng):
+    """Masking a ring of noise costs pixels and removes no light: the marks stay as found."""
+    marks, residual, usable, layout = ringed_plane(rng, axis, light_until=0)
+    found = marks.copy()
+    mask, radius = grow_marks(marks, residual, usable, layout, 3)
+    assert radius == 0
+    np.testing.assert_array_equal(mask.astype(bool), found.astype(bool))
+
+
+@pytest.mark.parametrize("axis", ["rows", "columns"])
+@pytest.mark.parametrize(
+    ("light_until", "max_radius", "expected"), [(2, 3, 2), (4, 3, 3), (1, 4, 1)]
+)
+def test_rings_are_masked_as_far_as_their_light_reaches(
+    axis, light_until, max_radius, expected, rng
+):
+    """Light around the marks varies across the lines with the marks on each: its rings are
+    masked, the first ring of sky alone stops the growth, and never beyond ``max_radius``."""
+    marks, residual, usable, layout = ringed_plane(rng, axis, light_until)
+    found = marks.copy()
+    mask, radius = grow_marks(marks, residual, usable, layout, max_radius)
+    assert radius == expected
+    np.testing.assert_array_equal(mask.astype(bool), dilated(found, expected))
+
+
+@pytest.mark.parametrize(("scene", "grown"), [("sparse", (1, 2)), ("crowded", (3,))])
+def test_faint_wings_are_masked_where_they_add_up_not_around_a_few_stars(scene, grown):
+    """On the simulator's fields: the crowded field's faint stars leave light in every ring,
+    which adds up on each line; around the sparse field's few stars the outer rings only
+    cost pixels. The report and the header card say how far the mask grew."""
+    sim = simulate_rate(scene, shape=(1024, 1024), seed=11)
+    _, _, report = stages.correct_planes(
+        sim.data[None], "rows", CorrectionOptions(n_outputs=4), dq=sim.dq[None]
+    )
+    assert report.mask_growth in grown
+
+
+def test_the_narrower_mask_measures_a_sparse_field_better(monkeypatch):
+    """The pixels a ring of sky alone would have masked measure the stripes: the sparse
+    field's line and band residuals are lower than with the mask grown as far as allowed."""
+    from bgdnoise import scene as scene_module
+    from bgdnoise.sim.score import score
+
+    sim = simulate_rate("sparse", shape=(1024, 1024), seed=11)
+    options = {"n_outputs": 4}
+    adaptive = score(sim, bgdnoise.correct_array(sim.data, "rows", dq=sim.dq, **options))
+
+    def widest(marks, residual, usable, layout, max_radius):
+        mask_kernels.dilate(marks, max_radius, marks)
+        return marks, max_radius
+
+    monkeypatch.setattr(scene_module, "grow_marks", widest)
+    fixed = score(sim, bgdnoise.correct_array(sim.data, "rows", dq=sim.dq, **options))
+    assert adaptive.line < fixed.line
+    assert adaptive.band < fixed.band

@@ -218,6 +218,18 @@ ENTRIES = (
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
+    ("mask", "_distance_columns", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "int64",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+    ), "none"),
+    ("mask", "_distance_rows", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "int64",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+    ), "none"),
     ("mask", "_mark_above_range", (
         "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
         "Array(float64, 2, 'C', False, aligned=True)",
@@ -247,6 +259,30 @@ ENTRIES = (
         "bool",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
+    ), "none"),
+    ("mask", "_ring_columns_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Tuple((Array(float32, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
+        "Array(float64, 3, 'C', False, aligned=True)",
+        "Array(float64, 3, 'C', False, aligned=True)",
+    ), "none"),
+    ("mask", "_ring_columns_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
+        "Array(float64, 3, 'C', False, aligned=True)",
+        "Array(float64, 3, 'C', False, aligned=True)",
+    ), "none"),
+    ("mask", "_ring_rows_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Tuple((Array(float32, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
+        "Array(float64, 3, 'C', False, aligned=True)",
+        "Array(float64, 3, 'C', False, aligned=True)",
+    ), "none"),
+    ("mask", "_ring_rows_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
+        "Array(float64, 3, 'C', False, aligned=True)",
+        "Array(float64, 3, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_row_counts_range", (
         "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",

@@ -625,3 +625,208 @@ def _repeat_range(claims, mask, along_rows, factor, out):
                 for x in range(orow.shape[0]):
                     orow[x] = mrow[x]
         start, stop = claim(claims)
+
+
+def mark_distance(marks, cap, out):
+    """Chebyshev distance of every pixel to the nearest mark, at most ``cap``.
+
+    Parameters
+    ----------
+    marks : ndarray of uint8
+        ``(ny, nx)``; non-zero on a mark.
+    cap : int
+        Largest distance written (``cap``: that far or farther, or no mark);
+        at most 255.
+    out : ndarray of uint8
+        ``(ny, nx)``, written: 0 on a mark, ``d`` where the nearest mark is
+        ``d`` pixels away along a row, a column or a diagonal (the square
+        dilation of radius ``d`` is ``out <= d``).
+
+    Returns
+    -------
+    None
+    """
+    ny, nx = marks.shape
+    along = np.empty((ny, nx), dtype=np.uint8)
+    run_ranges(_distance_rows, ny, marks, cap, along)
+    run_ranges(_distance_columns, ny, along, cap, out)
+
+
+@njit(cache=True, nogil=True)
+def _distance_rows(claims, marks, cap, along):
+    """Rows: the distance to the nearest mark along the row, at most ``cap``."""
+    nx = marks.shape[1]
+    reach = min(cap - 1, nx)
+    marked = np.empty(nx, dtype=np.uint8)  # the row's marks as 0 / 1
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            row = marks[y]
+            out_row = along[y]
+            for x in range(nx):
+                marked[x] = np.uint8(row[x] != 0)
+                out_row[x] = np.uint8(0) if row[x] != 0 else np.uint8(cap)
+            # Nearest first is not needed: each shift keeps the smaller distance.
+            for shift in range(1, reach + 1):
+                _near_into(out_row[: nx - shift], marked[shift:], np.uint8(shift))
+                _near_into(out_row[shift:], marked[: nx - shift], np.uint8(shift))
+        start, stop = claim(claims)
+
+
+@scalar_helper
+def _near_into(dst, src, distance):
+    """``dst = min(dst, distance)`` where ``src`` is marked (same length)."""
+    for x in range(dst.shape[0]):
+        closer = src[x] != 0 and distance < dst[x]
+        dst[x] = distance if closer else dst[x]
+
+
+@njit(cache=True, nogil=True)
+def _distance_columns(claims, along, cap, out):
+    """Rows of the result: the smallest ``max(|dy|, along[y + dy])``, at most ``cap``."""
+    ny, nx = along.shape
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            out_row = out[y]
+            for x in range(nx):
+                out_row[x] = along[y, x]
+            for dy in range(1, cap):
+                step = np.uint8(dy)
+                if y - dy >= 0:
+                    _nearer_row(out_row, along[y - dy], step)
+                if y + dy < ny:
+                    _nearer_row(out_row, along[y + dy], step)
+        start, stop = claim(claims)
+
+
+@scalar_helper
+def _nearer_row(dst, src, step):
+    """``dst = min(dst, max(step, src))`` elementwise: a row ``step`` rows away."""
+    for x in range(dst.shape[0]):
+        via = src[x] if src[x] > step else step
+        dst[x] = via if via < dst[x] else dst[x]
+
+
+def ring_sums(values, usable, distance, along_rows, band_edges, centre, sums, counts):
+    """Per line and band, the usable values at each distance from the marks.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        ``(ny, nx)``; read where ``usable``.
+    usable : ndarray of uint8
+        ``(ny, nx)``, non-zero where a value counts.
+    distance : ndarray of uint8
+        ``(ny, nx)``: :func:`mark_distance`'s, at most ``cap``.
+    along_rows : bool
+        Lines along rows (else columns).
+    band_edges : ndarray of int64
+        Edges of the bands along the line, from 0 to its length.
+    centre : float
+        Subtracted from every value summed.
+    sums, counts : ndarray of float64
+        ``(n_lines, n_bands, cap + 1)``, written: the sum of ``value -
+        centre`` and the number of the usable pixels at distance ``d`` in
+        ``[..., d]``; at ``cap`` (that far or farther) the number only, the
+        sum 0.
+
+    Returns
+    -------
+    None
+    """
+    lines = (values, usable, distance, band_edges, centre)
+    if along_rows:
+        run_ranges(_ring_rows_range, sums.shape[0], lines, sums, counts)
+    else:
+        run_ranges(_ring_columns_range, -(-sums.shape[0] // _COLUMNS), lines, sums, counts,
+                   min_items=4)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _ring_rows_range(claims, lines, sums, counts):
+    """Rows of :func:`ring_sums` along rows."""
+    values, usable, distance, band_edges, centre = lines
+    n_bands, cap = sums.shape[1], sums.shape[2] - 1
+    # This thread's running sums of the distances below cap.
+    total, number = np.empty(cap), np.empty(cap)
+    start, stop = claim(claims)
+    while start < stop:
+        for y in range(start, stop):
+            for b in range(n_bands):
+                row = values[y, band_edges[b] : band_edges[b + 1]]
+                use = usable[y, band_edges[b] : band_edges[b + 1]]
+                far = distance[y, band_edges[b] : band_edges[b + 1]]
+                _near_sums(row, use, far, centre, total, number)
+                _store_rings(total, number, _usable_count(use), sums[y, b], counts[y, b])
+        start, stop = claim(claims)
+
+
+@scalar_helper
+def _near_sums(row, use, far, centre, total, number):
+    """Sums and counts of the usable values of one run at each distance below ``cap``."""
+    cap = total.shape[0]
+    for d in range(cap):
+        total[d] = 0.0
+        number[d] = 0.0
+    # A branch: most pixels of a field lie farther than cap from any mark, and
+    # adding each into its distance's sum stores to memory on every pixel.
+    for x in range(row.shape[0]):
+        d = far[x]
+        if d < cap and use[x] != 0:
+            total[d] += row[x] - centre
+            number[d] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def _usable_count(use):
+    """Non-zero values of a uint8 run (a count that vectorises)."""
+    n = np.int64(0)  # not a literal: see _kernels/__init__.py
+    for x in range(use.shape[0]):
+        n += use[x] != 0
+    return n
+
+
+@scalar_helper
+def _store_rings(total, number, usable_count, sums, counts):
+    """One line band's results: the near distances, then the rest (counted, not summed)."""
+    cap = total.shape[0]
+    near = 0.0
+    for d in range(cap):
+        sums[d] = total[d]
+        counts[d] = number[d]
+        near += number[d]
+    sums[cap] = 0.0
+    counts[cap] = usable_count - near
+
+
+@njit(cache=True, nogil=True)
+def _ring_columns_range(claims, lines, sums, counts):
+    """Blocks of ``_COLUMNS`` columns of :func:`ring_sums` along columns."""
+    values, usable, distance, band_edges, centre = lines
+    n_lines, n_bands, cap = sums.shape[0], sums.shape[1], sums.shape[2] - 1
+    # This thread's running sums along the block's columns, one row per distance below cap.
+    total, number = np.empty((cap, _COLUMNS)), np.empty((cap, _COLUMNS))
+    found = np.empty(_COLUMNS, np.int64)
+    start, stop = claim(claims)
+    while start < stop:
+        for block in range(start, stop):
+            x0, x1 = block * _COLUMNS, min(n_lines, (block + 1) * _COLUMNS)
+            width = x1 - x0
+            for b in range(n_bands):
+                total[:, :width] = 0.0
+                number[:, :width] = 0.0
+                found[:width] = 0
+                for y in range(band_edges[b], band_edges[b + 1]):
+                    row, use, far = values[y, x0:x1], usable[y, x0:x1], distance[y, x0:x1]
+                    for i in range(width):
+                        found[i] += use[i] != 0
+                        d = far[i]
+                        if d < cap and use[i] != 0:
+                            total[d, i] += row[i] - centre
+                            number[d, i] += 1.0
+                for i in range(width):
+                    _store_rings(
+                        total[:, i], number[:, i], found[i], sums[x0 + i, b], counts[x0 + i, b]
+                    )
+        start, stop = claim(claims)
