@@ -361,10 +361,11 @@ def _speed_cell(entry: dict) -> str:
     t = entry.get("speed")
     if t is None:
         return "n/a"
-    text = f"{t['value']:.1f}x faster than {t['peer']} ({_seconds(t['peer_seconds'])})"
+    text = f"{_times(t['value'], t.get('limit', SPEEDUP), 1)} faster than {t['peer']} "
+    text += f"({_seconds(t['peer_seconds'])})"
     text += f", limit {t['limit']:.0f}x: {_verdict(t['met'])}" if "met" in t else ""
     if "plain_value" in t:
-        text += f"; plain path {t['plain_value']:.0f}x"
+        text += f"; plain path {_times(t['plain_value'], PLAIN_SPEEDUP, 0)}"
         if "plain_met" in t:
             text += f", limit {PLAIN_SPEEDUP:.0f}x: {_verdict(t['plain_met'])}"
     if "met" not in t:
@@ -381,9 +382,25 @@ def _pair(value: float, limit: float) -> tuple[str, str]:
     return left, right
 
 
-def _span(values: list[float], digits: int = 2) -> str:
+def _span(values: list[float], digits: int = 2, limit: float | None = None) -> str:
     low, high = min(values), max(values)
+    if limit is not None:  # a low end just short of the limit must not print as the limit
+        digits = max(digits, _decimals(low, limit, digits))
     return f"{low:.{digits}f}x" if low == high else f"{low:.{digits}f}-{high:.{digits}f}x"
+
+
+def _decimals(value: float, limit: float, least: int) -> int:
+    """Decimals (``least`` to 3) that print ``value`` apart from ``limit`` where they differ."""
+    digits = least
+    while digits < 3 and value != limit and f"{value:.{digits}f}" == f"{limit:.{digits}f}":
+        digits += 1
+    return digits
+
+
+def _times(value: float, limit: float, least: int) -> str:
+    """A speed-up against its limit, with ``least`` decimals or more: ``"49.99x"``, not
+    ``"50x"``, just short of 50."""
+    return f"{value:.{_decimals(value, limit, least)}f}x"
 
 
 def _phrases(checks: list[dict]) -> tuple[int, int, list[str]]:
@@ -422,7 +439,7 @@ def _phrases(checks: list[dict]) -> tuple[int, int, list[str]]:
             hits = sum(s[flag] for s in timed)
             out.append(
                 f"{name} at least {limit:.0f}x faster than jwst's fastest mode: {hits} of "
-                f"{len(timed)} full frames ({_span([s[key] for s in timed], 1)})"
+                f"{len(timed)} full frames ({_span([s[key] for s in timed], 1, limit)})"
             )
             met, total = met + hits, total + len(timed)
     return met, total, out

@@ -59,15 +59,15 @@ class CorrectionReport:
         The fitted background's nodes, with ``background_method="model"``
         (:attr:`background` evaluates them), and the sky kept across the
         lines (:attr:`sky_across`).
+    reference_rms : numpy.ndarray or None
+        float64 ``(P,)``: RMS over the lines and groups of what the side reference
+        pixels moved the line model by (``use_reference_pixels``; 0 where
+        nothing moved), None when the scene stages did not run.
     mask_growth : int or None
         Pixels the mask of the compact sources was grown by around what was
         found (0 to 3: each ring of pixels is masked while its light would
         bias the lines more than its noise costs; docs/algorithm.rst); None
         where the scene stages did not search them.
-    reference_rms : numpy.ndarray or None
-        float64 ``(P,)``: RMS over the lines and groups of what the side reference
-        pixels moved the line model by (``use_reference_pixels``; 0 where
-        nothing moved), None when the scene stages did not run.
     """
 
     plane_level: np.ndarray

@@ -41,7 +41,7 @@ __all__ = ["SceneModel", "model_scene", "reference_plane", "with_scene"]
 # took the benchmark's crowded field from 0.35 / 0.47 to 0.35 / 0.46 and
 # 0.36 / 0.38 to 0.28 / 0.35 and 0.33 / 0.46 to 0.31 / 0.42 (seeds +0, +100,
 # +200). Each ring is masked only where its light pays for the pixels it
-# takes (sources.grow_marks): a sparse field's few stars take 1.
+# takes (sources.grow_marks): a sparse field's few stars take 1 or 2.
 _GROW = 3
 # Planes with values beyond this, or a noise below that, are corrected by the
 # plain path alone (the sums and squares of the scene stages would overflow or
@@ -113,6 +113,18 @@ def _sigma(prepared: Prepared, options: CorrectionOptions) -> float:
     return float(plane_dispersion(prepared, replace(options, scale="global"))[0])
 
 
+def _one_plane_sigma(prepared: Prepared, options: CorrectionOptions, sigma: float) -> float:
+    """White noise of one of ``prepared``'s planes: ``sigma`` (the reference plane's) for one
+    plane; for a cube, its first plane's (the median of several is less noisy)."""
+    if prepared.planes.shape[0] == 1:
+        return sigma
+    flags = prepared.flags[:1] if prepared.flags.shape[0] > 1 else prepared.flags
+    first = replace(
+        prepared, planes=prepared.planes[:1], flags=flags, background=prepared.background[:1]
+    )
+    return _sigma(first, options)
+
+
 def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     """The source mask and background of the scene ``prepared`` holds."""
     method = options.background_method
@@ -140,7 +152,10 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         residual, usable, _ = residual_of(plane, options)
     # The compact sources on what the destriping left (the extended mask's, or plain).
     compact = detect(residual, usable, None, COMPACT_SCALES, 0)
-    compact, growth = grow_marks(compact, residual, usable, plane.layout, _GROW)
+    compact, growth = grow_marks(
+        compact, residual, usable, plane.layout, _GROW, sigma=sigma,
+        cost_sigma=_one_plane_sigma(prepared, options, sigma),
+    )  # fmt: skip
     del residual, usable  # a whole plane: not held through the surface fit
     if extended is not None:
         extended = spread_mask(extended, plane)

@@ -50,7 +50,8 @@ _BIN = 4
 _MAX_BOX_FRACTION = 1 / 3
 # Every n-th pixel of a map along each axis estimates its spread.
 _SPREAD_STEP = 7
-# Fewest free pixels of a line's band for its ring to be weighed (grow_marks).
+# A line's band is weighed by grow_marks with more free pixels than this
+# (and the sky with at least as many samples).
 _MIN_RING_PIXELS = 16
 # A search round measures again only the lines its mask changed, unless they
 # are more than this fraction of the lines.
@@ -165,21 +166,29 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     return marks
 
 
-def grow_marks(marks, residual, usable, layout, max_radius: int) -> tuple[np.ndarray, int]:
+def grow_marks(
+    marks, residual, usable, layout, max_radius: int, *, sigma: float, cost_sigma: float
+) -> tuple[np.ndarray, int]:  # fmt: skip
     """The marks dilated ring by ring, while masking the next ring keeps the lines cleaner.
 
     A source's wings spread its light beyond the pixels found; the ring of
     pixels at distance ``k`` (Chebyshev) from the marks carries some. Left
     in, it moves the level of a line's band by ``b = s / n`` (``s`` the
-    ring's sum above the sky there, ``n`` the band's pixels not yet
-    masked); masked, it costs the level the ring's ``r`` pixels of noise,
-    about ``N = r sigma**2 / n**2`` more variance. Across the lines, ``b``
-    varies by ``V = B + N`` (``B`` from the light, ``N`` from the ring's own
-    noise), so masking the ring pays where ``B > N``: ``V > 2 N``, means
-    over the lines and bands. Rings are taken outward from the marks until
-    one does not pay, up to ``max_radius``: around the many faint stars of
-    a crowded field or a bright trace every ring pays; around the few stars
-    of a sparse field the first does, and further rings only cost pixels.
+    ring's sum above the typical unmasked pixel, ``n`` the band's pixels
+    not yet masked); masked, it costs the level the ring's ``r`` pixels,
+    about ``N = r spread**2 / n**2`` more variance (``spread`` the robust
+    scatter of the unmasked pixels, white noise and unresolved light alike:
+    that of the pixels a level is a mean of). Across the lines, ``b``
+    varies about its median by ``V = B + N`` (``B`` from the light, ``N``
+    from the ring's own scatter; a shift every line shares is the sky's),
+    so masking the ring pays where ``B > N``: ``V > 2 N``, means over the
+    lines and bands. Rings are taken outward from the marks until one does
+    not pay, up to ``max_radius``: around the many faint stars of a crowded
+    field or a bright trace every ring pays; around the few stars of a
+    sparse field the first one or two do, and further rings only cost
+    pixels.
+    Where no line band has enough pixels to weigh the first ring, the marks
+    are grown by ``max_radius``.
 
     Parameters
     ----------
@@ -194,22 +203,34 @@ def grow_marks(marks, residual, usable, layout, max_radius: int) -> tuple[np.nda
     layout : Layout
         Lines and readout bands of the plane.
     max_radius : int
-        Largest dilation radius.
+        Largest dilation radius, 0 to 254.
+    sigma : float
+        White noise of a pixel of ``residual``.
+    cost_sigma : float
+        White noise of a pixel of the planes whose levels the mask serves:
+        ``sigma``, or a single plane's where ``residual`` is the median of a
+        cube's planes, less noisy. Their pixels scatter by ``spread**2 +
+        cost_sigma**2 - sigma**2``, the cost of masking in ``B > N``.
 
     Returns
     -------
     tuple
         ``(mask, radius)``: ``marks`` dilated by ``radius`` pixels.
     """
-    if max_radius <= 0 or not marks.any():
+    if not 0 <= max_radius < 255:
+        raise ValueError(f"max_radius must be 0 to 254, not {max_radius}")
+    if max_radius == 0 or not marks.any():
         return marks, 0
-    centre, spread = _spread(residual, _scratch.unmasked(usable, marks), _SPREAD_STEP)
-    if not (np.isfinite(spread) and spread > 0):  # no noise to weigh rings against: all
-        _mask_kernels.dilate(marks, max_radius, marks)
+    if not (np.isfinite(sigma) and sigma > 0 and np.isfinite(cost_sigma)):
+        _mask_kernels.dilate(marks, max_radius, marks)  # no noise to weigh rings against
         return marks, max_radius
     cap = max_radius + 1
     distance = _scratch.empty(marks.shape, np.uint8)
     _mask_kernels.mark_distance(marks, cap, distance)
+    # The typical unmasked pixel and its scatter, on a sample.
+    step = _SPREAD_STEP if marks.size > 16 * _SPREAD_STEP**2 else 1
+    free_sample = (distance[::step, ::step] != 0) & (usable[::step, ::step] != 0)
+    centre, spread = _spread(np.ascontiguousarray(residual[::step, ::step][free_sample]))
     edges = layout.band_edges.astype(np.int64)
     # Every line: a ring's cost falls on the few lines through a bright star's
     # wings (a sample of every fourth line took the galaxy's frame to 1 pixel).
@@ -223,18 +244,25 @@ def grow_marks(marks, residual, usable, layout, max_radius: int) -> tuple[np.nda
     free = np.cumsum(counts[:, :, :0:-1], axis=2)[:, :, ::-1][:, :, :max_radius]
     ring, ring_sum = counts[:, :, 1:cap], sums[:, :, 1:cap]
     weighed = free > _MIN_RING_PIXELS
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shift = np.where(weighed, ring_sum / free, np.nan)
-        noise_var = np.where(weighed, ring / free**2, np.nan) * spread**2
-    shift -= _nanstats.nanmedian(shift, axis=0)  # per band and ring: a constant is the sky's
-    radius = 0
-    for k in range(max_radius):
-        kept = weighed[:, :, k]
-        if not kept.any() or not np.mean(shift[:, :, k][kept] ** 2) > 2.0 * np.mean(
-            noise_var[:, :, k][kept]
-        ):
-            break
-        radius = k + 1
+    radius = max_radius  # nothing to weigh the first ring on: grown as far as allowed
+    if np.isfinite(spread) and weighed[:, :, 0].any():
+        cost = max(spread**2 + cost_sigma**2 - sigma**2, 0.0)  # a served plane's scatter
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shift = np.where(weighed, ring_sum / free, np.nan)
+            share = np.where(weighed, ring / free**2, np.nan)  # N over the scatter
+        shift -= _nanstats.nanmedian(shift, axis=0)  # per band and ring: the sky's
+        radius = 0
+        for k in range(max_radius):
+            kept = weighed[:, :, k]
+            if not kept.any():
+                break
+            moved, noise = (
+                float(np.mean(shift[:, :, k][kept] ** 2)),
+                float(np.mean(share[:, :, k][kept])),
+            )
+            if not moved - noise * spread**2 > noise * cost:  # B > N
+                break
+            radius = k + 1
     np.less_equal(distance, np.uint8(radius), out=marks.view(np.bool_))
     return marks, radius
 

@@ -609,7 +609,7 @@ def test_rings_of_sky_alone_are_not_masked(axis, rng):
     """Masking a ring of noise costs pixels and removes no light: the marks stay as found."""
     marks, residual, usable, layout = ringed_plane(rng, axis, light_until=0)
     found = marks.copy()
-    mask, radius = grow_marks(marks, residual, usable, layout, 3)
+    mask, radius = grow_marks(marks, residual, usable, layout, 3, sigma=1.0, cost_sigma=1.0)
     assert radius == 0
     np.testing.assert_array_equal(mask.astype(bool), found.astype(bool))
 
@@ -625,9 +625,69 @@ def test_rings_are_masked_as_far_as_their_light_reaches(
     masked, the first ring of sky alone stops the growth, and never beyond ``max_radius``."""
     marks, residual, usable, layout = ringed_plane(rng, axis, light_until)
     found = marks.copy()
-    mask, radius = grow_marks(marks, residual, usable, layout, max_radius)
+    mask, radius = grow_marks(
+        marks, residual, usable, layout, max_radius, sigma=1.0, cost_sigma=1.0
+    )
     assert radius == expected
     np.testing.assert_array_equal(mask.astype(bool), dilated(found, expected))
+
+
+def test_light_every_line_shares_is_the_skys_not_a_bias(rng):
+    """Sources on the same columns of every line: the light in their rings moves every
+    line's level alike, which the pedestal takes; masking the rings would only cost pixels."""
+    shape = (512, 1024)
+    marks = np.zeros(shape, np.uint8)
+    marks[:, 40::97] = 1  # a source column every 97 pixels, on every line
+    residual = rng.normal(5.0, 1.0, shape).astype(np.float32)
+    residual[:, 39::97] += 2.0  # light in the first ring, the same on every line
+    residual[:, 41::97] += 2.0
+    usable = np.ones(shape, np.uint8)
+    layout = make_layout(shape, "rows", CorrectionOptions(n_outputs=4))
+    _, radius = grow_marks(marks, residual, usable, layout, 3, sigma=1.0, cost_sigma=1.0)
+    assert radius == 0
+
+
+def test_a_cheaper_plane_to_mask_takes_more_rings(rng):
+    """The cost of a ring is the noise of the planes the mask serves: found on a cube's
+    median (sigma lower than each plane's), the light of ring 1 pays for a quiet plane but
+    not for one five times noisier."""
+    marks, residual, usable, layout = ringed_plane(rng, "rows", light_until=1)
+    _, quiet = grow_marks(marks.copy(), residual, usable, layout, 3, sigma=1.0, cost_sigma=1.0)
+    _, noisy = grow_marks(marks.copy(), residual, usable, layout, 3, sigma=1.0, cost_sigma=5.0)
+    assert (quiet, noisy) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [("no marks", 0), ("max_radius 0", 0), ("no noise", 3), ("bands too short", 3)],
+)
+def test_growth_where_the_rings_cannot_be_weighed(case, expected, rng):
+    """Nothing to grow: as found. No noise to weigh a ring against, or no line band with
+    enough pixels to weigh it on: grown as far as allowed, as the PSF's wings reach."""
+    shape = (64, 64) if case == "bands too short" else (256, 512)
+    marks, residual, usable, layout = ringed_plane(rng, "rows", light_until=0, shape=shape)
+    marks[5, 5] = 1
+    max_radius, sigma = 3, 1.0
+    if case == "no marks":
+        marks[...] = 0
+    elif case == "max_radius 0":
+        max_radius = 0
+    elif case == "no noise":
+        sigma = float("nan")
+    elif case == "bands too short":  # 16-pixel bands: never more than 16 free pixels
+        layout = make_layout(shape, "rows", CorrectionOptions(n_outputs=4))
+    found = marks.copy()
+    mask, radius = grow_marks(
+        marks, residual, usable, layout, max_radius, sigma=sigma, cost_sigma=1.0
+    )
+    assert radius == expected
+    np.testing.assert_array_equal(mask.astype(bool), dilated(found, expected))
+
+
+def test_growth_beyond_the_distance_map_is_refused(rng):
+    marks, residual, usable, layout = ringed_plane(rng, "rows", light_until=0)
+    with pytest.raises(ValueError, match="max_radius must be 0 to 254"):
+        grow_marks(marks, residual, usable, layout, 255, sigma=1.0, cost_sigma=1.0)
 
 
 @pytest.mark.parametrize(("scene", "grown"), [("sparse", (1, 2)), ("crowded", (3,))])
@@ -652,7 +712,7 @@ def test_the_narrower_mask_measures_a_sparse_field_better(monkeypatch):
     options = {"n_outputs": 4}
     adaptive = score(sim, bgdnoise.correct_array(sim.data, "rows", dq=sim.dq, **options))
 
-    def widest(marks, residual, usable, layout, max_radius):
+    def widest(marks, residual, usable, layout, max_radius, **noise):
         mask_kernels.dilate(marks, max_radius, marks)
         return marks, max_radius
 

@@ -778,7 +778,7 @@ def _near_sums(row, use, far, centre, total, number):
             number[d] += 1.0
 
 
-@njit(cache=True, nogil=True)
+@scalar_helper
 def _usable_count(use):
     """Non-zero values of a uint8 run (a count that vectorises)."""
     n = np.int64(0)  # not a literal: see _kernels/__init__.py
@@ -805,8 +805,9 @@ def _ring_columns_range(claims, lines, sums, counts):
     """Blocks of ``_COLUMNS`` columns of :func:`ring_sums` along columns."""
     values, usable, distance, band_edges, centre = lines
     n_lines, n_bands, cap = sums.shape[0], sums.shape[1], sums.shape[2] - 1
-    # This thread's running sums along the block's columns, one row per distance below cap.
-    total, number = np.empty((cap, _COLUMNS)), np.empty((cap, _COLUMNS))
+    # This thread's running sums, one row per column of the block (each column's
+    # distances contiguous, as _store_rings reads them).
+    total, number = np.empty((_COLUMNS, cap)), np.empty((_COLUMNS, cap))
     found = np.empty(_COLUMNS, np.int64)
     start, stop = claim(claims)
     while start < stop:
@@ -814,19 +815,19 @@ def _ring_columns_range(claims, lines, sums, counts):
             x0, x1 = block * _COLUMNS, min(n_lines, (block + 1) * _COLUMNS)
             width = x1 - x0
             for b in range(n_bands):
-                total[:, :width] = 0.0
-                number[:, :width] = 0.0
-                found[:width] = 0
+                for i in range(width):
+                    found[i] = 0
+                    for d in range(cap):
+                        total[i, d] = 0.0
+                        number[i, d] = 0.0
                 for y in range(band_edges[b], band_edges[b + 1]):
                     row, use, far = values[y, x0:x1], usable[y, x0:x1], distance[y, x0:x1]
                     for i in range(width):
                         found[i] += use[i] != 0
                         d = far[i]
                         if d < cap and use[i] != 0:
-                            total[d, i] += row[i] - centre
-                            number[d, i] += 1.0
+                            total[i, d] += row[i] - centre
+                            number[i, d] += 1.0
                 for i in range(width):
-                    _store_rings(
-                        total[:, i], number[:, i], found[i], sums[x0 + i, b], counts[x0 + i, b]
-                    )
+                    _store_rings(total[i], number[i], found[i], sums[x0 + i, b], counts[x0 + i, b])
         start, stop = claim(claims)
