@@ -630,6 +630,10 @@ def _repeat_range(claims, mask, along_rows, factor, out):
 def mark_distance(marks, cap, out):
     """Chebyshev distance of every pixel to the nearest mark, at most ``cap``.
 
+    Built like :func:`dilate` (a pass along the rows, then one across
+    them), which stays a pass of ORs: ``out <= radius`` gives the same
+    pixels at 1.5-2 times the time.
+
     Parameters
     ----------
     marks : ndarray of uint8
