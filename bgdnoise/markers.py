@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 __all__ = [
+    "QUALITY_KEYWORDS",
     "AlreadyCorrectedError",
     "BgdNoiseWarning",
     "check_markers",
@@ -79,6 +80,12 @@ def check_markers(model, force: bool) -> None:
     warnings.warn(f"correcting again data already corrected by {who}.", BgdNoiseWarning, 2)
 
 
+#: The header cards saying how a correction went (:meth:`CorrectionResult.quality_cards`).
+QUALITY_KEYWORDS = (
+    "BDGMASKF", "BDGMGROW", "BDGBKG", "BDGNFALL", "BDGSKYX", "BDGREFS", "BDGSTRB", "BDGSTRA",
+)  # fmt: skip
+
+
 def set_marker(
     model, params: dict[str, Any], status: str = "COMPLETE", empty_planes: int | None = None,
     quality: list[list] | None = None,
@@ -86,9 +93,8 @@ def set_marker(
     """Record the correction (or its skipping) in HISTORY and ``S_BDGCOR``.
 
     ``empty_planes`` (planes left unchanged for want of usable pixels) goes
-    into ``BDGEMPTY`` when given; ``quality`` cards (``BDGMASKF``, ``BDGMGROW``,
-    ``BDGBKG``, ``BDGNFALL``, ``BDGSKYX``, ``BDGREFS``, ``BDGSTRB``, ``BDGSTRA``) replace
-    earlier ones.
+    into ``BDGEMPTY`` when given; ``quality`` cards (:data:`QUALITY_KEYWORDS`),
+    when given, replace all earlier ones, also those not written again.
     """
     from . import __version__
 
@@ -103,6 +109,9 @@ def set_marker(
         (MARKER, DONE_KEYWORD) if empty_planes is None else (MARKER, DONE_KEYWORD, EMPTY_KEYWORD)
     )
     quality = quality or []
+    # A correction's cards replace every card of an earlier one, written or
+    # not this time (an option that drops BDGSKYX must not leave the old one).
+    replaced = replaced + (QUALITY_KEYWORDS if quality else ())
     replaced = replaced + tuple(card[0] for card in quality)
     cards = [c for c in primary_cards(model) if c[0] not in replaced]
     cards.append([MARKER, status, "bgdnoise 1/f stripe correction"])

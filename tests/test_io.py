@@ -111,6 +111,21 @@ def test_second_run_refuses_without_force(tmp_path):
     assert again.name == "jw03_nrcb1_rate_bdgCorr_bdgCorr.fits"
 
 
+def test_a_second_correction_leaves_no_card_of_the_first(tmp_path):
+    """Cards of the first correction that the second does not write (the plain path has no
+    mask growth, sky across or reference pixels' check) are gone, not left stale."""
+    product = make_product("NRCB1", "rate", (256, 512), seed=5)
+    source = product.save(tmp_path / "jw03_nrcb1_rate.fits")
+    output, _ = correct_file(source)
+    first = fits.getheader(output, 0)
+    assert {"BDGMGROW", "BDGSKYX", "BDGREFS"} <= set(first)
+    with pytest.warns(BgdNoiseWarning, match="again"):
+        again, _ = correct_file(output, force=True, mask_sources=False, background_method=None)
+    second = fits.getheader(again, 0)
+    assert not {"BDGMGROW", "BDGSKYX", "BDGREFS"} & set(second)
+    assert second["BDGBKG"] == "NONE"
+
+
 def test_jwst_cleaned_data_refused(tmp_path):
     product = make_product("NRCB1", "rate", (256, 512), seed=6)
     product.model.meta.cal_step.clean_flicker_noise = "COMPLETE"
