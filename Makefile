@@ -23,8 +23,8 @@ $(TEST_STAMP): $(PY) setup.cfg setup.py pyproject.toml
 
 # The kernels compiled ahead of time (bgdnoise/_kernels/aot.py): built by the
 # install; rebuilt here (about a minute) when the kernel sources changed since.
-# Without a C/C++ compiler (exit status 3) numba compiles them on first use
-# instead; any other failure stops make.
+# Without a C/C++ compiler, or with a numba that has dropped pycc (exit status
+# 3), numba compiles them on first use instead; any other failure stops make.
 compiled: $(STAMP)
 	@$(PY) -m bgdnoise._kernels check || $(PY) -m bgdnoise._kernels build || \
 		{ test $$? -eq 3 && echo "bgdnoise: numba compiles the kernels on first use"; }

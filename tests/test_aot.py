@@ -354,6 +354,12 @@ def test_the_command_line(capsys, monkeypatch, fresh_table):
     monkeypatch.setattr(aot, "source_hash", lambda: "0" * 64)
     assert _aot_build.main(["check"]) == 1
     assert "stale" in capsys.readouterr().out
+    compilers_work = _aot_build._compilers_work
     monkeypatch.setattr(_aot_build, "_compilers_work", lambda: False)
     assert _aot_build.main(["build", "unused.so"]) == _aot_build.NO_COMPILER
     assert "no working C/C++ compiler" in capsys.readouterr().err
+    # A numba without pycc (deprecated; a release may drop it): the same way out.
+    monkeypatch.setattr(_aot_build, "_compilers_work", compilers_work)
+    monkeypatch.setitem(sys.modules, "numba.pycc.platform", None)  # import fails
+    assert _aot_build.main(["build", "unused.so"]) == _aot_build.NO_COMPILER
+    assert "no pycc" in capsys.readouterr().err

@@ -186,8 +186,20 @@ def _zero() -> int:
 
 
 _USAGE = "usage: python -m bgdnoise._kernels record | check | build [OUTPUT [CPU]]"
-#: ``build``'s exit status when there is no C/C++ compiler (``make compiled`` goes on).
+#: ``build``'s exit status when there is no C/C++ compiler, or no numba pycc to drive
+#: it (``make compiled`` goes on: numba compiles the kernels on first use).
 NO_COMPILER = 3
+
+
+def _pycc_missing() -> bool:
+    """Whether this numba has no pycc (deprecated by numba; a release may drop it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import numba.pycc.platform  # noqa: F401
+        except ImportError:
+            return True
+    return False
 
 
 def _compilers_work() -> bool:
@@ -204,7 +216,7 @@ _CHILD = "_BGDNOISE_AOT_BUILD_CHILD"
 def main(argv: list[str] | None = None) -> int:
     """``python -m bgdnoise._kernels``: ``record`` the entries, ``check`` the
     extension (exit 1 unless in use or turned off), ``build`` it (exit
-    :data:`NO_COMPILER` without a C/C++ compiler)."""
+    :data:`NO_COMPILER` without a C/C++ compiler or numba's pycc)."""
     argv = sys.argv[1:] if argv is None else argv
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command == "record" and not rest:
@@ -215,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bgdnoise: ahead-of-time kernels: {found}")
         return 0 if found in ("ok", "disabled", "no-jit") else 1
     if command == "build" and len(rest) <= 2:
+        if _pycc_missing():
+            print("bgdnoise: this numba has no pycc: nothing built", file=sys.stderr)
+            return NO_COMPILER
         if not _compilers_work():
             print("bgdnoise: no working C/C++ compiler: nothing built", file=sys.stderr)
             return NO_COMPILER
