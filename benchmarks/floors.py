@@ -8,7 +8,7 @@ known exactly (``data - scene`` is stripes plus white noise): from every
 good pixel, each weighed by its inverse white-noise variance (``sim.err``:
 the sources' photon noise included), the line's level Wiener-filtered over
 the lines as the correction's common level is
-(:func:`bgdnoise.outputs.wiener_over_lines`), and the bands' levels either
+(``bgdnoise.outputs._filtered_common``), and the bands' levels either
 their own means or, as the outputs share most of the stripe, the line's
 level plus each band's constant offset and its deviation, filtered the same
 way; the lower residual of these is the floor. It is a reference, not a
@@ -37,7 +37,7 @@ import numpy as np
 from make_quality_table import check_targets
 from quality import CASES
 
-from bgdnoise.outputs import wiener_over_lines
+from bgdnoise.outputs import _filtered_common as _filtered  # the default's common filter
 from bgdnoise.sim.score import band_edges, score
 
 RESULTS = Path(__file__).with_name("quality_results.json")
@@ -48,17 +48,6 @@ def _weighted_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     total = weights.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights * values).sum(axis=-1) / total
-
-
-def _filtered(levels: np.ndarray, error_var: np.ndarray) -> np.ndarray:
-    """Each plane's line levels ``(P, n_lines)`` Wiener-filtered over the lines."""
-    out = levels.copy()
-    for p in range(levels.shape[0]):
-        valid = np.isfinite(levels[p]) & np.isfinite(error_var[p])
-        mean = float(levels[p, valid].mean())
-        stripe = wiener_over_lines(levels[p] - mean, valid, error_var[p], low_excess="signal")
-        out[p, valid] = mean + stripe[valid]
-    return out
 
 
 def floor_models(sim) -> list[np.ndarray]:

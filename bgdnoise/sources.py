@@ -256,10 +256,8 @@ def grow_marks(
             kept = weighed[:, :, k]
             if not kept.any():
                 break
-            moved, noise = (
-                float(np.mean(shift[:, :, k][kept] ** 2)),
-                float(np.mean(share[:, :, k][kept])),
-            )
+            moved = float(np.mean(shift[:, :, k][kept] ** 2))  # V
+            noise = float(np.mean(share[:, :, k][kept]))
             if not moved - noise * spread**2 > noise * cost:  # B > N
                 break
             radius = k + 1
