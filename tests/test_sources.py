@@ -495,6 +495,24 @@ def test_the_spread_of_a_map_is_its_robust_sigma(rng):
 
 
 # --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape", [(2048, 2048), (2048, 512), (256, 2048), (64, 64), (4096, 4096), (5000, 3)]
+)
+def test_the_pixel_scales_sample_is_odd_and_bounded(shape, rng):
+    from bgdnoise.sources import _SPREAD_SAMPLES, _SPREAD_STEP, _sample_step, _spread
+
+    step = _sample_step(shape)
+    n = -(-shape[0] // step) * -(-shape[1] // step)
+    assert step % 2 == 1 and step >= _SPREAD_STEP
+    assert n <= _SPREAD_SAMPLES
+    if step > _SPREAD_STEP:  # the smallest odd step that is small enough
+        assert -(-shape[0] // (step - 2)) * -(-shape[1] // (step - 2)) > _SPREAD_SAMPLES
+    if shape == (2048, 2048):  # a full frame's sample still gives its noise to ~1%
+        values = rng.normal(0.0, 3.0, shape).astype(np.float32)
+        _, sigma = _spread(values, np.ones(shape, np.uint8), step)
+        assert sigma == pytest.approx(3.0, rel=0.03)
 # The search's residual: levels subtracted and usable pixels marked in one pass
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("with_dq", [True, False])
