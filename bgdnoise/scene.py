@@ -156,13 +156,16 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         compact, residual, usable, plane.layout, _GROW, sigma=sigma,
         cost_sigma=_one_plane_sigma(prepared, options, sigma),
     )  # fmt: skip
-    del residual, usable  # a whole plane: not held through the surface fit
+    del residual  # a whole plane: not held through the surface fit
     if extended is not None:
         extended = spread_mask(extended, plane)
     values = plane.planes[0]  # read only where usable (no copy of the plane)
     if plane.background.shape[1]:
         values = values - plane.background[0]
-    usable = _usable(plane, values)
+        usable = _usable(plane, values)
+    # else the residual's usable pixels are these: the finite values not
+    # excluded (a finite line model, and no value near the float range, see
+    # _ordinary, leave a finite value finite).
     fit_usable = usable if compact is None else _scratch.unmasked(usable, compact)
     surface = fit_background(
         values, fit_usable, plane.layout, spacing=options.background_box_size,
