@@ -494,9 +494,6 @@ def test_the_spread_of_a_map_is_its_robust_sigma(rng):
     assert _spread(np.full((40, 40), np.nan)) == (0.0, np.inf)
 
 
-# --------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "shape", [(2048, 2048), (2048, 512), (256, 2048), (64, 64), (4096, 4096), (5000, 3)]
 )
@@ -513,6 +510,9 @@ def test_the_pixel_scales_sample_is_odd_and_bounded(shape, rng):
         values = rng.normal(0.0, 3.0, shape).astype(np.float32)
         _, sigma = _spread(values, np.ones(shape, np.uint8), step)
         assert sigma == pytest.approx(3.0, rel=0.03)
+
+
+# --------------------------------------------------------------------------
 # The search's residual: levels subtracted and usable pixels marked in one pass
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("with_dq", [True, False])
