@@ -280,9 +280,9 @@ def test_tukey_median_is_the_median_of_medians_of_three(rng):
 def test_gather_keeps_the_usable_values_in_order(with_flags, with_background, odd_even, rng):
     """``gather_block`` against numpy's boolean indexing, bit for bit.
 
-    Lines from 1 to 200 values (whole chunks of the vectorised copy and
-    partial ones), none to most of them unusable: NaN, inf, zero, an
-    EXCLUDE flag, or an infinite background.
+    Lines from 1 to 200 values, none to most of them unusable (the
+    vectorised pass alone, or with the NaNs squeezed out): NaN, inf, zero,
+    an EXCLUDE flag, or an infinite background.
     """
     from bgdnoise._kernels.gather import gather_block
 

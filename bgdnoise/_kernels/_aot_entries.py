@@ -93,19 +93,7 @@ ENTRIES = (
     ), "none"),
     ("flags", "_finite_unexcluded_range", (
         "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
-        "Array(float32, 2, 'C', True, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("flags", "_finite_unexcluded_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
         "Array(float64, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "Array(uint8, 2, 'C', False, aligned=True)",
-    ), "none"),
-    ("flags", "_finite_unexcluded_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
-        "Array(float64, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),

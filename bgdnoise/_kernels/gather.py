@@ -123,23 +123,19 @@ def _group_span(band_edges, odd_even, g):
     return start, band_edges[b + 1], 2
 
 
-# Values checked at a time by _gather_row: a chunk with every value usable
-# is copied whole, in vector instructions.
-_CHUNK = 32
-
-
 @scalar_helper
 def _gather_row(plane, y, span, dst):
     """Copy the usable values of row ``y`` at ``range(*span)`` to the front of ``dst``.
 
-    Contiguous spans go by chunks of :data:`_CHUNK` values: a vectorised
-    count of the usable ones, then a straight copy when all are (most
-    chunks: unusable pixels are few), else the compaction below. Other
-    spans (odd or even positions) are compacted throughout: every value is
-    written, the cursor advances only for usable ones. Chunk and compaction
-    write the same values. (Everything is written out in this one function:
-    with a test inside its loops, a helper's, numba does not vectorise
-    them.)
+    Contiguous spans go in two passes: every value to its own place in
+    ``dst``, NaN for an unusable one, counting the usable ones (a loop of
+    independent steps, which LLVM vectorises); then, if any is unusable, the
+    NaNs squeezed out in place. (Chunks of 32 values, counted then copied
+    whole, were unrolled by LLVM and not vectorised: the copy became a
+    scatter, and the gather took half as long again.)
+    Other spans (odd or even positions) are compacted value by value: every
+    value is written, the cursor advances only for usable ones. Both keep
+    the usable values in their order.
 
     Parameters
     ----------
@@ -148,6 +144,8 @@ def _gather_row(plane, y, span, dst):
     span : tuple of int
         ``(start, stop, step)`` along the row.
     dst : ndarray of float64
+        At least as long as the span; beyond the usable values its content
+        is undefined.
 
     Returns
     -------
@@ -159,8 +157,6 @@ def _gather_row(plane, y, span, dst):
     has_bg = bplane.shape[0] > 0
     start, stop, step = span
     drow = dplane[y]
-    c = 0
-    rest = start  # where the value-by-value loop starts
     if step == 1:
         # Slices from 0: numba then knows every index is in order and not
         # negative, and vectorises the loops below.
@@ -168,51 +164,48 @@ def _gather_row(plane, y, span, dst):
         frow = fplane[y][start:stop] if has_flags else fplane.reshape(-1)
         brow = bplane[y][start:stop] if has_bg else drow[0:0]
         n = vals.shape[0]
-        i0 = 0
-        while i0 + _CHUNK <= n:
-            good = 0
-            if has_flags and has_bg:
-                for i in range(i0, i0 + _CHUNK):
-                    v = np.float64(vals[i])
-                    ok = (v - v == 0.0) & (v != 0.0) & ((frow[i] & EXCLUDE) == 0)
-                    v -= np.float64(brow[i])
-                    good += np.int64(ok & (v - v == 0.0))
-            elif has_flags:
-                for i in range(i0, i0 + _CHUNK):
-                    v = vals[i]
-                    good += np.int64((v - v == 0) & (v != 0) & ((frow[i] & EXCLUDE) == 0))
-            elif has_bg:
-                for i in range(i0, i0 + _CHUNK):
-                    v = np.float64(vals[i])
-                    ok = (v - v == 0.0) & (v != 0.0)
-                    v -= np.float64(brow[i])
-                    good += np.int64(ok & (v - v == 0.0))
-            else:
-                for i in range(i0, i0 + _CHUNK):
-                    v = vals[i]
-                    good += np.int64((v - v == 0) & (v != 0))
-            if good == _CHUNK and has_bg:
-                for i in range(_CHUNK):
-                    dst[c + i] = np.float64(vals[i0 + i]) - np.float64(brow[i0 + i])
-                c += _CHUNK
-            elif good == _CHUNK:
-                for i in range(_CHUNK):
-                    dst[c + i] = np.float64(vals[i0 + i])
-                c += _CHUNK
-            else:
-                for i in range(i0, i0 + _CHUNK):
-                    v = np.float64(vals[i])
-                    ok = (v - v == 0.0) & (v != 0.0)
-                    if has_flags:
-                        ok &= (frow[i] & EXCLUDE) == 0
-                    if has_bg:
-                        v -= np.float64(brow[i])
-                        ok &= v - v == 0.0
-                    dst[c] = v
-                    c += ok
-            i0 += _CHUNK
-        rest = start + i0  # fewer than a chunk left
-    for x in range(rest, stop, step):
+        out = dst[:n]
+        good = 0
+        # One loop per case: a test of has_flags or has_bg inside keeps it scalar.
+        if has_flags and has_bg:
+            for i in range(n):
+                v = np.float64(vals[i])
+                ok = (v - v == 0.0) & (v != 0.0) & ((frow[i] & EXCLUDE) == 0)
+                v -= np.float64(brow[i])
+                ok &= v - v == 0.0
+                out[i] = v if ok else np.nan
+                good += np.int64(ok)
+        elif has_flags:
+            for i in range(n):
+                v = np.float64(vals[i])
+                ok = (v - v == 0.0) & (v != 0.0) & ((frow[i] & EXCLUDE) == 0)
+                out[i] = v if ok else np.nan
+                good += np.int64(ok)
+        elif has_bg:
+            for i in range(n):
+                v = np.float64(vals[i])
+                ok = (v - v == 0.0) & (v != 0.0)
+                v -= np.float64(brow[i])
+                ok &= v - v == 0.0
+                out[i] = v if ok else np.nan
+                good += np.int64(ok)
+        else:
+            for i in range(n):
+                v = np.float64(vals[i])
+                ok = (v - v == 0.0) & (v != 0.0)
+                out[i] = v if ok else np.nan
+                good += np.int64(ok)
+        if good < n:
+            # A usable value is never NaN. The cursor never passes i: each
+            # value is read before its place can be written.
+            c = 0
+            for i in range(n):
+                v = out[i]
+                out[np.uint64(c)] = v
+                c += v == v
+        return good
+    c = 0
+    for x in range(start, stop, step):
         # _usable_value written out: with a call here numba does not unroll this loop.
         v = np.float64(drow[x])
         ok = (v - v == 0.0) & (v != 0.0)
