@@ -290,51 +290,106 @@ def mark_pixels_and_box3(values, usable, thresholds, min_count, out):
 @njit(cache=True, nogil=True)
 def _mark_pixels_and_box3_range(claims, values, usable, thresholds, min_count, out):
     """Items of :func:`mark_pixels_and_box3`."""
-    pixel_threshold, box_threshold = thresholds
-    ny, nx = values.shape
-    # Sums down each column of the 3 rows, then across 3 columns.
-    column_sum = np.empty(nx)
-    column_cnt = np.empty(nx)
+    nx = values.shape[1]
+    # This thread's sums and counts down each column of the 3 rows, and the
+    # counts of each 3x3 box.
+    scratch = (np.empty(nx), np.empty(nx, np.uint8), np.empty(nx, np.uint8))
     start, stop = claim(claims)
     while start < stop:
-        for y in range(start, stop):
-            first, last = max(0, y - 1), min(ny, y + 2)
-            if last - first == 3:
-                # The three rows in one branch-free pass, each column's sum kept in
-                # a register: row by row in memory took 1.5x as long. Adding 0.0 for
-                # an unusable value changes no sum (it starts at +0.0, so it never
-                # is -0.0): the same bits.
-                v0, v1, v2 = values[first], values[first + 1], values[first + 2]
-                u0, u1, u2 = usable[first], usable[first + 1], usable[first + 2]
-                for x in range(nx):
-                    s = 0.0
-                    s += np.float64(v0[x]) if u0[x] != 0 else 0.0
-                    s += np.float64(v1[x]) if u1[x] != 0 else 0.0
-                    s += np.float64(v2[x]) if u2[x] != 0 else 0.0
-                    column_sum[x] = s
-                    column_cnt[x] = np.float64((u0[x] != 0) + (u1[x] != 0) + (u2[x] != 0))
-            else:  # the first and last rows
-                for x in range(nx):
-                    column_sum[x] = 0.0
-                    column_cnt[x] = 0.0
-                for yy in range(first, last):
-                    for x in range(nx):
-                        if usable[yy, x] != 0:
-                            column_sum[x] += values[yy, x]
-                            column_cnt[x] += 1.0
-            vrow, urow, orow = values[y], usable[y], out[y]
-            for x in range(nx):
-                total, n = column_sum[x], column_cnt[x]
-                if x > 0:
-                    total += column_sum[x - 1]
-                    n += column_cnt[x - 1]
-                if x + 1 < nx:
-                    total += column_sum[x + 1]
-                    n += column_cnt[x + 1]
-                box = (n >= min_count) & (total > box_threshold * n)
-                if box | ((urow[x] != 0) & (vrow[x] > pixel_threshold)):
-                    orow[x] = 1
+        _mark_rows(start, stop, (values, usable, out), (thresholds, min_count), scratch)
         start, stop = claim(claims)
+
+
+@scalar_helper
+def _mark_rows(start, stop, planes, settings, scratch):
+    """Rows ``start .. stop - 1`` of :func:`mark_pixels_and_box3`.
+
+    (Sliced here, in a helper without reference counting: see
+    :func:`.model._subtract_rows`.) Counts are bytes (at most 9), summed in
+    their own passes: in the float passes they were float64 converted from
+    masks, 8 at a time.
+    """
+    values, usable, out = planes
+    ny, nx = values.shape
+    column_sum, column_cnt, box_cnt = scratch
+    for y in range(start, stop):
+        first, last = max(0, y - 1), min(ny, y + 2)
+        if last - first == 3:
+            # The three rows in one branch-free pass, each column's sum kept in
+            # a register: row by row in memory took 1.5x as long. Adding 0.0 for
+            # an unusable value changes no sum (it starts at +0.0, so it never
+            # is -0.0): the same bits.
+            v0, v1, v2 = values[first], values[first + 1], values[first + 2]
+            u0, u1, u2 = usable[first], usable[first + 1], usable[first + 2]
+            for x in range(nx):
+                s = 0.0
+                s += np.float64(v0[x]) if u0[x] != 0 else 0.0
+                s += np.float64(v1[x]) if u1[x] != 0 else 0.0
+                s += np.float64(v2[x]) if u2[x] != 0 else 0.0
+                column_sum[x] = s
+            for x in range(nx):
+                column_cnt[x] = np.uint8(u0[x] != 0) + np.uint8(u1[x] != 0) + np.uint8(u2[x] != 0)
+        else:  # the first and last rows
+            for x in range(nx):
+                column_sum[x] = 0.0
+                column_cnt[x] = 0
+            for yy in range(first, last):
+                for x in range(nx):
+                    if usable[yy, x] != 0:
+                        column_sum[x] += values[yy, x]
+                        column_cnt[x] += 1
+        _mark_row(column_sum, column_cnt, box_cnt, values[y], usable[y], settings, out[y])
+
+
+@scalar_helper
+def _mark_row(column_sum, column_cnt, box_cnt, vrow, urow, settings, orow):
+    """Mark one row from its column sums and counts (see :func:`_mark_rows`).
+
+    Each box sums its middle column, then the left one, then the right one
+    (as a loop with edge tests did); the interior runs over views shifted by
+    one column, without those tests, and vectorises.
+    """
+    nx = vrow.shape[0]
+    if nx < 3:
+        for x in range(nx):
+            total, n = column_sum[x], np.int64(column_cnt[x])
+            if x > 0:
+                total += column_sum[x - 1]
+                n += column_cnt[x - 1]
+            if x + 1 < nx:
+                total += column_sum[x + 1]
+                n += column_cnt[x + 1]
+            if _marked(total, n, urow[x], vrow[x], settings):
+                orow[x] = 1
+        return
+    mid = nx - 2
+    left, right, cnt = column_cnt[:mid], column_cnt[2:], column_cnt[1 : nx - 1]
+    inner = box_cnt[1 : nx - 1]
+    for i in range(mid):
+        inner[i] = left[i] + cnt[i] + right[i]
+    box_cnt[0] = column_cnt[0] + column_cnt[1]
+    box_cnt[nx - 1] = column_cnt[nx - 1] + column_cnt[nx - 2]
+    if _marked(column_sum[0] + column_sum[1], box_cnt[0], urow[0], vrow[0], settings):
+        orow[0] = 1
+    last = nx - 1
+    total = column_sum[last] + column_sum[last - 1]
+    if _marked(total, box_cnt[last], urow[last], vrow[last], settings):
+        orow[last] = 1
+    sums, sums_left, sums_right = column_sum[1 : nx - 1], column_sum[:mid], column_sum[2:]
+    values, use, marks = vrow[1 : nx - 1], urow[1 : nx - 1], orow[1 : nx - 1]
+    for i in range(mid):
+        total = sums[i] + sums_left[i] + sums_right[i]
+        # A select, not a branch: the store of every pixel vectorises.
+        marks[i] = 1 if _marked(total, inner[i], use[i], values[i], settings) else marks[i]
+
+
+@scalar_helper
+def _marked(total, n, use, value, settings):
+    """Whether a pixel is marked, from its 3x3 box's sum and count (see :func:`_mark_row`)."""
+    (pixel_threshold, box_threshold), min_count = settings
+    count = np.float64(n)
+    box = (count >= min_count) & (total > box_threshold * count)
+    return box | ((use != 0) & (value > pixel_threshold))
 
 
 def box3_sample(values, usable, step, out):
@@ -664,17 +719,28 @@ def _distance_rows(claims, marks, cap, along):
     marked = np.empty(nx, dtype=np.uint8)  # the row's marks as 0 / 1
     start, stop = claim(claims)
     while start < stop:
-        for y in range(start, stop):
-            row = marks[y]
-            out_row = along[y]
-            for x in range(nx):
-                marked[x] = np.uint8(row[x] != 0)
-                out_row[x] = np.uint8(0) if row[x] != 0 else np.uint8(cap)
-            # Nearest first is not needed: each shift keeps the smaller distance.
-            for shift in range(1, reach + 1):
-                _near_into(out_row[: nx - shift], marked[shift:], np.uint8(shift))
-                _near_into(out_row[shift:], marked[: nx - shift], np.uint8(shift))
+        _distance_along(start, stop, marks, cap, reach, marked, along)
         start, stop = claim(claims)
+
+
+@scalar_helper
+def _distance_along(start, stop, marks, cap, reach, marked, along):
+    """Rows ``start .. stop - 1`` of :func:`_distance_rows`.
+
+    (Sliced here, in a helper without reference counting: see
+    :func:`.model._subtract_rows`.)
+    """
+    nx = marks.shape[1]
+    for y in range(start, stop):
+        row = marks[y]
+        out_row = along[y]
+        for x in range(nx):
+            marked[x] = np.uint8(row[x] != 0)
+            out_row[x] = np.uint8(0) if row[x] != 0 else np.uint8(cap)
+        # Nearest first is not needed: each shift keeps the smaller distance.
+        for shift in range(1, reach + 1):
+            _near_into(out_row[: nx - shift], marked[shift:], np.uint8(shift))
+            _near_into(out_row[shift:], marked[: nx - shift], np.uint8(shift))
 
 
 @scalar_helper
@@ -688,20 +754,30 @@ def _near_into(dst, src, distance):
 @njit(cache=True, nogil=True)
 def _distance_columns(claims, along, cap, out):
     """Rows of the result: the smallest ``max(|dy|, along[y + dy])``, at most ``cap``."""
-    ny, nx = along.shape
     start, stop = claim(claims)
     while start < stop:
-        for y in range(start, stop):
-            out_row = out[y]
-            for x in range(nx):
-                out_row[x] = along[y, x]
-            for dy in range(1, cap):
-                step = np.uint8(dy)
-                if y - dy >= 0:
-                    _nearer_row(out_row, along[y - dy], step)
-                if y + dy < ny:
-                    _nearer_row(out_row, along[y + dy], step)
+        _distance_across(start, stop, along, cap, out)
         start, stop = claim(claims)
+
+
+@scalar_helper
+def _distance_across(start, stop, along, cap, out):
+    """Rows ``start .. stop - 1`` of :func:`_distance_columns`.
+
+    (Sliced here, in a helper without reference counting: see
+    :func:`.model._subtract_rows`.)
+    """
+    ny, nx = along.shape
+    for y in range(start, stop):
+        out_row = out[y]
+        for x in range(nx):
+            out_row[x] = along[y, x]
+        for dy in range(1, cap):
+            step = np.uint8(dy)
+            if y - dy >= 0:
+                _nearer_row(out_row, along[y - dy], step)
+            if y + dy < ny:
+                _nearer_row(out_row, along[y + dy], step)
 
 
 @scalar_helper
@@ -750,20 +826,31 @@ def ring_sums(values, usable, distance, along_rows, band_edges, centre, sums, co
 @njit(cache=True, nogil=True)
 def _ring_rows_range(claims, lines, sums, counts):
     """Rows of :func:`ring_sums` along rows."""
-    values, usable, distance, band_edges, centre = lines
-    n_bands, cap = sums.shape[1], sums.shape[2] - 1
+    cap = sums.shape[2] - 1
     # This thread's running sums of the distances below cap.
     total, number = np.empty(cap), np.empty(cap)
     start, stop = claim(claims)
     while start < stop:
-        for y in range(start, stop):
-            for b in range(n_bands):
-                row = values[y, band_edges[b] : band_edges[b + 1]]
-                use = usable[y, band_edges[b] : band_edges[b + 1]]
-                far = distance[y, band_edges[b] : band_edges[b + 1]]
-                _near_sums(row, use, far, centre, total, number)
-                _store_rings(total, number, _usable_count(use), sums[y, b], counts[y, b])
+        _ring_rows(start, stop, lines, sums, counts, total, number)
         start, stop = claim(claims)
+
+
+@scalar_helper
+def _ring_rows(start, stop, lines, sums, counts, total, number):
+    """Rows ``start .. stop - 1`` of :func:`ring_sums` along rows.
+
+    (Sliced here, in a helper without reference counting: see
+    :func:`.model._subtract_rows`.)
+    """
+    values, usable, distance, band_edges, centre = lines
+    n_bands = sums.shape[1]
+    for y in range(start, stop):
+        for b in range(n_bands):
+            row = values[y, band_edges[b] : band_edges[b + 1]]
+            use = usable[y, band_edges[b] : band_edges[b + 1]]
+            far = distance[y, band_edges[b] : band_edges[b + 1]]
+            _near_sums(row, use, far, centre, total, number)
+            _store_rings(total, number, _usable_count(use), sums[y, b], counts[y, b])
 
 
 @scalar_helper
@@ -807,31 +894,43 @@ def _store_rings(total, number, usable_count, sums, counts):
 @njit(cache=True, nogil=True)
 def _ring_columns_range(claims, lines, sums, counts):
     """Blocks of ``_COLUMNS`` columns of :func:`ring_sums` along columns."""
-    values, usable, distance, band_edges, centre = lines
-    n_lines, n_bands, cap = sums.shape[0], sums.shape[1], sums.shape[2] - 1
+    cap = sums.shape[2] - 1
     # This thread's running sums, one row per column of the block (each column's
     # distances contiguous, as _store_rings reads them).
     total, number = np.empty((_COLUMNS, cap)), np.empty((_COLUMNS, cap))
     found = np.empty(_COLUMNS, np.int64)
     start, stop = claim(claims)
     while start < stop:
-        for block in range(start, stop):
-            x0, x1 = block * _COLUMNS, min(n_lines, (block + 1) * _COLUMNS)
-            width = x1 - x0
-            for b in range(n_bands):
-                for i in range(width):
-                    found[i] = 0
-                    for d in range(cap):
-                        total[i, d] = 0.0
-                        number[i, d] = 0.0
-                for y in range(band_edges[b], band_edges[b + 1]):
-                    row, use, far = values[y, x0:x1], usable[y, x0:x1], distance[y, x0:x1]
-                    for i in range(width):
-                        found[i] += use[i] != 0
-                        d = far[i]
-                        if d < cap and use[i] != 0:
-                            total[i, d] += row[i] - centre
-                            number[i, d] += 1.0
-                for i in range(width):
-                    _store_rings(total[i], number[i], found[i], sums[x0 + i, b], counts[x0 + i, b])
+        _ring_column_blocks(start, stop, lines, sums, counts, (total, number, found))
         start, stop = claim(claims)
+
+
+@scalar_helper
+def _ring_column_blocks(start, stop, lines, sums, counts, scratch):
+    """Blocks ``start .. stop - 1`` of :func:`_ring_columns_range`.
+
+    (Sliced here, in a helper without reference counting: see
+    :func:`.model._subtract_rows`.)
+    """
+    values, usable, distance, band_edges, centre = lines
+    total, number, found = scratch
+    n_lines, n_bands, cap = sums.shape[0], sums.shape[1], sums.shape[2] - 1
+    for block in range(start, stop):
+        x0, x1 = block * _COLUMNS, min(n_lines, (block + 1) * _COLUMNS)
+        width = x1 - x0
+        for b in range(n_bands):
+            for i in range(width):
+                found[i] = 0
+                for d in range(cap):
+                    total[i, d] = 0.0
+                    number[i, d] = 0.0
+            for y in range(band_edges[b], band_edges[b + 1]):
+                row, use, far = values[y, x0:x1], usable[y, x0:x1], distance[y, x0:x1]
+                for i in range(width):
+                    found[i] += use[i] != 0
+                    d = far[i]
+                    if d < cap and use[i] != 0:
+                        total[i, d] += row[i] - centre
+                        number[i, d] += 1.0
+            for i in range(width):
+                _store_rings(total[i], number[i], found[i], sums[x0 + i, b], counts[x0 + i, b])

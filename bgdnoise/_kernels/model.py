@@ -71,52 +71,72 @@ def _subtract_levels_range(
     usable,
 ):  # fmt: skip
     """Items of :func:`subtract_levels`."""
+    # Rows standing in for the model and usable rows not wanted, and the flags
+    # when there are none.
+    empty = (np.empty(0, dtype=flags.dtype), np.empty(0, dtype=model.dtype),
+             np.empty(0, dtype=usable.dtype))  # fmt: skip
+    settings = (along_rows, band_edges, odd_even, write_model)
+    planes = (data, flags, line_model, out, model, usable)
+    start, stop = claim(claims)
+    while start < stop:
+        _subtract_rows(start, stop, planes, settings, empty)
+        start, stop = claim(claims)
+
+
+@scalar_helper
+def _subtract_rows(start, stop, planes, settings, empty):
+    """Rows ``start .. stop - 1`` (over all planes) of :func:`subtract_levels`.
+
+    The rows and bands are sliced here, in a helper without reference
+    counting: in the kernel, every slice counted references on its array
+    (atomic operations), which took longer than the subtraction on bands of
+    128 values.
+    """
+    data, flags, line_model, out, model, usable = planes
+    along_rows, band_edges, odd_even, write_model = settings
+    no_flags, no_model, no_usable = empty
     ny, nx = data.shape[1], data.shape[2]
     n_bands = band_edges.shape[0] - 1
     n_par = 2 if odd_even else 1
     has_flags = flags.shape[1] > 0
     with_usable = usable.shape[1] > 0
-    no_flags = np.empty(0, dtype=np.uint8)
-    start, stop = claim(claims)
-    while start < stop:
-        for row in range(start, stop):
-            p = row // ny
-            y = row % ny
-            q = np.int64(p)
-            drow = data[q, y]
-            orow = out[q, y]
-            fplane = flags[min(q, flags.shape[0] - 1)]
-            # Each pixel is read before it is written: ``out`` may be ``data``.
-            if along_rows:
-                lm = line_model[q, y]
-                for b in range(n_bands):
-                    first, last = band_edges[b], band_edges[b + 1]
-                    # Levels of the band's even and odd positions (the same
-                    # without odd/even); ``first & 1``: the parity of view index 0.
-                    even, odd = lm[b * n_par], lm[b * n_par + n_par - 1]
-                    flag_row = fplane[y, first:last] if has_flags else no_flags
-                    _subtract_band(
-                        drow[first:last], flag_row, even, odd, first & 1, orow[first:last]
-                    )
-                    if write_model:
-                        _band_model(flag_row, even, odd, first & 1, model[q, y, first:last])
-                    if with_usable:
-                        _mark_usable(orow[first:last], flag_row, usable[q, y, first:last])
-            else:
-                b = 0
-                while y >= band_edges[b + 1]:
-                    b += 1
-                lm = line_model[q, :, b * n_par + ((y & 1) if odd_even else 0)]
-                for x in range(nx):
-                    level = lm[x]
-                    if has_flags and fplane[y, x] & PRESERVE:
-                        level = 0.0
-                    orow[x] = drow[x] - level
-                    if write_model:
-                        model[q, y, x] = level
+    for row in range(start, stop):
+        p = row // ny
+        y = row % ny
+        q = np.int64(p)
+        drow = data[q, y]
+        orow = out[q, y]
+        frow = flags[min(q, flags.shape[0] - 1), y] if has_flags else no_flags
+        mrow = model[q, y] if write_model else no_model
+        urow = usable[q, y] if with_usable else no_usable
+        # Each pixel is read before it is written: ``out`` may be ``data``.
+        if along_rows:
+            lm = line_model[q, y]
+            for b in range(n_bands):
+                first, last = band_edges[b], band_edges[b + 1]
+                # Levels of the band's even and odd positions (the same
+                # without odd/even); ``first & 1``: the parity of view index 0.
+                even, odd = lm[b * n_par], lm[b * n_par + n_par - 1]
+                flag_row = frow[first:last] if has_flags else no_flags
+                _subtract_band(drow[first:last], flag_row, even, odd, first & 1, orow[first:last])
+                if write_model:
+                    _band_model(flag_row, even, odd, first & 1, mrow[first:last])
                 if with_usable:
-                    _mark_usable(orow, fplane[y] if has_flags else no_flags, usable[q, y])
-        start, stop = claim(claims)
+                    _mark_usable(orow[first:last], flag_row, urow[first:last])
+        else:
+            b = 0
+            while y >= band_edges[b + 1]:
+                b += 1
+            lm = line_model[q, :, b * n_par + ((y & 1) if odd_even else 0)]
+            for x in range(nx):
+                level = lm[x]
+                if has_flags and frow[x] & PRESERVE:
+                    level = 0.0
+                orow[x] = drow[x] - level
+                if write_model:
+                    mrow[x] = level
+            if with_usable:
+                _mark_usable(orow, frow, urow)
 
 
 # The band helpers take views that start at 0 (see _kernels/__init__.py: the
