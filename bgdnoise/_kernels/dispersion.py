@@ -18,7 +18,7 @@ from ._jit import scalar_helper
 from .aot import launch
 from .gather import _plane_rows, _usable_value
 from .moments import _EXP_LIMIT, _FLOAT_MAX, _scaled
-from .select import _SUBSAMPLE, _middle_ranks, _select
+from .select import _SUBSAMPLE, _bracketed_ranks, _middle_ranks, _ranks
 from .threads import claim, run_ranges
 
 # Gaussian sigma from the MAD; and the std of a unit Gaussian truncated at +-3.
@@ -113,7 +113,7 @@ def _kept_differences_range(claims, data, flags, background, where, diff, kept):
             y = r * line_step
             m = _row_pairs(plane, y, along_rows, row_values, pairs) if y < last else 0
             kept[r] = (
-                _keep_low_sum_pairs(pairs, m, row_values[0], diff[r], np.int64(0)) if m > 0 else 0
+                _keep_low_sum_pairs(pairs, m, row_values, diff[r], np.int64(0)) if m > 0 else 0
             )
         start, stop = claim(claims)
 
@@ -178,7 +178,7 @@ def _row_pairs(plane, y, along_rows, row_values, pairs):
 
 
 @scalar_helper
-def _keep_low_sum_pairs(pairs, m, work, diff, n):
+def _keep_low_sum_pairs(pairs, m, scratch, diff, n):
     """Append the differences of pairs whose sum is below the median sum.
 
     Parameters
@@ -186,8 +186,8 @@ def _keep_low_sum_pairs(pairs, m, work, diff, n):
     pairs : tuple of ndarray
         ``(row_diff, row_sum)`` of ``m`` pairs.
     m : int
-    work : ndarray of float64
-        Scratch of at least ``m`` values.
+    scratch : tuple of ndarray
+        Two float64 buffers of at least ``m`` values (:func:`_median_sum`'s).
     diff : ndarray of float64
         Receives the kept differences from index ``n``.
     n : int
@@ -198,11 +198,8 @@ def _keep_low_sum_pairs(pairs, m, work, diff, n):
         The new number of differences in ``diff``.
     """
     row_diff, row_sum = pairs
-    for i in range(m):
-        work[i] = row_sum[i]  # select on a copy of the sums
-    k = m >> 1
-    _select(work, np.int64(0), m - 1, k)
-    threshold = work[k]
+    work, window = scratch
+    threshold = _median_sum(row_sum, m, work, window)
     for i in range(m):
         keep = row_sum[i] < threshold
         diff[n] = row_diff[i]
@@ -284,3 +281,38 @@ def _usable_or_nan(plane, y, out):
     for x in range(out.shape[0]):
         v, ok = _usable_value(drow[x], fplane, bplane, y, x, has_flags, has_bg)
         out[x] = v if ok else np.nan
+
+
+# The subsample of a row's sums that brackets their median (_median_sum): its
+# size, and the ranks either side of its middle taken as the bracket. The
+# subsample is spread evenly along the row, so the bracket holds about a sixth
+# of the sums; the median fell outside it on none of a frame's rows (it is
+# then selected among all of them).
+_ROW_SAMPLE = (128, 17)
+
+
+@scalar_helper
+def _median_sum(row_sum, m, work, window):
+    """The ``m >> 1``-th smallest of ``row_sum[:m]`` (the threshold of :func:`_keep_low_sum_pairs`).
+
+    Parameters
+    ----------
+    row_sum : ndarray of float64
+        Not NaN.
+    m : int
+        ``m >= 1``.
+    work, window : ndarray of float64
+        Scratch of at least ``m`` values each.
+
+    Returns
+    -------
+    float
+    """
+    k = m >> 1
+    sample = (np.int64(_ROW_SAMPLE[0]), np.int64(_ROW_SAMPLE[1]))  # (not literals: see _kernels)
+    found, _, upper = _bracketed_ranks(row_sum, m, (k, k), window, sample)
+    if found:
+        return upper
+    for i in range(m):
+        work[i] = row_sum[i]  # select on a copy of the sums
+    return _ranks(work, m, k, k)[1]

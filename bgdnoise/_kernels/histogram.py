@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import scalar_helper
-from .select import _mid, _select
+from .select import _insertion_sort, _mid, _select
 
 # Bins of at most this many values are sorted rather than selected in.
 _SMALL_BIN = 24
@@ -276,13 +276,7 @@ def _sort_small_bin(srt, first, stop):
     """
     if stop - first > _SMALL_BIN:
         return False
-    for i in range(first + 1, stop):
-        v = srt[i]
-        j = i
-        while j > first and srt[j - 1] > v:
-            srt[j] = srt[j - 1]
-            j -= 1
-        srt[j] = v
+    _insertion_sort(srt, first, stop)
     return True
 
 

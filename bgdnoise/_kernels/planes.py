@@ -163,10 +163,6 @@ def _bin_row_in_fours(row, flags, out, out_flags):
         out_flags[x] = 0 if n > 0 else EXCLUDE
 
 
-# Running maxima kept side by side in _row_magnitudes_range.
-_LANES = 8
-
-
 def row_magnitudes(values, out):
     """The largest magnitude of each row's values that are not NaN.
 
@@ -188,25 +184,46 @@ def row_magnitudes(values, out):
 @njit(cache=True, nogil=True)
 def _row_magnitudes_range(claims, values, out):
     """Rows of :func:`row_magnitudes`."""
-    lanes = np.empty(_LANES)
+    halves = np.empty(max(values.shape[1] // 2, 1), values.dtype)
     start, stop = claim(claims)
     while start < stop:
         for y in range(start, stop):
-            row = values[y]
-            # Eight running maxima side by side, not one chain of dependent
-            # compares: the maximum is the same whatever the order.
-            lanes[:] = -1.0
-            nx = row.shape[0]
-            whole = nx - nx % _LANES
-            for x0 in range(0, whole, _LANES):
-                for k in range(_LANES):
-                    v = abs(np.float64(row[x0 + k]))
-                    lanes[k] = v if v > lanes[k] else lanes[k]  # NaN compares false: skipped
-            largest = -1.0
-            for x in range(whole, nx):
-                v = abs(np.float64(row[x]))
-                largest = v if v > largest else largest
-            for k in range(_LANES):
-                largest = lanes[k] if lanes[k] > largest else largest
+            largest = _largest_magnitude(values[y], halves)
             out[y] = largest if largest >= 0.0 else np.nan
         start, stop = claim(claims)
+
+
+@scalar_helper
+def _largest_magnitude(row, halves):
+    """``max |v|`` over the values of ``row`` that are not NaN, as float64; -1.0 if none.
+
+    The row folded in halves (each half's maxima with the other's, then the
+    half of those...): long elementwise loops in the row's precision, which
+    vectorise; a running maximum is a chain of dependent compares that LLVM
+    keeps in order without fastmath. The maximum is the same whatever the
+    order, and NaN compares false: never kept.
+    """
+    halves[0] = -1.0
+    none = halves[0]  # -1 in the row's precision
+    largest = -1.0
+    n = row.shape[0] >> 1
+    if row.shape[0] & 1:
+        v = abs(np.float64(row[row.shape[0] - 1]))
+        largest = v if v > largest else largest
+    lower, upper = row[:n], row[n : 2 * n]
+    for i in range(n):
+        a, b = abs(lower[i]), abs(upper[i])
+        m = a if a > none else none
+        halves[i] = b if b > m else m
+    while n > 16:
+        if n & 1:
+            v = np.float64(halves[n - 1])
+            largest = v if v > largest else largest
+        n >>= 1
+        lower, upper = halves[:n], halves[n : 2 * n]
+        for i in range(n):
+            lower[i] = upper[i] if upper[i] > lower[i] else lower[i]
+    for i in range(n):
+        v = np.float64(halves[i])
+        largest = v if v > largest else largest
+    return largest
