@@ -1,5 +1,7 @@
 """The line-level kernels against independent references (astropy, numpy)."""
 
+import itertools
+
 import numpy as np
 import pytest
 from reference import REGISTRY, astropy_line_levels, unusable
@@ -282,29 +284,32 @@ def test_gather_keeps_the_usable_values_in_order(with_flags, with_background, od
 
     Lines from 1 to 200 values, none to most of them unusable (the
     vectorised pass alone, or with the NaNs squeezed out): NaN, inf, zero,
-    an EXCLUDE flag, or an infinite background.
+    an EXCLUDE flag, or an infinite background. Each group's values go to
+    its own span of the line's scratch (laid out as the layout's group
+    sizes), and nothing is written past the last group's.
     """
     from bgdnoise._kernels.gather import gather_block
 
-    for length in (1, 31, 32, 33, 64, 97, 200):
+    for length, dtype in itertools.product((1, 31, 32, 33, 64, 97, 200), (np.float32, np.float64)):
         for bad_fraction in (0.0, 0.005, 0.05, 0.6):
             n_lines = 6
-            data = rng.normal(5.0, 1.0, (n_lines, length)).astype(np.float32)
+            data = rng.normal(5.0, 1.0, (n_lines, length)).astype(dtype)
             for value in (np.nan, np.inf, 0.0):
                 data[rng.random(data.shape) < bad_fraction / 3] = value
             flags = np.zeros((0, 0), np.uint8)
             if with_flags:
                 flags = (rng.random(data.shape) < bad_fraction).astype(np.uint8)
                 flags *= rng.choice(np.array([_kernels.EXCLUDE, 2], np.uint8), data.shape)
-            background = np.zeros((0, 0), np.float32)
+            background = np.zeros((0, 0), dtype)
             if with_background:
-                background = rng.normal(0.0, 1.0, data.shape).astype(np.float32)
+                background = rng.normal(0.0, 1.0, data.shape).astype(dtype)
                 background[rng.random(data.shape) < bad_fraction / 3] = np.inf
             n_outputs = 2 if length >= 2 else 1
             edges = np.array([b * length // n_outputs for b in range(n_outputs + 1)], np.int64)
             n_groups = n_outputs * (2 if odd_even else 1)
-            starts = np.arange(n_groups + 1, dtype=np.int64) * length
-            seg = np.full((n_lines, starts[-1]), -1.0)
+            spans = [_group_positions(edges, odd_even, g) for g in range(n_groups)]
+            starts = np.cumsum([0] + [p.size for p in spans]).astype(np.int64)
+            seg = np.full((n_lines, starts[-1] + 8), -1.0)  # 8 sentinels after the groups
             cnt = np.zeros((n_lines, n_groups), np.int64)
             geometry = (True, edges, odd_even, starts)
             gather_block((data, flags, background), 0, n_lines, geometry, (seg, cnt))
@@ -316,16 +321,20 @@ def test_gather_keeps_the_usable_values_in_order(with_flags, with_background, od
                 with np.errstate(invalid="ignore"):  # inf - inf: unusable
                     values = values - background.astype(np.float64)
                 usable &= np.isfinite(values)
-            for g in range(n_groups):
-                band = g // 2 if odd_even else g
-                positions = np.arange(edges[band], edges[band + 1])
-                if odd_even:
-                    positions = positions[positions % 2 == g % 2]
+            for g, positions in enumerate(spans):
                 for line in range(n_lines):
                     expected = values[line, positions][usable[line, positions]]
                     assert cnt[line, g] == expected.size
                     got = seg[line, starts[g] : starts[g] + cnt[line, g]]
                     np.testing.assert_array_equal(got, expected)
+            assert (seg[:, starts[-1] :] == -1.0).all()
+
+
+def _group_positions(edges: np.ndarray, odd_even: bool, g: int) -> np.ndarray:
+    """Positions along a line of group ``g`` (band ``g``, or its parity ``g % 2``)."""
+    band = g // 2 if odd_even else g
+    positions = np.arange(edges[band], edges[band + 1])
+    return positions[positions % 2 == g % 2] if odd_even else positions
 
 
 def test_mask_and_dq_exclude_pixels(rng):
@@ -365,6 +374,30 @@ def test_bands_and_parities_are_separate_groups(axis, n_lines, rng):
             ref = astropy_line_levels(lines[:, positions], "rows")
             assert_levels_equal(got.raw[:, 2 * b + parity], ref)
     assert_levels_equal(got.line, astropy_line_levels(lines, "rows"))
+
+
+@pytest.mark.parametrize("m", [511, 512, 513, 2046, 4000])
+@pytest.mark.parametrize("order", ["random", "sorted", "ties", "zeros", "subsample_fooled"])
+def test_the_row_sums_median_is_numpys_middle_value(m, order, rng):
+    # The dispersion keeps the pairs whose sum is below the row's median sum:
+    # selected among the sums between two quantiles of a subsample of them
+    # (rows of 512 pairs and more), or among all when the subsample misleads
+    # ("subsample_fooled": every sum it takes is the largest).
+    from bgdnoise._kernels.dispersion import _ROW_SAMPLE, _median_sum
+
+    sums = rng.normal(0.0, 3.0, m)
+    if order == "sorted":
+        sums.sort()
+    elif order == "ties":
+        sums = np.round(sums)
+    elif order == "zeros":
+        sums = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0]), m)
+    elif order == "subsample_fooled":
+        size = _ROW_SAMPLE[0]
+        sums[np.arange(size) * (m - 1) // (size - 1)] = 1e30
+    expected = np.partition(sums, m >> 1)[m >> 1]
+    for cap in (m, m + 1):
+        assert _median_sum(sums.copy(), m, np.empty(cap), np.empty(cap)) == expected
 
 
 def test_dispersion_kernel_matches_numpy_on_pure_noise(rng):

@@ -242,7 +242,7 @@ def test_box_means_of_single_pixels_is_the_box_mean_of_the_image(rng):
 # Thresholds: mark_above, mark_pixels_and_box3, box3_sample
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("block", [1, 3, 8, 64])
+@pytest.mark.parametrize("block", [1, 3, 4, 8, 16, 64])  # (4 and 8: written a word at a time)
 def test_mark_above(shape, block, rng):
     my, mx = -(-shape[0] // block), -(-shape[1] // block)
     mean = rng.normal(0.0, 1.0, (my, mx))
@@ -465,7 +465,7 @@ def test_median_over_planes_all_excluded_is_nan():
 # --------------------------------------------------------------------------
 # row_magnitudes (the scene's check for values near the float range)
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize("width", [300, 5, 16])  # (the kernel's lanes of 8 and the rest)
+@pytest.mark.parametrize("width", [300, 5, 16, 1, 35, 2049])  # (rows folded in halves: odd too)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_row_magnitudes_are_numpys_largest_absolute_values_without_nans(dtype, width, rng):
     values = rng.normal(0.0, 1e3, (40, width)).astype(dtype)

@@ -573,6 +573,7 @@ def test_residual_of_is_the_masked_planes_destriped_with_every_valued_pixel_usab
     dq[:, :4] |= REFERENCE_PIXEL
     mask = (rng.random(shape) < 0.2).astype(np.uint8)
     mask[:, :6] = 1  # over the reference pixels too
+    mask[10] = 1  # a line without a level
     options = CorrectionOptions(n_outputs=2, keep_level=True)
     prepared = prepare(data, "rows", options, dq=dq)
     residual, usable, _ = residual_of(prepared, options, mask)
@@ -586,6 +587,10 @@ def test_residual_of_is_the_masked_planes_destriped_with_every_valued_pixel_usab
         np.array_equal(residual, expected) and (np.signbit(residual) == np.signbit(expected)).all()
     )
     assert usable[mask != 0].any()  # masked pixels with a value are looked at
+    # What the surface fit reuses (scene.model_scene): the finite values not excluded.
+    from bgdnoise.scene import _usable
+
+    np.testing.assert_array_equal(usable, _usable(prepared, prepared.planes[0]))
 
 
 def test_detect_marks_every_scale_given_even_twice(rng):

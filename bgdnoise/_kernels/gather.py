@@ -201,7 +201,7 @@ def _gather_row(plane, y, span, dst):
             c = 0
             for i in range(n):
                 v = out[i]
-                out[np.uint64(c)] = v
+                out[np.uint64(c)] = v  # (unsigned: no code for negative indices)
                 c += v == v
         return good
     c = 0

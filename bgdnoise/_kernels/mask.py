@@ -233,7 +233,7 @@ def mark_above(mean, threshold, block, out):
         Cell size in pixels.
     out : ndarray of uint8
         ``(ny, nx)`` with ``my = ceil(ny / block)``; set where marked, never
-        cleared (only marked cells are written).
+        cleared.
 
     Returns
     -------
