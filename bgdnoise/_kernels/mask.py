@@ -95,7 +95,9 @@ def _cells_of_four_rows(values, usable, y, sums, counts):
         total = _four_more(total, r3, u3, x)
         n = 0
         for j in range(4):
-            n += (u0[x + j] != 0) + (u1[x + j] != 0) + (u2[x + j] != 0) + (u3[x + j] != 0)
+            # (as integers: numpy adds its bools as an or, without numba)
+            n += np.int64(u0[x + j] != 0) + np.int64(u1[x + j] != 0)
+            n += np.int64(u2[x + j] != 0) + np.int64(u3[x + j] != 0)
         sums[cx] = total
         counts[cx] = np.float64(n)
 
@@ -471,7 +473,7 @@ def _box3_sample_range(claims, values, usable, step, out):
                 for yy in range(max(0, y - 1), min(ny, y + 2)):
                     for xx in range(max(0, x - 1), min(nx, x + 2)):
                         if usable[yy, xx] != 0:
-                            total += values[yy, xx]
+                            total += np.float64(values[yy, xx])  # (float64 without numba too)
                             n += 1
                 out[cy, cx] = total / n if n >= 2 else np.nan
         start, stop = claim(claims)
