@@ -113,10 +113,13 @@ def _sigma(prepared: Prepared, options: CorrectionOptions) -> float:
     return float(plane_dispersion(prepared, replace(options, scale="global"))[0])
 
 
-def _one_plane_sigma(prepared: Prepared, options: CorrectionOptions, sigma: float) -> float:
+def _one_plane_sigma(
+    prepared: Prepared, options: CorrectionOptions, sigma: float, marks: np.ndarray
+) -> float:
     """White noise of one of ``prepared``'s planes: ``sigma`` (the reference plane's) for one
-    plane; for a cube, its first plane's (the median of several is less noisy)."""
-    if prepared.planes.shape[0] == 1:
+    plane; for a cube, its first plane's (the median of several is less noisy). Only
+    :func:`.sources.grow_marks` needs it, and only with ``marks``: without, ``sigma``."""
+    if prepared.planes.shape[0] == 1 or not marks.any():
         return sigma
     flags = prepared.flags[:1] if prepared.flags.shape[0] > 1 else prepared.flags
     first = replace(
@@ -154,7 +157,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
     compact = detect(residual, usable, None, COMPACT_SCALES, 0)
     compact, growth = grow_marks(
         compact, residual, usable, plane.layout, _GROW, sigma=sigma,
-        cost_sigma=_one_plane_sigma(prepared, options, sigma),
+        cost_sigma=_one_plane_sigma(prepared, options, sigma, compact),
     )  # fmt: skip
     del residual  # a whole plane: not held through the surface fit
     if extended is not None:
