@@ -95,9 +95,9 @@ def ordered_cholesky_solve(band, rhs):
 
 @pytest.mark.parametrize(("n", "bw"), [(50, 3), (50, 12), (40, 45), (9, 4)])
 def test_banded_solve_sums_in_order(n, bw, rng):
-    # The factorisation computes four entries of a column side by side; each
-    # sum must still take its terms in the order of k: the same bits as one
-    # sum at a time.
+    # The factorisation takes each column's outer product off the rows below
+    # it (right-looking); each entry must still lose its terms in the order
+    # of k: the same bits as one dot product at a time.
     dense = random_spd_banded(rng, n, min(bw, n - 1), "cholesky")
     band = to_band(dense, bw, pad=0.0)
     rhs = rng.normal(0.0, 1.0, n)
