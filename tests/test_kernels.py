@@ -276,17 +276,21 @@ def test_tukey_median_is_the_median_of_medians_of_three(rng):
         assert _tukey_median(vals, n) == expected
 
 
+@pytest.mark.parametrize("along_rows", [True, False])
 @pytest.mark.parametrize("with_flags", [False, True])
 @pytest.mark.parametrize("with_background", [False, True])
 @pytest.mark.parametrize("odd_even", [False, True])
-def test_gather_keeps_the_usable_values_in_order(with_flags, with_background, odd_even, rng):
+def test_gather_keeps_the_usable_values_in_order(with_flags, with_background, odd_even, along_rows,
+                                                 rng):  # fmt: skip
     """``gather_block`` against numpy's boolean indexing, bit for bit.
 
     Lines from 1 to 200 values, none to most of them unusable (the
     vectorised pass alone, or with the NaNs squeezed out): NaN, inf, zero,
     an EXCLUDE flag, or an infinite background. Each group's values go to
     its own span of the line's scratch (laid out as the layout's group
-    sizes), and nothing is written past the last group's.
+    sizes), and nothing is written past the last group's. Lines along
+    columns are read in passes of a few rows (3 here: lines of 200 values
+    take 67).
     """
     from bgdnoise._kernels.gather import gather_block
 
@@ -311,8 +315,12 @@ def test_gather_keeps_the_usable_values_in_order(with_flags, with_background, od
             starts = np.cumsum([0] + [p.size for p in spans]).astype(np.int64)
             seg = np.full((n_lines, starts[-1] + 8), -1.0)  # 8 sentinels after the groups
             cnt = np.zeros((n_lines, n_groups), np.int64)
-            geometry = (True, edges, odd_even, starts)
-            gather_block((data, flags, background), 0, n_lines, geometry, (seg, cnt))
+            geometry = (along_rows, edges, odd_even, starts)
+            plane = (data, flags, background)
+            if not along_rows:  # the same lines, as columns
+                plane = tuple(np.ascontiguousarray(a.T) for a in plane)
+            rows = np.full((3, n_lines), np.nan)
+            gather_block(plane, 0, n_lines, geometry, (seg, cnt), rows)
             values = data.astype(np.float64)
             usable = np.isfinite(values) & (values != 0.0)
             if with_flags:

@@ -7,7 +7,7 @@ from numba import njit
 
 from ._jit import scalar_helper
 from .binned import _binned_clipped_median, binned_scratch
-from .gather import _plane_rows, gather_block
+from .gather import COLUMN_ROWS, _plane_rows, gather_block
 from .threads import claim, run_ranges
 
 
@@ -92,6 +92,7 @@ def _line_levels_range(claims, data, flags, background, geometry, clip, full, sk
     # sets its counts and values; nothing carries over from one to the next).
     cnt = np.zeros((block, n_groups), dtype=np.int64)
     gathered = (np.empty((block, length)), cnt)
+    rows = np.empty((COLUMN_ROWS, block))  # (the gather of lines along columns)
     lv, flv, fct = np.empty((block, n_groups)), np.empty(block), np.empty(block, np.int64)
     smv, smc = np.empty((block, n_groups)), np.empty((block, n_groups), np.int64)
     ssv = np.empty((block, n_groups))
@@ -115,7 +116,7 @@ def _line_levels_range(claims, data, flags, background, geometry, clip, full, sk
                 if p != plane_now:
                     plane_now = p
                     plane = _plane_rows(data, flags, background, p)
-                gather_block(plane, first, nl, geometry, gathered)
+                gather_block(plane, first, nl, geometry, gathered, rows)
                 plane_clip = (clip[0], clip[1], clip[2][p], clip[3])
                 _block_levels(
                     gathered, (first, nl), group_start, plane_clip, full, (lv, flv, fct), scratch
