@@ -41,6 +41,9 @@ PIXEL_SCALES = DETECTION_SCALES[:2]
 #: into its neighbours; leaving them out of the surface took the grism traces
 #: from 0.57 / 0.37 to 0.37 / 0.20 of the injected line striping).
 COMPACT_SCALES = DETECTION_SCALES[:3]
+# A bright pixel whose neighbours stand on average below this fraction of its
+# height is a spike (hot pixel, cosmic ray), kept out of the larger boxes.
+_SPIKE_RATIO = 0.03
 # Dilation of every detection (pixels), and rounds of mask-then-destripe.
 _GROW = 2
 _ROUNDS = 3
@@ -143,6 +146,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         boxes: a bright source's mask grows with its brightness, as its PSF
         or trace wings do (leaving the cores out of the boxes left the wings
         of bright traces unmasked, and their residuals three times larger).
+        Spikes do not (:func:`_without_spikes`): a hot pixel or a cosmic
+        ray's hit has no wings.
     scales : sequence of (int, int, float)
         Cell sizes, box half-widths and thresholds, as :data:`DETECTION_SCALES`.
     grow : int
@@ -157,6 +162,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     # The single pixels' and 3x3 boxes' thresholds (inf: scale not used), marked
     # in one pass after the loop: no scale's map or threshold depends on marks.
     compact = [np.inf, np.inf]
+    pixel_centre = np.nan  # the single pixels' map's median: the sky of the spikes' test
     step = _sample_step((ny, nx))
     for block, half, n_sigma in scales:
         if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
@@ -164,6 +170,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         if block == 1 and half == 0:
             centre, spread = _spread(residual, usable, step)
             compact[0] = np.fmin(compact[0], centre + n_sigma * spread)  # (a scale twice)
+            pixel_centre = centre
             continue
         if block == 1 and half == 1:
             sample = _scratch.empty((-(-ny // step), -(-nx // step)))
@@ -171,6 +178,8 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             centre, spread = _spread(sample, step=1)
             compact[1] = np.fmin(compact[1], centre + n_sigma * spread)
             continue
+        if not cells and np.isfinite(compact[0]) and np.isfinite(pixel_centre):
+            unmasked = _without_spikes(residual, usable, unmasked, pixel_centre, compact[0])
         mean = _scale_map(residual, unmasked, block, half, cells)
         centre, spread = _spread(mean)
         _mask_kernels.mark_above(mean, centre + n_sigma * spread, block, marks)
@@ -182,6 +191,28 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     cells.clear()  # not held through the dilation's scratch plane
     _mask_kernels.dilate(marks, grow, marks)
     return marks
+
+
+def _without_spikes(residual, usable, unmasked, centre: float, threshold: float) -> np.ndarray:
+    """``unmasked`` less the spikes: the pixels the boxes larger than 3x3 average.
+
+    A spike is a pixel above the single pixels' ``threshold`` whose usable
+    neighbours stand on average less than :data:`_SPIKE_RATIO` of its height
+    above ``centre``: a hot pixel or a cosmic ray's hit, which DQ does not
+    always flag. In a box it would pass for the bright core of a source and
+    mask the box's area (on a frame of noise with 2,500 such pixels, 10 to
+    1000 sigma, a third of the frame); it is still marked at its own scale.
+    No star is that sharp: even NIRCam's most undersampled image (F070W, a
+    core of 0.7 pixels) puts about a tenth of its core's height in the mean
+    neighbour, and interpixel capacitance gives a spike's neighbours about 1%.
+    Spikes below ~36 sigma do not reach the boxes' thresholds, so the test's
+    noise (the neighbours' mean, sigma / sqrt(8)) does not matter where it
+    counts. Returns ``unmasked`` itself or a copy of ``usable``.
+    """
+    weights = _scratch.copy(usable) if unmasked is usable else unmasked
+    limits = (float(centre), float(threshold), _SPIKE_RATIO)
+    _mask_kernels.drop_spikes(residual, usable, limits, weights)
+    return weights
 
 
 def grow_marks(

@@ -749,3 +749,66 @@ def test_the_median_of_negative_zeros_is_positive_zero():
             values = np.full((1, n), -0.0, dtype)
             found = mk.median_and_mad(values, no_flags(), 1, np.empty(2 * n, dtype))
             assert np.signbit(found[1]) == np.signbit(np.median(values)) == False  # noqa: E712
+
+
+def spikes_reference(values, usable, centre, threshold, ratio):
+    """:func:`mk.drop_spikes`'s docstring as a loop: True at the spikes."""
+    ny, nx = values.shape
+    spikes = np.zeros(values.shape, bool)
+    for y, x in zip(*np.nonzero((values > threshold) & (usable != 0)), strict=True):
+        heights = [
+            float(values[yy, xx]) - centre
+            for yy in range(max(y - 1, 0), min(y + 2, ny))
+            for xx in range(max(x - 1, 0), min(x + 2, nx))
+            if (yy, xx) != (y, x) and usable[yy, xx]
+        ]
+        spikes[y, x] = bool(heights) and np.mean(heights) < ratio * (float(values[y, x]) - centre)
+    return spikes
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(64, 200)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_drop_spikes_matches_a_loop(shape, dtype, rng):
+    # Spikes (alone, with 1% interpixel coupling, at the edges, beside
+    # unusable pixels), stars of undersampled and sampled images, noise.
+    values = rng.normal(2.0, 1.0, shape)
+    ny, nx = shape
+    for _ in range(max(1, values.size // 60)):
+        y, x = rng.integers(0, ny), rng.integers(0, nx)
+        height = rng.uniform(5.0, 2000.0)
+        kind = rng.choice(["spike", "spike", "coupled", "narrow", "wide"])
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if not (0 <= y + dy < ny and 0 <= x + dx < nx):
+                    continue
+                r2 = dy * dy + dx * dx
+                if kind == "spike":
+                    share = float(r2 == 0)
+                elif kind == "coupled":  # 1% to the 4 nearest
+                    share = 1.0 if r2 == 0 else 0.01 * (r2 == 1)
+                else:  # Gaussian images of 1.1 and 2.4 px FWHM
+                    share = np.exp(-0.5 * r2 / (0.45 if kind == "narrow" else 1.0) ** 2)
+                values[y + dy, x + dx] += height * share
+    values = values.astype(dtype)
+    usable = random_usable(rng, shape, 0.9)
+    centre, threshold, ratio = 2.0, 6.0, 0.03
+    weights = rng.integers(0, 2, shape).astype(np.uint8)
+    expected = np.where(spikes_reference(values, usable, centre, threshold, ratio), 0, weights)
+    mk.drop_spikes(values, usable, (centre, threshold, ratio), weights)
+    np.testing.assert_array_equal(weights, expected)
+
+
+def test_drop_spikes_keeps_stars_and_drops_hot_pixels():
+    # The physics behind the ratio: a Gaussian image of 1.2 px FWHM (more
+    # undersampled than any of JWST's) is no spike; a hot pixel, with or
+    # without 1% interpixel coupling to its 4 neighbours, is.
+    values = np.zeros((9, 30))
+    values[4, 4] = 1000.0  # a spike
+    values[4, 14] = 1000.0  # a spike with coupling
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        values[4 + dy, 14 + dx] = 10.0
+    yy, xx = np.mgrid[:9, :30]
+    values += 1000.0 * np.exp(-0.5 * ((yy - 4) ** 2 + (xx - 24) ** 2) / 0.5**2)  # a star
+    weights = np.ones(values.shape, np.uint8)
+    mk.drop_spikes(values, np.ones(values.shape, np.uint8), (0.0, 5.0, 0.03), weights)
+    assert np.argwhere(weights == 0).tolist() == [[4, 4], [4, 14]]

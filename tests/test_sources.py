@@ -743,3 +743,21 @@ def test_the_narrower_mask_measures_a_sparse_field_better(monkeypatch):
     fixed = score(sim, bgdnoise.correct_array(sim.data, "rows", dq=sim.dq, **options))
     assert adaptive.line < fixed.line
     assert adaptive.band < fixed.band
+
+
+def test_a_spike_is_masked_where_it_is_and_a_star_with_its_wings(rng):
+    # A hot pixel or a cosmic ray's hit has no wings: it is marked at its own
+    # scale and dilated, but kept out of the larger boxes, where a star's
+    # light (here an image of 1.2 px FWHM, more undersampled than JWST's)
+    # still enters and masks its surroundings, as above. Before, a spike of
+    # 1000 sigma masked its 40- and 80-pixel boxes like a star.
+    residual = rng.normal(0.0, 1.0, (300, 400))
+    yy, xx = np.mgrid[:300, :400]
+    r_spike, r_star = np.hypot(yy - 150, xx - 100), np.hypot(yy - 150, xx - 300)
+    residual[150, 100] += 1000.0
+    residual += 1000.0 * np.exp(-0.5 * r_star**2 / 0.5**2)
+    marks = run_detect(residual, DETECTION_SCALES)
+    assert marks[r_spike <= 2].all() and marks[r_star <= 2].all()
+    around_spike = marks[(r_spike > 5) & (r_spike < 40)].mean()
+    assert around_spike < 0.06  # the false alarms of noise alone (see above)
+    assert marks[(r_star > 5) & (r_star < 20)].mean() > 0.9

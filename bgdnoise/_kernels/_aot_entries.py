@@ -218,6 +218,20 @@ ENTRIES = (
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
+    ("mask", "_drop_spikes_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(float32, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "UniTuple(float64, 3)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+    ), "none"),
+    ("mask", "_drop_spikes_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "UniTuple(float64, 3)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+    ), "none"),
     ("mask", "_mark_above_range", (
         "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
         "Array(float64, 2, 'C', False, aligned=True)",

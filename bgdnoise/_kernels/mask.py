@@ -306,6 +306,81 @@ def _spread_marks(mrow, threshold, block, spread):
     return marked
 
 
+def drop_spikes(values, usable, limits, weights):
+    """``weights = 0`` at spikes: bright pixels whose neighbours hold almost none of their light.
+
+    A hot pixel or a cosmic ray's hit is one pixel; a star's light, however
+    undersampled its image, spreads over its neighbours (see
+    :func:`bgdnoise.sources.detect`).
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        ``(ny, nx)``.
+    usable : ndarray of uint8
+        ``(ny, nx)``: pixels with a value (the only ones looked at).
+    limits : tuple of float
+        ``(centre, threshold, ratio)``: a usable value above ``threshold``
+        whose usable neighbours (of the 8) stand on average less than
+        ``ratio`` times its own height above ``centre``, is a spike.
+    weights : ndarray of uint8
+        ``(ny, nx)``: set to 0 at the spikes, left alone elsewhere.
+
+    Returns
+    -------
+    None
+    """
+    run_ranges(_drop_spikes_range, values.shape[0], values, usable, limits, weights)
+
+
+@njit(cache=True, nogil=True)
+def _drop_spikes_range(claims, values, usable, limits, weights):
+    """Rows of :func:`drop_spikes`."""
+    start, stop = claim(claims)
+    while start < stop:
+        _drop_spike_rows(start, stop, values, usable, limits, weights)
+        start, stop = claim(claims)
+
+
+@scalar_helper
+def _drop_spike_rows(start, stop, values, usable, limits, weights):
+    """Rows ``start .. stop - 1`` of :func:`drop_spikes`."""
+    centre, threshold, ratio = limits
+    ny, nx = values.shape
+    for y in range(start, stop):
+        row = values[y]
+        for first in range(0, nx, 64):
+            last = min(first + 64, nx)
+            # Most runs hold no bright pixel: a count that vectorises skips them.
+            bright = np.int64(0)
+            for x in range(first, last):
+                bright += np.int64(row[x] > threshold)
+            if bright == 0:
+                continue
+            for x in range(first, last):
+                if row[x] > threshold and usable[y, x] != 0:
+                    height = np.float64(row[x]) - centre
+                    if _neighbour_mean(values, usable, y, x, centre) < ratio * height:
+                        weights[y, x] = 0
+
+
+@scalar_helper
+def _neighbour_mean(values, usable, y, x, centre):
+    """Mean height above ``centre`` of the usable ones of the 8 neighbours of ``(y, x)``.
+
+    ``inf`` when none is usable: not a spike for want of neighbours.
+    """
+    ny, nx = values.shape
+    total = 0.0
+    count = 0
+    for yy in range(max(y - 1, 0), min(y + 2, ny)):
+        for xx in range(max(x - 1, 0), min(x + 2, nx)):
+            if (yy != y or xx != x) and usable[yy, xx] != 0:
+                total += np.float64(values[yy, xx]) - centre
+                count += 1
+    return total / count if count else np.inf
+
+
 def mark_pixels_and_box3(values, usable, thresholds, min_count, out):
     """``out = 1`` where a usable value, or the mean of its 3x3 box's usable values, is high.
 
