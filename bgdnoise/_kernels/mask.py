@@ -346,7 +346,7 @@ def _drop_spikes_range(claims, values, usable, limits, weights):
 def _drop_spike_rows(start, stop, values, usable, limits, weights):
     """Rows ``start .. stop - 1`` of :func:`drop_spikes`."""
     centre, threshold, ratio = limits
-    ny, nx = values.shape
+    nx = values.shape[1]
     for y in range(start, stop):
         row = values[y]
         for first in range(0, nx, 64):
