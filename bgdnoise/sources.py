@@ -44,6 +44,8 @@ COMPACT_SCALES = DETECTION_SCALES[:3]
 # A bright pixel whose neighbours stand on average below this fraction of its
 # height is a spike (hot pixel, cosmic ray), kept out of the larger boxes.
 _SPIKE_RATIO = 0.03
+# Only pixels this many robust sigmas above the sky are tested for spikes.
+_SPIKE_SIGMAS = 30.0
 # Dilation of every detection (pixels), and rounds of mask-then-destripe.
 _GROW = 2
 _ROUNDS = 3
@@ -162,7 +164,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     # The single pixels' and 3x3 boxes' thresholds (inf: scale not used), marked
     # in one pass after the loop: no scale's map or threshold depends on marks.
     compact = [np.inf, np.inf]
-    pixel_centre = np.nan  # the single pixels' map's median: the sky of the spikes' test
+    pixel_centre = pixel_spread = np.nan  # the single pixels' map's: the spikes' test's
     step = _sample_step((ny, nx))
     for block, half, n_sigma in scales:
         if block * (2 * half + 1) > _MAX_BOX_FRACTION * min(ny, nx):
@@ -170,7 +172,7 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         if block == 1 and half == 0:
             centre, spread = _spread(residual, usable, step)
             compact[0] = np.fmin(compact[0], centre + n_sigma * spread)  # (a scale twice)
-            pixel_centre = centre
+            pixel_centre, pixel_spread = centre, spread
             continue
         if block == 1 and half == 1:
             sample = _scratch.empty((-(-ny // step), -(-nx // step)))
@@ -178,8 +180,9 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             centre, spread = _spread(sample, step=1)
             compact[1] = np.fmin(compact[1], centre + n_sigma * spread)
             continue
-        if not cells and np.isfinite(compact[0]) and np.isfinite(pixel_centre):
-            unmasked = _without_spikes(residual, usable, unmasked, pixel_centre, compact[0])
+        if not cells and np.isfinite(pixel_centre + pixel_spread):
+            spike_floor = max(compact[0], pixel_centre + _SPIKE_SIGMAS * pixel_spread)
+            unmasked = _without_spikes(residual, usable, unmasked, pixel_centre, spike_floor)
         mean = _scale_map(residual, unmasked, block, half, cells)
         centre, spread = _spread(mean)
         _mask_kernels.mark_above(mean, centre + n_sigma * spread, block, marks)
@@ -196,18 +199,20 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
 def _without_spikes(residual, usable, unmasked, centre: float, threshold: float) -> np.ndarray:
     """``unmasked`` less the spikes: the pixels the boxes larger than 3x3 average.
 
-    A spike is a pixel above the single pixels' ``threshold`` whose usable
-    neighbours stand on average less than :data:`_SPIKE_RATIO` of its height
-    above ``centre``: a hot pixel or a cosmic ray's hit, which DQ does not
-    always flag. In a box it would pass for the bright core of a source and
+    A spike is a pixel above ``threshold`` (:data:`_SPIKE_SIGMAS` robust
+    sigmas of the single pixels' map) whose usable neighbours stand on
+    average less than :data:`_SPIKE_RATIO` of its height above ``centre``: a
+    hot pixel or a cosmic ray's hit, which DQ does not always flag. In a box it would pass for the bright core of a source and
     mask the box's area (on a frame of noise with 2,500 such pixels, 10 to
     1000 sigma, a third of the frame); it is still marked at its own scale.
     No star is that sharp: even NIRCam's most undersampled image (F070W, a
     core of 0.7 pixels) puts about a tenth of its core's height in the mean
     neighbour, and interpixel capacitance gives a spike's neighbours about 1%.
-    Spikes below ~36 sigma do not reach the boxes' thresholds, so the test's
-    noise (the neighbours' mean, sigma / sqrt(8)) does not matter where it
-    counts. Returns ``unmasked`` itself or a copy of ``usable``.
+    Spikes below ~36 sigma do not reach the boxes' thresholds (a 12-pixel
+    box's is 3 of its map's sigmas, sigma / 12), so only those above 30 are
+    looked for: the test's noise (the neighbours' mean, sigma / sqrt(8))
+    is then 1% of a spike's height or less, and noise and the faint stars
+    are not looked at. Returns ``unmasked`` itself or a copy of ``usable``.
     """
     weights = _scratch.copy(usable) if unmasked is usable else unmasked
     limits = (float(centre), float(threshold), _SPIKE_RATIO)

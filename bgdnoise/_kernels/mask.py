@@ -347,17 +347,22 @@ def _drop_spike_rows(start, stop, values, usable, limits, weights):
     """Rows ``start .. stop - 1`` of :func:`drop_spikes`."""
     centre, threshold, ratio = limits
     nx = values.shape[1]
+    # Runs with no value above the threshold are skipped after a count that
+    # vectorises; it compares in float32 (a threshold rounded down: it lets
+    # through at least every value above the threshold).
+    below = np.float32(threshold)
+    if np.float64(below) > threshold:
+        below = np.nextafter(below, np.float32(-np.inf))
     for y in range(start, stop):
         row = values[y]
         for first in range(0, nx, 64):
-            last = min(first + 64, nx)
-            # Most runs hold no bright pixel: a count that vectorises skips them.
-            bright = np.int64(0)
-            for x in range(first, last):
-                bright += np.int64(row[x] > threshold)
+            run = row[first : min(first + 64, nx)]
+            bright = 0
+            for x in range(run.shape[0]):
+                bright += run[x] > below
             if bright == 0:
                 continue
-            for x in range(first, last):
+            for x in range(first, first + run.shape[0]):
                 if row[x] > threshold and usable[y, x] != 0:
                     height = np.float64(row[x]) - centre
                     if _neighbour_mean(values, usable, y, x, centre) < ratio * height:
