@@ -202,9 +202,10 @@ def _without_spikes(residual, usable, unmasked, centre: float, threshold: float)
     A spike is a pixel above ``threshold`` (:data:`_SPIKE_SIGMAS` robust
     sigmas of the single pixels' map) whose usable neighbours stand on
     average less than :data:`_SPIKE_RATIO` of its height above ``centre``: a
-    hot pixel or a cosmic ray's hit, which DQ does not always flag. In a box it would pass for the bright core of a source and
-    mask the box's area (on a frame of noise with 2,500 such pixels, 10 to
-    1000 sigma, a third of the frame); it is still marked at its own scale.
+    hot pixel or a cosmic ray's hit, which DQ does not always flag. In a box
+    it would pass for the bright core of a source and mask the box's area
+    (on a frame of noise with 2,500 such pixels, 10 to 1000 sigma, a third
+    of the frame); it is still marked at its own scale.
     No star is that sharp: even NIRCam's most undersampled image (F070W, a
     core of 0.7 pixels) puts about a tenth of its core's height in the mean
     neighbour, and interpixel capacitance gives a spike's neighbours about 1%.
