@@ -77,20 +77,25 @@ def _subtract_levels_range(
              np.empty(0, dtype=usable.dtype))  # fmt: skip
     settings = (along_rows, band_edges, odd_even, write_model)
     planes = (data, flags, line_model, out, model, usable)
+    # Lines along columns: each group's levels along a row, for the plane held.
+    by_group = np.empty((0, 0) if along_rows else (line_model.shape[2], data.shape[2]))
+    held = np.full(1, -1, np.int64)
     start, stop = claim(claims)
     while start < stop:
-        _subtract_rows(start, stop, planes, settings, empty)
+        _subtract_rows(start, stop, planes, settings, empty, (by_group, held))
         start, stop = claim(claims)
 
 
 @scalar_helper
-def _subtract_rows(start, stop, planes, settings, empty):
+def _subtract_rows(start, stop, planes, settings, empty, columns):
     """Rows ``start .. stop - 1`` (over all planes) of :func:`subtract_levels`.
 
     The rows and bands are sliced here, in a helper without reference
     counting: in the kernel, every slice counted references on its array
     (atomic operations), which took longer than the subtraction on bands of
-    128 values.
+    128 values. ``columns = (by_group, held)``: for lines along columns,
+    each group's level at each position of a row, of plane ``held[0]``
+    (filled here when another plane's rows come).
     """
     data, flags, line_model, out, model, usable = planes
     along_rows, band_edges, odd_even, write_model = settings
@@ -124,17 +129,19 @@ def _subtract_rows(start, stop, planes, settings, empty):
                 if with_usable:
                     _mark_usable(orow[first:last], flag_row, urow[first:last])
         else:
+            by_group, held = columns
+            if held[0] != p:  # the levels laid along the row once per plane
+                for g in range(by_group.shape[0]):
+                    for x in range(nx):
+                        by_group[g, x] = line_model[q, x, g]
+                held[0] = p
             b = 0
             while y >= band_edges[b + 1]:
                 b += 1
-            lm = line_model[q, :, b * n_par + ((y & 1) if odd_even else 0)]
-            for x in range(nx):
-                level = lm[x]
-                if has_flags and frow[x] & PRESERVE:
-                    level = 0.0
-                orow[x] = drow[x] - level
-                if write_model:
-                    mrow[x] = level
+            levels = by_group[b * n_par + ((y & 1) if odd_even else 0)]
+            _subtract_row(drow, frow, levels, orow)
+            if write_model:
+                _row_model(frow, levels, mrow)
             if with_usable:
                 _mark_usable(orow, frow, urow)
 
@@ -157,6 +164,24 @@ def _subtract_band(values, flags, even, odd, parity, out):
     for x in range(values.shape[0]):
         level = odd if (x + parity) & 1 else even
         out[x] = values[x] - (0.0 if flags[x] & PRESERVE else level)
+
+
+@scalar_helper
+def _subtract_row(values, flags, levels, out):
+    """``out = values - levels`` along a row (0 where ``PRESERVE``); ``flags`` empty: none."""
+    if flags.shape[0] == 0:
+        for x in range(values.shape[0]):
+            out[x] = values[x] - levels[x]
+        return
+    for x in range(values.shape[0]):
+        out[x] = values[x] - (0.0 if flags[x] & PRESERVE else levels[x])
+
+
+@scalar_helper
+def _row_model(flags, levels, model):
+    """The level :func:`_subtract_row` subtracted at each position."""
+    for x in range(model.shape[0]):
+        model[x] = 0.0 if flags.shape[0] != 0 and flags[x] & PRESERVE else levels[x]
 
 
 @scalar_helper
