@@ -46,6 +46,8 @@ SPEED_ROWS = [
      JWST + "[median]", "speedup", ">= 10x (mask + background; plain >= 50x)"),
     ("correct_array, 4 outputs", C + "test_bgdnoise_correct_array_outputs",
      JWST + "[median-by-channel]", "speedup", ""),
+    ("correct_array, 4 outputs, lines along columns", C + "test_bgdnoise_correct_array_columns",
+     C + "test_bgdnoise_correct_array_outputs", "time", ""),
     ("correct_array, defaults", C + "test_bgdnoise_correct_array_defaults",
      JWST + "[model-background]", "speedup", ">= 10x"),
     ("correct_file, 2048x2048 _rate.fits", F + "test_bgdnoise_correct_file",
@@ -74,6 +76,7 @@ BASELINE_NAMES = {
     "test_baseline_jwst_clean_flicker_noise": "jwst clean_flicker_noise",
     "test_baseline_datamodels_open_save": "datamodels open + save",
     "test_bgdnoise_kernel_threads": "same, 2 threads",
+    "test_bgdnoise_correct_array_outputs": "same, lines along rows",
     "test_baseline_python_startup": "python -c 'import numpy'",
     "test_baseline_jwst_first_run": "jwst clean_flicker_noise (median), fresh process",
 }

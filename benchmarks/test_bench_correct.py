@@ -50,6 +50,22 @@ def test_bgdnoise_correct_array_outputs(benchmark):
     assert residual < 2.0 * 0.01 / np.sqrt(0.6 * 512)
 
 
+@pytest.mark.benchmark(group=GROUP)
+def test_bgdnoise_correct_array_columns(benchmark):
+    # The same frame read along columns (NIRISS, NIRSpec, FGS): the kernels'
+    # paths for lines along columns, against the rows of the test above.
+    p = product()
+    sci, dq = np.ascontiguousarray(p.model.data.T), np.ascontiguousarray(p.model.dq.T)
+
+    def ours(sci, dq):
+        return correct_array(sci, "columns", dq=dq, n_outputs=4, return_model=True)
+
+    _, model = benchmark(warm(ours, sci, dq), sci, dq)
+    use = ~p.reference.T & np.isfinite(sci)
+    residual = stripe_residual_rms(np.where(use, model, 0).T, p.stripes, where=use.T)
+    assert residual < 2.0 * 0.01 / np.sqrt(0.6 * 512)
+
+
 @pytest.mark.parametrize(
     "variant",
     [
