@@ -154,7 +154,7 @@ def model_scene(prepared: Prepared, options: CorrectionOptions) -> SceneModel:
         # destriping out.
         residual, usable, _ = residual_of(plane, options)
     # The compact sources on what the destriping left (the extended mask's, or plain).
-    compact = detect(residual, usable, None, COMPACT_SCALES, 0)
+    compact = detect(residual, usable, None, COMPACT_SCALES, 0, plane.layout.along_rows)
     compact, growth = grow_marks(
         compact, residual, usable, plane.layout, _GROW, sigma=sigma,
         cost_sigma=_one_plane_sigma(prepared, options, sigma, compact),

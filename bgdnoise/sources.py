@@ -41,11 +41,11 @@ PIXEL_SCALES = DETECTION_SCALES[:2]
 #: into its neighbours; leaving them out of the surface took the grism traces
 #: from 0.57 / 0.37 to 0.37 / 0.20 of the injected line striping).
 COMPACT_SCALES = DETECTION_SCALES[:3]
-# A bright pixel whose neighbours stand on average below this fraction of its
-# height is a spike (hot pixel, cosmic ray), kept out of the larger boxes.
-_SPIKE_RATIO = 0.03
-# Only pixels this many robust sigmas above the sky are tested for spikes.
-_SPIKE_SIGMAS = 30.0
+# A bright pixel whose neighbours across the lines stand on average below this
+# fraction of its height is a spike (hot pixel, cosmic ray), kept out of the
+# larger boxes; only pixels this many robust sigmas above the sky are tested.
+_SPIKE_RATIO = 0.01
+_SPIKE_SIGMAS = 100.0
 # Dilation of every detection (pixels), and rounds of mask-then-destripe.
 _GROW = 2
 _ROUNDS = 3
@@ -132,7 +132,10 @@ def _scale_map(residual, weights, block: int, half: int, cache: dict) -> np.ndar
     return mean
 
 
-def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales, grow: int):
+def detect(
+    residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales, grow: int,
+    along_rows: bool = True,
+):  # fmt: skip
     """Pixels above threshold at any scale, dilated: uint8 ``(ny, nx)``.
 
     Parameters
@@ -154,6 +157,9 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
         Cell sizes, box half-widths and thresholds, as :data:`DETECTION_SCALES`.
     grow : int
         Dilation radius.
+    along_rows : bool
+        Lines along rows (else columns): where a spike's neighbours across
+        the lines are (:func:`_without_spikes`).
     """
     ny, nx = residual.shape
     marks = _scratch.zeros((ny, nx), np.uint8)
@@ -182,7 +188,9 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
             continue
         if not cells and np.isfinite(pixel_centre + pixel_spread):
             spike_floor = max(compact[0], pixel_centre + _SPIKE_SIGMAS * pixel_spread)
-            unmasked = _without_spikes(residual, usable, unmasked, pixel_centre, spike_floor)
+            unmasked = _without_spikes(
+                residual, usable, unmasked, (pixel_centre, spike_floor), along_rows
+            )
         mean = _scale_map(residual, unmasked, block, half, cells)
         centre, spread = _spread(mean)
         _mask_kernels.mark_above(mean, centre + n_sigma * spread, block, marks)
@@ -196,28 +204,37 @@ def detect(residual: np.ndarray, usable: np.ndarray, masked: np.ndarray, scales,
     return marks
 
 
-def _without_spikes(residual, usable, unmasked, centre: float, threshold: float) -> np.ndarray:
+def _without_spikes(residual, usable, unmasked, limits, along_rows: bool) -> np.ndarray:
     """``unmasked`` less the spikes: the pixels the boxes larger than 3x3 average.
 
-    A spike is a pixel above ``threshold`` (:data:`_SPIKE_SIGMAS` robust
-    sigmas of the single pixels' map) whose usable neighbours stand on
-    average less than :data:`_SPIKE_RATIO` of its height above ``centre``: a
-    hot pixel or a cosmic ray's hit, which DQ does not always flag. In a box
+    ``limits = (centre, threshold)``. A spike is a pixel above ``threshold``
+    (:data:`_SPIKE_SIGMAS` robust sigmas of the single pixels' map) whose
+    usable neighbours across the lines stand on average within
+    :data:`_SPIKE_RATIO` of its height of ``centre`` (the sky): a hot pixel or a
+    cosmic ray's single-pixel hit, which DQ does not always flag. In a box
     it would pass for the bright core of a source and mask the box's area
     (on a frame of noise with 2,500 such pixels, 10 to 1000 sigma, a third
-    of the frame); it is still marked at its own scale.
-    No star is that sharp: even NIRCam's most undersampled image (F070W, a
-    core of 0.7 pixels) puts about a tenth of its core's height in the mean
-    neighbour, and interpixel capacitance gives a spike's neighbours about 1%.
-    Spikes below ~36 sigma do not reach the boxes' thresholds (a 12-pixel
-    box's is 3 of its map's sigmas, sigma / 12), so only those above 30 are
-    looked for: the test's noise (the neighbours' mean, sigma / sqrt(8))
-    is then 1% of a spike's height or less, and noise and the faint stars
-    are not looked at. Returns ``unmasked`` itself or a copy of ``usable``.
+    of the frame); it is still marked at its own scale. No star is that
+    sharp: pixel-integrated images of JWST's aperture (an Airy pattern with
+    its central obstruction, every sub-pixel position) put at least 2.6% of
+    the core's height in the mean neighbour across the lines for NIRISS at
+    F090W (0.44 pixel per lambda / D, JWST's most undersampled imaging;
+    NIRCam F070W 5.1%), 3.4% on the plane binned by 4 along the lines,
+    while interpixel capacitance gives a hot pixel's neighbours about 0.5-1%.
+    The neighbours along the lines are not looked at: binned, they are 4
+    pixels away (a star's bin then had less than 2% of its height in the
+    mean of its 8 neighbours). Spikes below ~36 sigma do not reach a box's
+    threshold (a 12-pixel box's is 3 of its map's sigmas, sigma / 12), and
+    those that mask the largest boxes are brighter than 300 sigma: only
+    those above 100 are tested, where the test's noise (sigma / sqrt(2) for
+    the two neighbours) is 0.7% of the height or less. Returns ``unmasked``
+    itself or a copy of ``usable``.
     """
     weights = _scratch.copy(usable) if unmasked is usable else unmasked
-    limits = (float(centre), float(threshold), _SPIKE_RATIO)
-    _mask_kernels.drop_spikes(residual, usable, limits, weights)
+    centre, threshold = limits
+    _mask_kernels.drop_spikes(
+        residual, usable, (float(centre), float(threshold), _SPIKE_RATIO), along_rows, weights
+    )
     return weights
 
 
@@ -495,7 +512,8 @@ def extended_search(
     for _ in range(rounds):
         residual, usable, measured = residual_of(binned, bin_options, mask, scale, previous)
         previous = (measured, _scratch.copy(mask))
-        mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW)
+        along_rows = binned.layout.along_rows
+        mask |= detect(residual, usable, mask, DETECTION_SCALES, _GROW, along_rows)
     if not with_residual:
         return (spread_mask(mask, prepared) if spread else mask), None, None
     if factor == 1:  # the mask is the plane's own: nothing to spread

@@ -128,7 +128,8 @@ def warm_cases() -> list[WarmCase]:
         background_method=None``) with DQ and a mask on 4 outputs with
         odd/even, and without flags with ``scale="line"``. Then for each
         dtype a cube with the defaults and with the plain path, and
-        read-only data; last, DQ arrays of uint16 and uint8.
+        read-only data along rows and along columns; last, DQ arrays of
+        uint16 and uint8.
     """
     plain = {"mask_sources": False, "background_method": None}
     four = {"n_outputs": 4, "odd_even": True}
@@ -151,6 +152,7 @@ def warm_cases() -> list[WarmCase]:
                      options={"n_outputs": 4}),
             WarmCase("cube, plain", dtype, "columns", CUBE_PLANES, options=plain),
             WarmCase("read-only data, defaults, DQ", dtype, "rows", dq=dq32, readonly=True),
+            WarmCase("read-only data, defaults, DQ", dtype, "columns", dq=dq32, readonly=True),
         ]  # fmt: skip
     for dq in (np.uint16, np.uint8):
         cases.append(WarmCase(f"plain, {np.dtype(dq)} DQ", np.dtype(np.float32), "rows",

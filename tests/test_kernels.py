@@ -731,6 +731,12 @@ def test_subtract_levels_matches_a_loop(along_rows, odd_even, dtype, in_place, w
                 expected_model[p, y, x] = level
     out = data if in_place else np.empty_like(data)
     model = np.empty_like(data)
-    subtract_levels(data, flags, along_rows, band_edges, odd_even, line_model, out, model, True)
-    np.testing.assert_array_equal(out, expected)
+    usable = np.full(data.shape, 7, np.uint8)
+    data[0, 1, 2] = np.nan  # (a value without a result)
+    expected[0, 1, 2] = np.nan
+    subtract_levels(data, flags, along_rows, band_edges, odd_even, line_model, out, model, True,
+                    usable)  # fmt: skip
+    # The usable map: a finite result not flagged EXCLUDE (none is here), 0 in out where not.
+    np.testing.assert_array_equal(usable, np.isfinite(expected).astype(np.uint8))
+    np.testing.assert_array_equal(out, np.where(np.isfinite(expected), expected, 0.0))
     np.testing.assert_array_equal(model, expected_model)

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from testdata import airy_pixels
 
 from bgdnoise._kernels import EXCLUDE
 from bgdnoise._kernels import mask as mk
@@ -751,26 +752,31 @@ def test_the_median_of_negative_zeros_is_positive_zero():
             assert np.signbit(found[1]) == np.signbit(np.median(values)) == False  # noqa: E712
 
 
-def spikes_reference(values, usable, centre, threshold, ratio):
+def spikes_reference(values, usable, centre, threshold, ratio, along_rows):
     """:func:`mk.drop_spikes`'s docstring as a loop: True at the spikes."""
     ny, nx = values.shape
     spikes = np.zeros(values.shape, bool)
     for y, x in zip(*np.nonzero((values > threshold) & (usable != 0)), strict=True):
+        beside = [(y - 1, x), (y + 1, x)] if along_rows else [(y, x - 1), (y, x + 1)]
         heights = [
             float(values[yy, xx]) - centre
-            for yy in range(max(y - 1, 0), min(y + 2, ny))
-            for xx in range(max(x - 1, 0), min(x + 2, nx))
-            if (yy, xx) != (y, x) and usable[yy, xx]
+            for yy, xx in beside
+            if 0 <= yy < ny and 0 <= xx < nx and usable[yy, xx]
         ]
-        spikes[y, x] = bool(heights) and np.mean(heights) < ratio * (float(values[y, x]) - centre)
+        spikes[y, x] = bool(heights) and abs(np.mean(heights)) < ratio * (
+            float(values[y, x]) - centre
+        )
     return spikes
 
 
 @pytest.mark.parametrize("shape", SHAPES + [(64, 200)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_drop_spikes_matches_a_loop(shape, dtype, rng):
-    # Spikes (alone, with 1% interpixel coupling, at the edges, beside
-    # unusable pixels), stars of undersampled and sampled images, noise.
+@pytest.mark.parametrize("along_rows", [True, False])
+def test_drop_spikes_matches_a_loop(shape, dtype, along_rows, rng):
+    # Spikes (alone, with interpixel coupling, at the edges, beside unusable
+    # pixels), images of stars, noise; a threshold float32 cannot hold (the
+    # scan's rounded-down float32 threshold must still let every value
+    # above it through).
     values = rng.normal(2.0, 1.0, shape)
     ny, nx = shape
     for _ in range(max(1, values.size // 60)):
@@ -784,31 +790,42 @@ def test_drop_spikes_matches_a_loop(shape, dtype, rng):
                 r2 = dy * dy + dx * dx
                 if kind == "spike":
                     share = float(r2 == 0)
-                elif kind == "coupled":  # 1% to the 4 nearest
-                    share = 1.0 if r2 == 0 else 0.01 * (r2 == 1)
+                elif kind == "coupled":  # 0.5-2% to the 4 nearest
+                    share = 1.0 if r2 == 0 else rng.uniform(0.005, 0.02) * (r2 == 1)
                 else:  # Gaussian images of 1.1 and 2.4 px FWHM
                     share = np.exp(-0.5 * r2 / (0.45 if kind == "narrow" else 1.0) ** 2)
                 values[y + dy, x + dx] += height * share
     values = values.astype(dtype)
     usable = random_usable(rng, shape, 0.9)
-    centre, threshold, ratio = 2.0, 6.0, 0.03
+    centre, threshold, ratio = 2.0, 6.000000001, 0.01
     weights = rng.integers(0, 2, shape).astype(np.uint8)
-    expected = np.where(spikes_reference(values, usable, centre, threshold, ratio), 0, weights)
-    mk.drop_spikes(values, usable, (centre, threshold, ratio), weights)
+    spikes = spikes_reference(values, usable, centre, threshold, ratio, along_rows)
+    expected = np.where(spikes, 0, weights)
+    mk.drop_spikes(values, usable, (centre, threshold, ratio), along_rows, weights)
     np.testing.assert_array_equal(weights, expected)
 
 
-def test_drop_spikes_keeps_stars_and_drops_hot_pixels():
-    # The physics behind the ratio: a Gaussian image of 1.2 px FWHM (more
-    # undersampled than any of JWST's) is no spike; a hot pixel, with or
-    # without 1% interpixel coupling to its 4 neighbours, is.
-    values = np.zeros((9, 30))
-    values[4, 4] = 1000.0  # a spike
-    values[4, 14] = 1000.0  # a spike with coupling
-    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        values[4 + dy, 14 + dx] = 10.0
-    yy, xx = np.mgrid[:9, :30]
-    values += 1000.0 * np.exp(-0.5 * ((yy - 4) ** 2 + (xx - 24) ** 2) / 0.5**2)  # a star
-    weights = np.ones(values.shape, np.uint8)
-    mk.drop_spikes(values, np.ones(values.shape, np.uint8), (0.0, 5.0, 0.03), weights)
-    assert np.argwhere(weights == 0).tolist() == [[4, 4], [4, 14]]
+@pytest.mark.parametrize("lambda_over_d", [0.435, 0.72])  # NIRISS F090W, NIRCam F070W
+@pytest.mark.parametrize("binned", [False, True])
+def test_drop_spikes_keeps_jwst_stars_and_drops_hot_pixels(lambda_over_d, binned):
+    # The physics behind the ratio: JWST's most undersampled images, at
+    # every sub-pixel position, on the plane and binned by 4 along the lines
+    # (rows), are no spikes; a hot pixel coupled by 0.7% to its 4 nearest
+    # neighbours (interpixel capacitance), or not at all, is.
+    stars = []
+    for cy in np.linspace(-0.5, 0.5, 5):
+        for cx in np.linspace(-2.5, 1.5, 9):  # every place in a bin of 4
+            image = airy_pixels(lambda_over_d, cy, cx, n=12)
+            if binned:
+                image = image.reshape(12, 3, 4).mean(axis=2)
+            stars.append(1000.0 * image / image.max())
+    hot = np.zeros_like(stars[0])
+    y, x = hot.shape[0] // 2, hot.shape[1] // 2
+    hot[y, x] = 1000.0
+    coupled = hot.copy()
+    coupled[y - 1 : y + 2, x] += [7.0, 0.0, 7.0]
+    coupled[y, x - 1 : x + 2] += [7.0, 0.0, 7.0]
+    for stamp, spike in [(s, False) for s in stars] + [(hot, True), (coupled, True)]:
+        weights = np.ones(stamp.shape, np.uint8)
+        mk.drop_spikes(stamp, np.ones(stamp.shape, np.uint8), (0.0, 100.0, 0.01), True, weights)
+        assert (weights == 0).any() == spike

@@ -8,9 +8,10 @@ below 0.02 sigma.
 
 import numpy as np
 import pytest
+from testdata import airy_pixels
 
 import bgdnoise
-from bgdnoise import stages
+from bgdnoise import sources, stages
 from bgdnoise._kernels import mask as mask_kernels
 from bgdnoise._prepare import make_layout, prepare
 from bgdnoise.excess import stripe_excess
@@ -745,19 +746,33 @@ def test_the_narrower_mask_measures_a_sparse_field_better(monkeypatch):
     assert adaptive.band < fixed.band
 
 
-def test_a_spike_is_masked_where_it_is_and_a_star_with_its_wings(rng):
+@pytest.mark.parametrize("along_rows", [True, False])
+def test_a_spike_is_masked_where_it_is_and_a_star_with_its_wings(along_rows, rng, monkeypatch):
     # A hot pixel or a cosmic ray's hit has no wings: it is marked at its own
     # scale and dilated, but kept out of the larger boxes, where a star's
-    # light (here an image of 1.2 px FWHM, more undersampled than JWST's)
-    # still enters and masks its surroundings, as above. Before, a spike of
-    # 1000 sigma masked its 40- and 80-pixel boxes like a star.
-    residual = rng.normal(0.0, 1.0, (300, 400))
-    yy, xx = np.mgrid[:300, :400]
-    r_spike, r_star = np.hypot(yy - 150, xx - 100), np.hypot(yy - 150, xx - 300)
-    residual[150, 100] += 1000.0
-    residual += 1000.0 * np.exp(-0.5 * r_star**2 / 0.5**2)
-    marks = run_detect(residual, DETECTION_SCALES)
+    # light still enters and masks its surroundings, as above: here the
+    # image of NIRISS at F090W (JWST's most undersampled, 0.44 pixel per
+    # lambda / D) centred on a pixel's corner, and a spike as bright. Before,
+    # a spike of 1000 sigma masked its 40- and 80-pixel boxes like a star.
+    residual = rng.normal(0.0, 1.0, (512, 1024))
+    yy, xx = np.mgrid[:512, :1024]
+    r_spike, r_star = np.hypot(yy - 250, xx - 250), np.hypot(yy - 250.5, xx - 750.5)
+    residual[250, 250] += 1000.0
+    star = airy_pixels(0.435, 0.5, 0.5, n=21)
+    residual[240:261, 740:761] += 1000.0 * star / star.max()
+    if not along_rows:  # the same scene, lines along columns
+        residual, r_spike, r_star = residual.T.copy(), r_spike.T, r_star.T
+    usable = np.ones(residual.shape, np.uint8)
+    marks = detect(residual, usable, None, DETECTION_SCALES, 2, along_rows)
     assert marks[r_spike <= 2].all() and marks[r_star <= 2].all()
     around_spike = marks[(r_spike > 5) & (r_spike < 40)].mean()
     assert around_spike < 0.06  # the false alarms of noise alone (see above)
     assert marks[(r_star > 5) & (r_star < 20)].mean() > 0.9
+    # The search on the plane binned along its lines (where a star's
+    # neighbours along the lines are 4 pixels away) leaves the star alone:
+    # the same mask as without the spikes' test.
+    axis = "rows" if along_rows else "columns"
+    mask = bgdnoise.source_mask(residual, axis)
+    monkeypatch.setattr(sources, "_SPIKE_RATIO", 0.0)
+    np.testing.assert_array_equal(bgdnoise.source_mask(residual, axis)[r_star < 80],
+                                  mask[r_star < 80])  # fmt: skip

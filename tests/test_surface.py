@@ -317,23 +317,30 @@ def test_line_sums_counts_and_totals(rng):
 def test_line_sums_add_in_pixel_order(along_rows, rng):
     # Exact: every sum gets its pixels' terms in order along the line, also
     # where a cell straddles a band edge (edges 0, 21, 42, 64; nodes every 16).
+    # 37 lines: lines along columns are summed in blocks of 16, the last one
+    # short; unusable pixels hold NaN and inf, which must not enter.
     band_edges = np.array([0, 21, 42, 64], np.int64)
-    plane, use, lines, usable = plane_for(rng, 12, 64, band_edges, along_rows)
+    n_lines = 37
+    plane, use, lines, usable = plane_for(rng, n_lines, 64, band_edges, along_rows)
+    plane[use == 0] = np.where(rng.random(int((use == 0).sum())) < 0.5, np.nan, np.inf)
     n_x, h = 5, 16.0
     sums = (
-        np.empty((12, n_x)), np.empty((12, n_x)), np.empty((12, 3, n_x)), np.empty((12, 3, n_x)),
-        np.empty((12, 3)), np.empty((12, 3)),
+        np.empty((n_lines, n_x)), np.empty((n_lines, n_x)), np.empty((n_lines, 3, n_x)),
+        np.empty((n_lines, 3, n_x)), np.empty((n_lines, 3)), np.empty((n_lines, 3)),
     )  # fmt: skip
     sk.line_sums(plane, use, along_rows, band_edges, (h, n_x), sums)
     cell, upper = sk._cells_of(64, h, n_x)
-    diag, off = np.zeros((12, n_x)), np.zeros((12, n_x))
-    weight, data = np.zeros((12, 3, n_x)), np.zeros((12, 3, n_x))
-    for line in range(12):
+    diag, off = np.zeros((n_lines, n_x)), np.zeros((n_lines, n_x))
+    weight, data = np.zeros((n_lines, 3, n_x)), np.zeros((n_lines, 3, n_x))
+    count, total = np.zeros((n_lines, 3)), np.zeros((n_lines, 3))
+    for line in range(n_lines):
         for k in range(3):
             for pos in range(band_edges[k], band_edges[k + 1]):
                 if not usable[line, pos]:
                     continue
                 i, g, v = cell[pos], upper[pos], lines[line, pos]
+                count[line, k] += 1.0
+                total[line, k] += v
                 w0 = 1.0 - g
                 diag[line, i] += w0 * w0
                 diag[line, i + 1] += g * g
@@ -342,7 +349,7 @@ def test_line_sums_add_in_pixel_order(along_rows, rng):
                 weight[line, k, i + 1] += g
                 data[line, k, i] += w0 * v
                 data[line, k, i + 1] += g * v
-    for ours, expected in zip(sums[:4], (diag, off, weight, data), strict=True):
+    for ours, expected in zip(sums, (diag, off, weight, data, count, total), strict=True):
         np.testing.assert_array_equal(ours, expected)
 
 

@@ -223,6 +223,7 @@ ENTRIES = (
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "UniTuple(float64, 3)",
+        "bool",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_drop_spikes_range", (
@@ -230,6 +231,7 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "UniTuple(float64, 3)",
+        "bool",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_mark_above_range", (
@@ -455,7 +457,23 @@ ENTRIES = (
     ), "none"),
     ("surface", "_line_sums_columns_range", (
         "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(float32, 2, 'C', True, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "Array(int64, 1, 'C', False, aligned=True)",
+        "Tuple((float64, int64))",
+        "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
+    ), "none"),
+    ("surface", "_line_sums_columns_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
         "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "Array(int64, 1, 'C', False, aligned=True)",
+        "Tuple((float64, int64))",
+        "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
+    ), "none"),
+    ("surface", "_line_sums_columns_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(float64, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
         "Tuple((float64, int64))",

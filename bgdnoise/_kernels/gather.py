@@ -272,7 +272,8 @@ def _gather_columns(plane, block, group, gathered, rows):
     gathered : tuple of ndarray
         As for :func:`gather_block`; column g of ``cnt`` is set.
     rows : ndarray of float64
-        Scratch, at least ``(1, nl)``.
+        Scratch, at least one row of ``nl`` (:data:`COLUMN_ROWS` rows
+        read per pass at most).
 
     Returns
     -------

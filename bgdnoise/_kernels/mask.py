@@ -306,12 +306,14 @@ def _spread_marks(mrow, threshold, block, spread):
     return marked
 
 
-def drop_spikes(values, usable, limits, weights):
-    """``weights = 0`` at spikes: bright pixels whose neighbours hold almost none of their light.
+def drop_spikes(values, usable, limits, along_rows, weights):
+    """``weights = 0`` at spikes: bright pixels whose neighbours across the lines are sky.
 
     A hot pixel or a cosmic ray's hit is one pixel; a star's light, however
-    undersampled its image, spreads over its neighbours (see
-    :func:`bgdnoise.sources.detect`).
+    undersampled its image, reaches the pixels beside its core (see
+    :func:`bgdnoise.sources.detect`). The neighbours across the lines are
+    looked at, not along them: on a plane binned along its lines those are
+    4 pixels away, and a star's bin had none of its light there.
 
     Parameters
     ----------
@@ -321,8 +323,12 @@ def drop_spikes(values, usable, limits, weights):
         ``(ny, nx)``: pixels with a value (the only ones looked at).
     limits : tuple of float
         ``(centre, threshold, ratio)``: a usable value above ``threshold``
-        whose usable neighbours (of the 8) stand on average less than
-        ``ratio`` times its own height above ``centre``, is a spike.
+        whose usable neighbours across the lines (of the 2) stand on average
+        within ``ratio`` times its own height above ``centre`` of ``centre``
+        is a spike (a neighbour far below the sky is a rough destriping's
+        error beside a source, not the sky beside a spike).
+    along_rows : bool
+        Lines along rows (the neighbours are then the rows above and below).
     weights : ndarray of uint8
         ``(ny, nx)``: set to 0 at the spikes, left alone elsewhere.
 
@@ -330,20 +336,20 @@ def drop_spikes(values, usable, limits, weights):
     -------
     None
     """
-    run_ranges(_drop_spikes_range, values.shape[0], values, usable, limits, weights)
+    run_ranges(_drop_spikes_range, values.shape[0], values, usable, limits, along_rows, weights)
 
 
 @njit(cache=True, nogil=True)
-def _drop_spikes_range(claims, values, usable, limits, weights):
+def _drop_spikes_range(claims, values, usable, limits, along_rows, weights):
     """Rows of :func:`drop_spikes`."""
     start, stop = claim(claims)
     while start < stop:
-        _drop_spike_rows(start, stop, values, usable, limits, weights)
+        _drop_spike_rows(start, stop, values, usable, limits, along_rows, weights)
         start, stop = claim(claims)
 
 
 @scalar_helper
-def _drop_spike_rows(start, stop, values, usable, limits, weights):
+def _drop_spike_rows(start, stop, values, usable, limits, along_rows, weights):
     """Rows ``start .. stop - 1`` of :func:`drop_spikes`."""
     centre, threshold, ratio = limits
     nx = values.shape[1]
@@ -365,24 +371,24 @@ def _drop_spike_rows(start, stop, values, usable, limits, weights):
             for x in range(first, first + run.shape[0]):
                 if row[x] > threshold and usable[y, x] != 0:
                     height = np.float64(row[x]) - centre
-                    if _neighbour_mean(values, usable, y, x, centre) < ratio * height:
+                    if abs(_across_mean(values, usable, y, x, centre, along_rows)) < ratio * height:
                         weights[y, x] = 0
 
 
 @scalar_helper
-def _neighbour_mean(values, usable, y, x, centre):
-    """Mean height above ``centre`` of the usable ones of the 8 neighbours of ``(y, x)``.
+def _across_mean(values, usable, y, x, centre, along_rows):
+    """Mean height above ``centre`` of the usable neighbours of ``(y, x)`` across the lines.
 
-    ``inf`` when none is usable: not a spike for want of neighbours.
+    ``inf`` when neither is usable: not a spike for want of neighbours.
     """
     ny, nx = values.shape
     total = 0.0
     count = 0
-    for yy in range(max(y - 1, 0), min(y + 2, ny)):
-        for xx in range(max(x - 1, 0), min(x + 2, nx)):
-            if (yy != y or xx != x) and usable[yy, xx] != 0:
-                total += np.float64(values[yy, xx]) - centre
-                count += 1
+    for step in (-1, 1):
+        yy, xx = (y + step, x) if along_rows else (y, x + step)
+        if 0 <= yy < ny and 0 <= xx < nx and usable[yy, xx] != 0:
+            total += np.float64(values[yy, xx]) - centre
+            count += 1
     return total / count if count else np.inf
 
 
