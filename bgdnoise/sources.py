@@ -41,9 +41,9 @@ PIXEL_SCALES = DETECTION_SCALES[:2]
 #: into its neighbours; leaving them out of the surface took the grism traces
 #: from 0.57 / 0.37 to 0.37 / 0.20 of the injected line striping).
 COMPACT_SCALES = DETECTION_SCALES[:3]
-# A bright pixel whose neighbours across the lines stand on average below this
-# fraction of its height is a spike (hot pixel, cosmic ray), kept out of the
-# larger boxes; only pixels this many robust sigmas above the sky are tested.
+# A bright pixel whose neighbours across the lines stand on average within this
+# fraction of its height of the sky is a spike (hot pixel, cosmic ray), kept out
+# of the larger boxes; only pixels this many robust sigmas above the sky are tested.
 _SPIKE_RATIO = 0.01
 _SPIKE_SIGMAS = 100.0
 # Dilation of every detection (pixels), and rounds of mask-then-destripe.
