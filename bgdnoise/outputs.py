@@ -42,11 +42,19 @@ The common level ``c`` (or the single group's level, with one group) is
 filtered the same way against its own, smaller error: the line's stripe is
 1/f noise too, so at the highest line frequencies, where its power comes
 near the error's, part of what was measured is error. There, power at low
-frequencies beyond the law is kept as stripe. See docs/algorithm.rst.
+frequencies beyond the law is kept as stripe, except the scene's share of
+it that the own parts show: a scene whose structure differs from one
+output's band to the next (a nebula, a crowded field's faint light) puts
+``n - 1`` times as much power into the own parts of ``n`` bands as into
+their mean, ``c``, so the own parts' power beyond their law, over ``n - 1``,
+is counted as the common level's error too (at most what it has beyond its
+own law; stripes' own parts steeper than 1/f would pass for scene here, as
+in the own parts' filter). See docs/algorithm.rst.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -99,8 +107,9 @@ _CHI2_1_MEDIAN = 0.4549364
 
 
 def share_common_mode(
-    measured, sigma: np.ndarray, efficiency: float = MEDIAN_EFFICIENCY, covered: bool = True
-):
+    measured, sigma: np.ndarray, efficiency: float = MEDIAN_EFFICIENCY, covered: bool = True,
+    bands: int = 1,
+):  # fmt: skip
     """``measured`` with its common level and each group's own part filtered (module docstring).
 
     Parameters
@@ -122,6 +131,11 @@ def share_common_mode(
         once (outputs, parities), whose own parts are slow; not for the
         read-time segments of a one-output line, whose own parts are the
         1/f within the line, which the neighbouring lines do not give back.
+        With ``covered`` the own parts' scene power also counts as the common
+        level's error (module docstring).
+    bands : int
+        Readout bands of a line (their groups' own parts share a band's
+        scene: the parities of one band).
 
     Returns
     -------
@@ -156,12 +170,12 @@ def share_common_mode(
             own = raw - common[:, :, None] - offset[:, None, :]
             in_mean = ok & (distance <= _FAR * spread)
             in_spectrum = (ok & ~_mostly_covered(counts, ok)) if covered else ok
+            filtered_own, own_excess = _filtered(own, own_error_var, in_spectrum)
+            scene = _scene_in_common(own_excess, bands) if covered else None
             shared = (
-                _filtered_common(common, common_var)[:, :, None]
+                _filtered_common(common, common_var, scene)[:, :, None]
                 + offset[:, None, :]
-                + _keep_line_mean(
-                    _filtered(own, own_error_var, in_spectrum), own, in_mean, precision
-                )
+                + _keep_line_mean(filtered_own, own, in_mean, precision)
             )
     ok &= np.isfinite(shared)
     return replace(measured, raw=np.where(ok, shared, raw))
@@ -195,14 +209,34 @@ def _group_noise(sky_vars, ok) -> np.ndarray:
     return np.clip(relative, 1.0 / _NOISE_RANGE, _NOISE_RANGE)
 
 
-def _filtered_common(common, common_var):
+def _scene_in_common(own_excess: np.ndarray, bands: int) -> np.ndarray | None:
+    """``(P, n_freq)`` the scene's expected power in the common level, from its own parts'.
+
+    ``own_excess`` is ``(P, n_groups, n_freq)``, each own part's power
+    beyond its 1/f law (NaN for a group without a spectrum). A scene that
+    differs from band to band, with the same power ``V`` in each, puts ``V /
+    n`` into the mean of ``n`` bands and ``V (1 - 1 / n)`` into each band's
+    part about it: the common level's share is the own parts' mean over
+    ``n - 1``. None with fewer than 2 bands, or no own spectrum.
+    """
+    if bands < 2 or own_excess.shape[-1] == 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a plane without spectra: NaN
+        scene = np.nanmean(own_excess, axis=1) / (bands - 1)
+    return np.where(np.isfinite(scene), scene, 0.0)
+
+
+def _filtered_common(common, common_var, scene=None):
     """``(P, n_lines)`` the common level, Wiener-filtered over the lines where it has enough.
 
     The line's stripe is 1/f noise read out line after line too, and its
     measuring error white: where the stripe's power is near the error's (the
     highest line frequencies) part of what was measured is error. Power at
     low frequencies beyond the fitted law is kept as stripe (a steeper
-    spectrum), not taken for scene as for the own parts.
+    spectrum), not taken for scene as for the own parts, except ``scene``
+    (``(P, n_freq)`` or None, :func:`_scene_in_common`): that much of it,
+    at most, is error.
     """
     filtered = common.copy()
     valid = np.isfinite(common) & np.isfinite(common_var)
@@ -212,9 +246,10 @@ def _filtered_common(common, common_var):
     # The mean, not the median: the filter drops the series' mean (gain 0 at
     # frequency 0), which must come back whole or the plane shifts.
     level = np.array([float(np.mean(common[p, valid[p]])) for p in planes])
-    stripes = wiener_over_lines(
-        common[planes] - level[:, None], valid[planes], common_var[planes], low_excess="signal"
-    )  # every plane's series in one call
+    series = (common[planes] - level[:, None], valid[planes], common_var[planes])
+    scene = None if scene is None else scene[planes]
+    # Every plane's series in one call.
+    stripes = wiener_over_lines(*series, low_excess="signal", scene=scene)
     for i, p in enumerate(planes):
         filtered[p, valid[p]] = level[i] + stripes[i, valid[p]]
     return filtered
@@ -303,8 +338,14 @@ def _solve_chain(diagonal: np.ndarray, off: np.ndarray, rhs: np.ndarray) -> np.n
 
 
 def _filtered(own, own_error_var, ok):
-    """The own parts, Wiener-filtered over the lines (one weight per line on short planes)."""
+    """The own parts, Wiener-filtered over the lines (one weight per line on short planes).
+
+    Returns the filtered own parts and ``(P, n_groups, n_freq)`` their power
+    beyond their law (:func:`wiener_over_lines`; NaN for a group filtered
+    with one weight per line).
+    """
     filtered = np.empty(own.shape)
+    excess = np.full((own.shape[0], own.shape[2], own.shape[1] // 2 + 1), np.nan)
     spectral = ok.sum(axis=1) >= _MIN_SPECTRUM_LINES  # (P, n_groups)
     if not spectral.all():
         tau2 = _own_variance(own, own_error_var, ok)
@@ -313,11 +354,15 @@ def _filtered(own, own_error_var, ok):
     planes, groups = np.nonzero(spectral)
     if planes.size:
         series = (own[planes, :, groups], ok[planes, :, groups], own_error_var[planes, :, groups])
-        filtered[planes, :, groups] = wiener_over_lines(*series)
-    return filtered
+        filtered[planes, :, groups], excess[planes, groups] = wiener_over_lines(
+            *series, return_excess=True
+        )
+    return filtered, excess
 
 
-def wiener_over_lines(measured, valid, error_var, low_excess="error"):
+def wiener_over_lines(
+    measured, valid, error_var, low_excess="error", *, scene=None, return_excess=False
+):  # fmt: skip
     """The 1/f stripe in ``measured`` (one series over the lines), Wiener-filtered.
 
     Parameters
@@ -337,17 +382,29 @@ def wiener_over_lines(measured, valid, error_var, low_excess="error"):
         (an own part: the scene's structure), ``"signal"`` below 1/16 only,
         where the law is extrapolated (the common level, whose spectrum may
         be steeper than 1/f; above 1/16 the law was fitted there).
+    scene : numpy.ndarray, optional
+        With ``low_excess="signal"``: ``(n_series, n_lines // 2 + 1)`` power
+        of each frequency (as ``|rfft|**2`` over the valid lines) that is the
+        scene's, not stripe; at most the power beyond the law is taken as
+        error.
+    return_excess : bool
+        Also return the power beyond the law, shaped like ``scene`` (1D for
+        one series; 0 at frequency 0).
 
     Returns
     -------
     numpy.ndarray
         Shaped like ``measured``: the filtered stripe (meaningful where
-        ``valid``).
+        ``valid``). With ``return_excess``, ``(filtered, excess)``.
     """
     if low_excess not in ("error", "signal"):
         raise ValueError(f"low_excess must be 'error' or 'signal', not {low_excess!r}")
     if np.ndim(measured) == 1:
-        return wiener_over_lines(measured[None], valid[None], error_var[None], low_excess)[0]
+        one = wiener_over_lines(
+            measured[None], valid[None], error_var[None], low_excess,
+            scene=None if scene is None else np.asarray(scene)[None], return_excess=True,
+        )  # fmt: skip
+        return (one[0][0], one[1][0]) if return_excess else one[0][0]
     n_lines = measured.shape[1]
     values = np.where(valid, measured, 0.0)
     spectrum = np.fft.rfft(values, axis=1)
@@ -357,17 +414,24 @@ def wiener_over_lines(measured, valid, error_var, low_excess="error"):
     design = np.stack([1.0 / freq[high], np.ones(int(high.sum()))], axis=1)
     signal = np.zeros(power.shape)
     error = np.empty(power.shape)
+    excess = np.empty(power.shape)
     for s in range(power.shape[0]):
-        signal[s], error[s] = _signal_and_error(
-            power[s], freq, high, design, float(np.mean(error_var[s][valid[s]])), low_excess
+        floor = float(np.mean(error_var[s][valid[s]]))
+        signal[s], error[s], excess[s] = _signal_and_error(
+            power[s], freq, high, design, floor, low_excess, None if scene is None else scene[s]
         )
     gain = signal / (signal + error)
     gain[:, 0] = 0.0  # the mean is the offset, already taken
-    return np.fft.irfft(gain * spectrum, n_lines, axis=1)
+    filtered = np.fft.irfft(gain * spectrum, n_lines, axis=1)
+    return (filtered, excess) if return_excess else filtered
 
 
-def _signal_and_error(power, freq, high, design, floor, low_excess):
-    """One series' signal and error power per frequency (:func:`wiener_over_lines`)."""
+def _signal_and_error(power, freq, high, design, floor, low_excess, scene=None):
+    """One series' signal, error and beyond-the-law power per frequency (:func:`wiener_over_lines`).
+
+    ``scene``: power that is the scene's (``"signal"`` only), at most the
+    power beyond the law: error, and no longer signal below 1/16.
+    """
     # power = A / f + N at the high frequencies: the own 1/f part and a white
     # part; what of N is above the error floor is white own signal.
     (slope, white), *_ = np.linalg.lstsq(design, power[high], rcond=None)
@@ -387,8 +451,14 @@ def _signal_and_error(power, freq, high, design, floor, low_excess):
     if low_excess == "error":
         error[1:] += excess
     else:
+        if scene is not None:
+            # (At most the excess: stripes whose own parts carry no scene do
+            # not lose the common level's power to their fluctuations.)
+            taken = np.minimum(scene[1:], excess)
+            error[1:] += taken
+            excess = excess - taken
         signal[1:] += np.where(high[1:], 0.0, excess)
-    return signal, error
+    return signal, error, np.concatenate([[0.0], np.maximum(smooth - 1.0, 0.0) * model])
 
 
 def _common_level(raw, ok, precision):

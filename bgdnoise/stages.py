@@ -831,8 +831,9 @@ def _correct_planes(data, axis, options, *, dq, background, out, return_model):
     sigma, means, counts = measured.sigma, measured.sky_means, measured.sky_counts
     if has_scene:
         measured = share_common_mode(
-            with_sky_levels(measured), sigma, MEAN_EFFICIENCY, covered=not segmented
-        )
+            with_sky_levels(measured), sigma, MEAN_EFFICIENCY, covered=not segmented,
+            bands=prepared.layout.band_edges.size - 1,
+        )  # fmt: skip
     resolved = resolve(prepared, measured, options)
     lap("resolve")
     if has_scene:

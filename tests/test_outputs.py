@@ -415,3 +415,64 @@ def test_wiener_filter_of_many_series_is_each_series_filtered(low_excess, rng):
         alone = wiener_over_lines(measured[s], valid[s], error_var[s], low_excess)
         np.testing.assert_array_equal(together[s], alone)
     assert together.shape == measured.shape
+
+
+def test_scene_power_of_the_own_parts_is_taken_out_of_the_common_level(rng):
+    """A scene differing from band to band: the common filter drops its share of the mean."""
+    n, bands = 2048, 4
+    stripe = _pink(rng, n, 0.01)
+    lines = np.arange(n)
+    # Each band's share of a nebula: structure on ~100-300 lines, independent per band.
+    scene = np.stack(
+        [
+            sum(
+                0.02 * rng.normal() * np.cos(2 * np.pi * lines / period + rng.uniform(0, 6.3))
+                for period in (110, 170, 260, 400)
+            )
+            for _ in range(bands)
+        ]
+    )
+    noise = 0.002
+    raw = stripe[None, :, None] + scene.T[None] + rng.normal(0, noise, (1, n, bands))
+    counts = np.full((1, n, bands), 500)
+    measured = _measured(raw, counts)
+    sigma = np.array([noise * np.sqrt(500.0)])
+
+    def common_error(shared):
+        error = shared.mean(axis=2)[0] - stripe
+        return np.std(error - error.mean())
+
+    plain = share_common_mode(measured, sigma, covered=True, bands=1).raw  # no scene taken out
+    taken = share_common_mode(measured, sigma, covered=True, bands=bands).raw
+    # The scene's mean over the bands (what the common level carries of it) is
+    # what the correction would subtract; taking its share out leaves less of it.
+    assert common_error(taken) < 0.8 * common_error(plain)
+
+
+def test_the_scene_power_taken_is_at_most_the_common_levels_excess(rng):
+    """Scene power beyond what the common level has beyond its law changes nothing."""
+    n = 1024
+    series = _pink(rng, n, 0.01) + rng.normal(0, 0.002, n)
+    valid = np.ones(n, bool)
+    error_var = np.full(n, 0.002**2)
+    plain, excess = wiener_over_lines(
+        series - series.mean(), valid, error_var, low_excess="signal", return_excess=True
+    )
+    assert excess[0] == 0.0 and (excess >= 0).all()
+    none = wiener_over_lines(
+        series - series.mean(), valid, error_var, low_excess="signal", scene=np.zeros(n // 2 + 1)
+    )
+    np.testing.assert_array_equal(none, plain)
+    # Any scene power where the series has no excess: the same filter.
+    scene = np.where(excess > 0, 0.0, 1e9)
+    same = wiener_over_lines(
+        series - series.mean(), valid, error_var, low_excess="signal", scene=scene
+    )
+    np.testing.assert_array_equal(same, plain)
+    # Scene power everywhere: the excess is taken out wherever there is one.
+    assert excess.any()
+    everywhere = np.full(n // 2 + 1, 1e9)
+    huge = wiener_over_lines(
+        series - series.mean(), valid, error_var, low_excess="signal", scene=everywhere
+    )
+    assert not np.array_equal(huge, plain)

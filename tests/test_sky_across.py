@@ -243,3 +243,19 @@ def test_a_file_records_the_sky_it_kept(tmp_path):
     out, _ = correct_file(path, off, keep_sky_across=False)
     assert "BDGSKYX" not in fits.getheader(out)  # not tested: no card saying "none"
     assert score(sim, fits.getdata(out, "SCI")).line > 5
+
+
+def test_a_frame_filling_nebula_is_left_with_less_striping_than_it_had():
+    """No empty sky: the nebula's structure across the lines must not be taken for stripes.
+
+    Each band's row means carry the nebula's own structure; the common level
+    carries their mean. The own parts show that scene power, and the common
+    level's filter counts its share as error (bgdnoise.outputs). Before, the
+    default left 1.04 / 1.02 of the injected line / band striping on this
+    frame: it subtracted the nebula's row structure.
+    """
+    sim = simulate_rate("nebula", shape=(2048, 2048), seed=33)
+    corrected = correct_array(sim.data, "rows", dq=sim.dq, n_outputs=4)
+    result = score(sim, corrected)
+    assert result.line < 0.85
+    assert result.band < 0.85
