@@ -8,9 +8,12 @@ from pathlib import Path
 
 from ._atomic import write_atomically
 
-__all__ = ["corrected_name", "rewrite_association"]
+__all__ = ["CORRECTED_TYPES", "corrected_name", "rewrite_association"]
 
 SUFFIX = "_bdgCorr"
+#: Member types (``exptype``) that carry detector data to correct; the others
+#: (source catalogues, segmentation maps, direct images) are kept as they are.
+CORRECTED_TYPES = ("science", "background", "imprint", "selfcal")
 
 
 def corrected_name(expname: str) -> str:
@@ -33,6 +36,10 @@ def rewrite_association(
     overwrite: bool = False,
 ) -> tuple[Path, int]:
     """Replace each member ``expname`` by its corrected counterpart.
+
+    Only members of the :data:`CORRECTED_TYPES` (a member without an
+    ``exptype`` counts as science) are replaced, as the Step corrects only
+    those; the others keep their file, named relative to the output.
 
     Parameters
     ----------
@@ -87,7 +94,10 @@ def rewrite_association(
         original = base / expname  # absolute names stay absolute
         where = Path(search_dir).resolve() if search_dir is not None else original.parent
         candidate = where / corrected_name(original.name)
-        if candidate.is_file():
+        if str(member.get("exptype", "science")).lower() not in CORRECTED_TYPES:
+            if not Path(expname).is_absolute():  # kept, resolving from the new place
+                member["expname"] = _relative_to(original, out_dir)
+        elif candidate.is_file():
             member["expname"] = _relative_to(candidate, out_dir)
             replaced += 1
         else:

@@ -15,6 +15,7 @@ from pathlib import Path
 from jwst.stpipe import Step
 
 from ._files import EXTRA_SUFFIXES, scene_plane, scene_plane_model
+from .asn import CORRECTED_TYPES
 from .io import correct_model
 from .markers import JWST_MARKER, MARKER, primary_marker, set_marker
 from .options import from_step, step_spec
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Association members that are detector images to correct; others (source
 # catalogues, segmentation maps, direct images) are left alone.
-_MEMBER_TYPES = ("science", "background", "imprint", "selfcal")
+_MEMBER_TYPES = CORRECTED_TYPES
 
 
 class BgdNoiseStep(Step):

@@ -85,3 +85,26 @@ def test_demo_into_a_file_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "is a file" in proc.stderr
     assert target.read_text() == "x"
+
+
+def test_members_the_step_does_not_correct_are_kept(tmp_path):
+    """A WFSS stage-2 association lists catalogues and direct images: no counterpart needed."""
+    for name in ("jw1_rate.fits", "jw2_rate.fits", "cat.ecsv", "jw3_i2d.fits"):
+        (tmp_path / name).write_text("")
+    for name in ("jw1_rate.fits", "jw2_rate.fits"):
+        (tmp_path / corrected_name(name)).write_text("")
+    members = [
+        {"expname": "jw1_rate.fits", "exptype": "science"},
+        {"expname": "jw2_rate.fits", "exptype": "background"},
+        {"expname": "cat.ecsv", "exptype": "sourcecat"},
+        {"expname": "jw3_i2d.fits", "exptype": "direct_image"},
+    ]
+    path = write(tmp_path / "in_asn.json", association(members))
+    output, replaced = rewrite_association(path)  # no allow_missing needed
+    assert replaced == 2
+    written = [m["expname"] for m in json.loads(output.read_text())["products"][0]["members"]]
+    assert written == ["jw1_rate_bdgCorr.fits", "jw2_rate_bdgCorr.fits", "cat.ecsv", "jw3_i2d.fits"]
+    # A science member without its counterpart still fails.
+    (tmp_path / corrected_name("jw1_rate.fits")).unlink()
+    with pytest.raises(ValueError, match="jw1_rate.fits"):
+        rewrite_association(path, tmp_path / "again.json")
