@@ -191,7 +191,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("dq_flags", DEFAULT_DQ_FLAGS, "bits",
            "DQ bits that keep a pixel out of the statistics"),
     Option("mask", None, "path",
-           "FITS file (in Python also an array): nonzero/True = keep out of the statistics",
+           "FITS file (or array, not in the Step): nonzero/True = keep out of the statistics",
            aliases={"step": "user_mask"}),
     Option("force", False, "bool", "correct data already corrected (by bgdnoise or jwst)",
            scope="file"),
