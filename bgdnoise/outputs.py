@@ -44,12 +44,11 @@ filtered the same way against its own, smaller error: the line's stripe is
 near the error's, part of what was measured is error. There, power at low
 frequencies beyond the law is kept as stripe, except the scene's share of
 it that the own parts show: a scene whose structure differs from one
-output's band to the next (a nebula, a crowded field's faint light) puts
-``n - 1`` times as much power into the own parts of ``n`` bands as into
-their mean, ``c``, so the own parts' power beyond their law, over ``n - 1``,
-is counted as the common level's error too (at most what it has beyond its
-own law; stripes' own parts steeper than 1/f would pass for scene here, as
-in the own parts' filter). See docs/algorithm.rst.
+output's band to the next (a nebula) puts ``n - 1`` times as much power
+into the own parts of ``n`` bands as into their mean, ``c``, so the own
+parts' power far beyond their law (:data:`_SCENE_EXCESS`), over ``n - 1``,
+is counted as the common level's error too, at most what it has beyond its
+own law. See docs/algorithm.rst.
 """
 
 from __future__ import annotations
@@ -84,6 +83,16 @@ _NOISE_RANGE = 4.0
 _MIN_SPECTRUM_LINES = 64
 _SCENE_LINES = 16
 _SMOOTH_BINS = 9
+# Own parts' power beyond their law counts as scene in the common level only at
+# frequencies where it is more than this many times the law (their 1/f part and
+# white floor): a nebula's band-to-band structure stands tens of times above it,
+# while own stripes steeper than 1/f, extrapolated from 1/16 down to the lowest
+# frequencies, stay within about ten times it (f**-1.5: 11 times at 1/2048,
+# less once smoothed). Counting every excess cost frames of such stripes up to
+# twice their line residual (an independent generator, own parts 20-50% of the
+# power at f**-1.3); with the threshold they are as before and the nebulae keep
+# their gain (docs/algorithm.rst).
+_SCENE_EXCESS = 10.0
 # A group this many robust spreads from the median of its line's groups is
 # left out of the line's common level.
 _STRAY = 3.0
@@ -209,21 +218,26 @@ def _group_noise(sky_vars, ok) -> np.ndarray:
     return np.clip(relative, 1.0 / _NOISE_RANGE, _NOISE_RANGE)
 
 
-def _scene_in_common(own_excess: np.ndarray, bands: int) -> np.ndarray | None:
+def _scene_in_common(own_excess: tuple, bands: int) -> np.ndarray | None:
     """``(P, n_freq)`` the scene's expected power in the common level, from its own parts'.
 
-    ``own_excess`` is ``(P, n_groups, n_freq)``, each own part's power
-    beyond its 1/f law (NaN for a group without a spectrum). A scene that
-    differs from band to band, with the same power ``V`` in each, puts ``V /
-    n`` into the mean of ``n`` bands and ``V (1 - 1 / n)`` into each band's
-    part about it: the common level's share is the own parts' mean over
-    ``n - 1``. None with fewer than 2 bands, or no own spectrum.
+    ``own_excess = (excess, law)``, each ``(P, n_groups, n_freq)``: each own
+    part's power beyond its 1/f law, and that law (NaN for a group without a
+    spectrum); only an excess more than :data:`_SCENE_EXCESS` times the law
+    is scene here. A scene that differs from band to band, with the same
+    power ``V`` in each, puts ``V / n`` into the mean of ``n`` bands and ``V
+    (1 - 1 / n)`` into each band's part about it: the common level's share is
+    the own parts' mean over ``n - 1``. None with fewer than 2 bands.
     """
-    if bands < 2 or own_excess.shape[-1] == 0:
+    excess, law = own_excess
+    if bands < 2 or excess.shape[-1] == 0:
         return None
+    with np.errstate(invalid="ignore"):
+        scene_like = np.where(excess > _SCENE_EXCESS * law, excess, 0.0)
+    scene_like[np.isnan(excess)] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a plane without spectra: NaN
-        scene = np.nanmean(own_excess, axis=1) / (bands - 1)
+        scene = np.nanmean(scene_like, axis=1) / (bands - 1)
     return np.where(np.isfinite(scene), scene, 0.0)
 
 
@@ -340,12 +354,14 @@ def _solve_chain(diagonal: np.ndarray, off: np.ndarray, rhs: np.ndarray) -> np.n
 def _filtered(own, own_error_var, ok):
     """The own parts, Wiener-filtered over the lines (one weight per line on short planes).
 
-    Returns the filtered own parts and ``(P, n_groups, n_freq)`` their power
-    beyond their law (:func:`wiener_over_lines`; NaN for a group filtered
-    with one weight per line).
+    Returns the filtered own parts and ``(excess, law)``, each ``(P,
+    n_groups, n_freq)``: their power beyond their law and that law
+    (:func:`wiener_over_lines`; NaN for a group filtered with one weight per
+    line).
     """
     filtered = np.empty(own.shape)
     excess = np.full((own.shape[0], own.shape[2], own.shape[1] // 2 + 1), np.nan)
+    law = excess.copy()
     spectral = ok.sum(axis=1) >= _MIN_SPECTRUM_LINES  # (P, n_groups)
     if not spectral.all():
         tau2 = _own_variance(own, own_error_var, ok)
@@ -354,10 +370,10 @@ def _filtered(own, own_error_var, ok):
     planes, groups = np.nonzero(spectral)
     if planes.size:
         series = (own[planes, :, groups], ok[planes, :, groups], own_error_var[planes, :, groups])
-        filtered[planes, :, groups], excess[planes, groups] = wiener_over_lines(
-            *series, return_excess=True
+        filtered[planes, :, groups], excess[planes, groups], law[planes, groups] = (
+            wiener_over_lines(*series, return_excess=True)
         )
-    return filtered, excess
+    return filtered, (excess, law)
 
 
 def wiener_over_lines(
@@ -388,23 +404,24 @@ def wiener_over_lines(
         scene's, not stripe; at most the power beyond the law is taken as
         error.
     return_excess : bool
-        Also return the power beyond the law, shaped like ``scene`` (1D for
-        one series; 0 at frequency 0).
+        Also return the power beyond the law and the law itself (its 1/f
+        part and white floor), each shaped like ``scene`` (1D for one
+        series; 0 at frequency 0).
 
     Returns
     -------
     numpy.ndarray
         Shaped like ``measured``: the filtered stripe (meaningful where
-        ``valid``). With ``return_excess``, ``(filtered, excess)``.
+        ``valid``). With ``return_excess``, ``(filtered, excess, law)``.
     """
     if low_excess not in ("error", "signal"):
         raise ValueError(f"low_excess must be 'error' or 'signal', not {low_excess!r}")
     if np.ndim(measured) == 1:
-        one = wiener_over_lines(
+        many = wiener_over_lines(
             measured[None], valid[None], error_var[None], low_excess,
             scene=None if scene is None else np.asarray(scene)[None], return_excess=True,
         )  # fmt: skip
-        return (one[0][0], one[1][0]) if return_excess else one[0][0]
+        return tuple(a[0] for a in many) if return_excess else many[0][0]
     n_lines = measured.shape[1]
     values = np.where(valid, measured, 0.0)
     spectrum = np.fft.rfft(values, axis=1)
@@ -414,21 +431,22 @@ def wiener_over_lines(
     design = np.stack([1.0 / freq[high], np.ones(int(high.sum()))], axis=1)
     signal = np.zeros(power.shape)
     error = np.empty(power.shape)
-    excess = np.empty(power.shape)
+    excess, law = np.zeros(power.shape), np.zeros(power.shape)
     for s in range(power.shape[0]):
         floor = float(np.mean(error_var[s][valid[s]]))
-        signal[s], error[s], excess[s] = _signal_and_error(
+        signal[s], error[s], excess[s, 1:], law[s, 1:] = _signal_and_error(
             power[s], freq, high, design, floor, low_excess, None if scene is None else scene[s]
         )
     gain = signal / (signal + error)
     gain[:, 0] = 0.0  # the mean is the offset, already taken
     filtered = np.fft.irfft(gain * spectrum, n_lines, axis=1)
-    return (filtered, excess) if return_excess else filtered
+    return (filtered, excess, law) if return_excess else filtered
 
 
 def _signal_and_error(power, freq, high, design, floor, low_excess, scene=None):
-    """One series' signal, error and beyond-the-law power per frequency (:func:`wiener_over_lines`).
+    """One series' power per frequency: signal, error, beyond the law and the law.
 
+    (:func:`wiener_over_lines`; the last two from frequency 1 on.)
     ``scene``: power that is the scene's (``"signal"`` only), at most the
     power beyond the law: error, and no longer signal below 1/16.
     """
@@ -447,18 +465,18 @@ def _signal_and_error(power, freq, high, design, floor, low_excess, scene=None):
     ratio = np.concatenate([np.full(edge, ratio[0]), ratio, np.full(edge, ratio[-1])])
     smooth = np.convolve(ratio, np.ones(_SMOOTH_BINS) / _SMOOTH_BINS, mode="valid")
     error = np.full(freq.size, floor)
-    excess = np.maximum(smooth - 1.0, 0.0) * model
+    beyond = excess = np.maximum(smooth - 1.0, 0.0) * model
     if low_excess == "error":
         error[1:] += excess
     else:
         if scene is not None:
-            # (At most the excess: stripes whose own parts carry no scene do
-            # not lose the common level's power to their fluctuations.)
+            # (At most the excess: where the common level has none beyond its
+            # law, the own parts' scene is not in it.)
             taken = np.minimum(scene[1:], excess)
             error[1:] += taken
             excess = excess - taken
         signal[1:] += np.where(high[1:], 0.0, excess)
-    return signal, error, np.concatenate([[0.0], np.maximum(smooth - 1.0, 0.0) * model])
+    return signal, error, beyond, model
 
 
 def _common_level(raw, ok, precision):

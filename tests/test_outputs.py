@@ -455,10 +455,11 @@ def test_the_scene_power_taken_is_at_most_the_common_levels_excess(rng):
     series = _pink(rng, n, 0.01) + rng.normal(0, 0.002, n)
     valid = np.ones(n, bool)
     error_var = np.full(n, 0.002**2)
-    plain, excess = wiener_over_lines(
+    plain, excess, law = wiener_over_lines(
         series - series.mean(), valid, error_var, low_excess="signal", return_excess=True
     )
     assert excess[0] == 0.0 and (excess >= 0).all()
+    assert (law[1:] >= error_var[0] * 0.999).all()  # the law includes the white floor
     none = wiener_over_lines(
         series - series.mean(), valid, error_var, low_excess="signal", scene=np.zeros(n // 2 + 1)
     )
