@@ -16,6 +16,16 @@ SUFFIX = "_bdgCorr"
 CORRECTED_TYPES = ("science", "background", "imprint", "selfcal")
 
 
+def member_type(member: dict) -> str:
+    """A member's ``exptype``, lower case; ``"science"`` when it has none.
+
+    (jwst's association schemas require one. Without it, science is the
+    safe side: the member is corrected, and the rewrite requires its
+    corrected file instead of keeping the original unnoticed.)
+    """
+    return str(member.get("exptype", "science")).lower()
+
+
 def corrected_name(expname: str) -> str:
     """The corrected counterpart's name: ``_bdgCorr`` appended to the stem.
 
@@ -94,7 +104,7 @@ def rewrite_association(
         original = base / expname  # absolute names stay absolute
         where = Path(search_dir).resolve() if search_dir is not None else original.parent
         candidate = where / corrected_name(original.name)
-        if str(member.get("exptype", "science")).lower() not in CORRECTED_TYPES:
+        if member_type(member) not in CORRECTED_TYPES:
             if not Path(expname).is_absolute():  # kept, resolving from the new place
                 member["expname"] = _relative_to(original, out_dir)
         elif candidate.is_file():

@@ -87,11 +87,12 @@ _SMOOTH_BINS = 9
 # frequencies where it is more than this many times the law (their 1/f part and
 # white floor): a nebula's band-to-band structure stands tens of times above it,
 # while own stripes steeper than 1/f, extrapolated from 1/16 down to the lowest
-# frequencies, stay within about ten times it (f**-1.5: 11 times at 1/2048,
-# less once smoothed). Counting every excess cost frames of such stripes up to
-# twice their line residual (an independent generator, own parts 20-50% of the
-# power at f**-1.3); with the threshold they are as before and the nebulae keep
-# their gain (docs/algorithm.rst).
+# frequencies, stay within about ten times it (f**-1.5: power 11 times the law
+# at 1/2048, so 10 times beyond it; less once smoothed). Counting every excess
+# cost frames of such stripes up to twice their line residual (an independent
+# generator's empty and sparse frames, own stripes f**-1.3 with 30% of the
+# power); with the threshold they are as before and the nebulae keep their
+# gain (docs/algorithm.rst).
 _SCENE_EXCESS = 10.0
 # A group this many robust spreads from the median of its line's groups is
 # left out of the line's common level.
@@ -144,7 +145,10 @@ def share_common_mode(
         level's error (module docstring).
     bands : int
         Readout bands of a line (their groups' own parts share a band's
-        scene: the parities of one band).
+        scene: the parities of one band). With ``covered`` and more than
+        one group per line, 2 or more count the own parts' scene power in
+        the common level's error (:func:`_scene_in_common`); the default, 1,
+        does not.
 
     Returns
     -------
@@ -227,14 +231,17 @@ def _scene_in_common(own_excess: tuple, bands: int) -> np.ndarray | None:
     is scene here. A scene that differs from band to band, with the same
     power ``V`` in each, puts ``V / n`` into the mean of ``n`` bands and ``V
     (1 - 1 / n)`` into each band's part about it: the common level's share is
-    the own parts' mean over ``n - 1``. None with fewer than 2 bands.
+    the own parts' mean over ``n - 1``. In that mean a group below the
+    threshold counts as 0 and a group without a finite excess is left out;
+    a frequency with no group left gets 0. None with fewer than 2 bands.
     """
     excess, law = own_excess
-    if bands < 2 or excess.shape[-1] == 0:
+    if bands < 2:
         return None
     with np.errstate(invalid="ignore"):
         scene_like = np.where(excess > _SCENE_EXCESS * law, excess, 0.0)
-    scene_like[np.isnan(excess)] = np.nan
+    # (An infinite excess is a broken spectrum, not a measure of the scene.)
+    scene_like[~np.isfinite(excess)] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a plane without spectra: NaN
         scene = np.nanmean(scene_like, axis=1) / (bands - 1)
@@ -399,23 +406,33 @@ def wiener_over_lines(
         where the law is extrapolated (the common level, whose spectrum may
         be steeper than 1/f; above 1/16 the law was fitted there).
     scene : numpy.ndarray, optional
-        With ``low_excess="signal"``: ``(n_series, n_lines // 2 + 1)`` power
-        of each frequency (as ``|rfft|**2`` over the valid lines) that is the
-        scene's, not stripe; at most the power beyond the law is taken as
-        error.
+        Only with ``low_excess="signal"``: ``(n_series, n_lines // 2 + 1)``
+        (``(n_lines // 2 + 1,)`` for one series) power of each frequency (as
+        ``|rfft|**2`` over the valid lines) that is the scene's, not stripe;
+        at most the power beyond the law is taken as error.
     return_excess : bool
         Also return the power beyond the law and the law itself (its 1/f
-        part and white floor), each shaped like ``scene`` (1D for one
-        series; 0 at frequency 0).
+        part and white floor).
 
     Returns
     -------
-    numpy.ndarray
+    filtered : numpy.ndarray
         Shaped like ``measured``: the filtered stripe (meaningful where
-        ``valid``). With ``return_excess``, ``(filtered, excess, law)``.
+        ``valid``).
+    excess, law : numpy.ndarray
+        Only with ``return_excess``: ``(n_series, n_lines // 2 + 1)``
+        (``(n_lines // 2 + 1,)`` for one series), 0 at frequency 0.
+
+    Raises
+    ------
+    ValueError
+        ``low_excess`` is neither, ``scene`` is given with ``"error"``, or
+        its shape is not that of the spectra.
     """
     if low_excess not in ("error", "signal"):
         raise ValueError(f"low_excess must be 'error' or 'signal', not {low_excess!r}")
+    if scene is not None and low_excess != "signal":
+        raise ValueError("scene is used only with low_excess='signal'; pass scene=None.")
     if np.ndim(measured) == 1:
         many = wiener_over_lines(
             measured[None], valid[None], error_var[None], low_excess,
@@ -423,6 +440,11 @@ def wiener_over_lines(
         )  # fmt: skip
         return tuple(a[0] for a in many) if return_excess else many[0][0]
     n_lines = measured.shape[1]
+    if scene is not None and np.shape(scene) != (measured.shape[0], n_lines // 2 + 1):
+        raise ValueError(
+            f"scene has shape {np.shape(scene)}; one power per frequency of each series, "
+            f"{(measured.shape[0], n_lines // 2 + 1)}, was expected."
+        )
     values = np.where(valid, measured, 0.0)
     spectrum = np.fft.rfft(values, axis=1)
     power = np.abs(spectrum) ** 2 / valid.sum(axis=1)[:, None]

@@ -15,7 +15,7 @@ from pathlib import Path
 from jwst.stpipe import Step
 
 from ._files import EXTRA_SUFFIXES, scene_plane, scene_plane_model
-from .asn import CORRECTED_TYPES
+from .asn import CORRECTED_TYPES, member_type
 from .io import correct_model
 from .markers import JWST_MARKER, MARKER, primary_marker, set_marker
 from .options import from_step, step_spec
@@ -164,7 +164,11 @@ class BgdNoiseStep(Step):
         extra.close()
 
     def _open_association(self, path):
-        """Every image member of every product, once each, in a ModelContainer.
+        """Every member of every product that the Step corrects, once each, in a ModelContainer.
+
+        Members of :data:`bgdnoise.asn.CORRECTED_TYPES` (a member without an
+        ``exptype`` is science, :func:`bgdnoise.asn.member_type`; catalogues
+        and direct images are left out).
 
         (``ModelContainer(asn)`` would open the first product only, and a
         stage-2 association has one product per exposure.)
@@ -184,13 +188,13 @@ class BgdNoiseStep(Step):
         try:
             for product in asn["products"]:
                 for member in product["members"]:
-                    exptype = str(member.get("exptype", "")).lower()
+                    exptype = member_type(member)
                     member_path = path.parent / member["expname"]
                     if exptype not in _MEMBER_TYPES or member_path.resolve() in seen:
                         continue
                     seen.add(member_path.resolve())
                     model = datamodels.open(str(member_path))
-                    model.meta.asn.exptype = member["exptype"]
+                    model.meta.asn.exptype = member.get("exptype", "science")
                     model.meta.asn.table_name = path.name
                     container.append(model)
         except BaseException:

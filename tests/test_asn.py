@@ -108,3 +108,31 @@ def test_members_the_step_does_not_correct_are_kept(tmp_path):
     (tmp_path / corrected_name("jw1_rate.fits")).unlink()
     with pytest.raises(ValueError, match="jw1_rate.fits"):
         rewrite_association(path, tmp_path / "again.json")
+
+
+def test_a_member_without_exptype_is_science_and_absolute_names_resolve(tmp_path):
+    """A member without ``exptype`` is taken for science: it needs its counterpart."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("jw1_rate.fits", "jw2_rate.fits", "cat.ecsv"):
+        (data / name).write_text("")
+    members = [
+        {"expname": "jw1_rate.fits"},
+        {"expname": str(data / "jw2_rate.fits"), "exptype": "science"},
+        {"expname": str(data / "cat.ecsv"), "exptype": "sourcecat"},
+    ]
+    path = write(data / "in_asn.json", association(members))
+    with pytest.raises(ValueError, match=r"2 member\(s\).*jw1_rate.fits"):
+        rewrite_association(path, tmp_path / "refused.json")
+    assert not (tmp_path / "refused.json").exists()
+    corrected = tmp_path / "corrected"
+    corrected.mkdir()
+    for name in ("jw1_rate.fits", "jw2_rate.fits"):
+        (corrected / corrected_name(name)).write_text("")
+    output, replaced = rewrite_association(path, tmp_path / "out.json", search_dir=corrected)
+    assert replaced == 2
+    written = [m["expname"] for m in json.loads(output.read_text())["products"][0]["members"]]
+    resolved = [(output.parent / name).resolve() for name in written[:2]]
+    expected = [corrected / corrected_name(n) for n in ("jw1_rate.fits", "jw2_rate.fits")]
+    assert resolved == [p.resolve() for p in expected]
+    assert written[2] == str(data / "cat.ecsv")  # an absolute name stays as it was

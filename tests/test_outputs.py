@@ -476,4 +476,87 @@ def test_the_scene_power_taken_is_at_most_the_common_levels_excess(rng):
     huge = wiener_over_lines(
         series - series.mean(), valid, error_var, low_excess="signal", scene=everywhere
     )
-    assert not np.array_equal(huge, plain)
+    # The gain drops exactly where the series has power beyond its law.
+    kept, cut = np.abs(np.fft.rfft(plain)), np.abs(np.fft.rfft(huge))
+    assert (cut <= kept * (1 + 1e-9) + 1e-12).all()
+    clear = excess > 0.01 * law
+    assert clear.any() and (cut[clear] < 0.999 * kept[clear]).all()
+    np.testing.assert_allclose(cut[excess == 0], kept[excess == 0], rtol=1e-9, atol=1e-12)
+
+
+def test_the_scene_is_only_for_the_common_filter_and_shaped_like_its_spectra():
+    series, valid, error_var = np.zeros((2, 64)), np.ones((2, 64), bool), np.ones((2, 64))
+    with pytest.raises(ValueError, match="only with low_excess='signal'"):
+        wiener_over_lines(series, valid, error_var, "error", scene=np.zeros((2, 33)))
+    with pytest.raises(ValueError, match=r"scene has shape \(2, 64\).*\(2, 33\)"):
+        wiener_over_lines(series, valid, error_var, "signal", scene=np.zeros((2, 64)))
+
+
+def _steep(rng, n, rms, alpha):
+    """Noise over ``n`` lines with power ``f**-alpha`` and the given RMS."""
+    freq = np.fft.rfftfreq(n)
+    amplitude = np.zeros(freq.size)
+    amplitude[1:] = freq[1:] ** (-alpha / 2)
+    phases = rng.normal(size=freq.size) + 1j * rng.normal(size=freq.size)
+    series = np.fft.irfft(amplitude * phases, n)
+    return rms * (series - series.mean()) / series.std()
+
+
+def test_own_stripes_steeper_than_1_over_f_are_not_taken_for_scene():
+    """No scene, own stripes ``f**-1.3`` with a third of the power: almost never taken out.
+
+    Their power beyond a 1/f law fitted above 1/16 mostly stays below the
+    threshold, so the common filter is the same, bit for bit, as without
+    the scene term on most frames (a periodogram's lowest bin can still
+    cross it now and then); counting every excess (threshold 0) makes every
+    frame worse.
+    """
+    from bgdnoise import outputs
+
+    n, bands, noise, frames = 2048, 4, 0.002, 8
+    same, ratio, ratio_every = 0, [], []
+    for seed in range(frames):
+        rng = np.random.default_rng(seed)
+        common = _pink(rng, n, 0.01)
+        own = np.stack([_steep(rng, n, 0.007, 1.3) for _ in range(bands)], axis=1)
+        truth = (common[:, None] + own)[None]
+        raw = truth + rng.normal(0, noise, (1, n, bands))
+        measured = _measured(raw, np.full((1, n, bands), 500))
+        sigma = np.array([noise * np.sqrt(500.0)])
+
+        def error(shared, truth=truth):
+            residual = shared - truth
+            return np.std(residual - residual.mean(axis=1, keepdims=True))
+
+        plain = share_common_mode(measured, sigma, covered=True, bands=1).raw
+        banded = share_common_mode(measured, sigma, covered=True, bands=bands).raw
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(outputs, "_SCENE_EXCESS", 0.0)
+            every = share_common_mode(measured, sigma, covered=True, bands=bands).raw
+        same += np.array_equal(banded, plain)
+        ratio.append(error(banded) / error(plain))
+        ratio_every.append(error(every) / error(plain))
+    assert same >= frames * 3 // 4
+    assert np.mean(ratio) < 1.002
+    assert min(ratio_every) > 1.0 and np.mean(ratio_every) > np.mean(ratio) + 0.003
+
+
+def test_scene_in_common_counts_groups_far_beyond_their_law():
+    from bgdnoise.outputs import _SCENE_EXCESS, _scene_in_common
+
+    law = np.ones((2, 3, 5))
+    excess = np.zeros((2, 3, 5))
+    excess[0, 0, 1] = 1.01 * _SCENE_EXCESS  # beyond the threshold: counted
+    excess[0, 1, 1] = 0.99 * _SCENE_EXCESS  # below it: counted as 0
+    excess[0, :, 2] = 50.0
+    excess[0, 2, 2] = np.nan  # no spectrum: left out of the mean
+    excess[0, 1, 3] = np.inf  # a broken spectrum: left out too
+    excess[0, 0, 3] = 30.0
+    excess[1] = np.nan  # a plane without spectra
+    scene = _scene_in_common((excess, law), bands=3)
+    expected = np.zeros((2, 5))
+    expected[0, 1] = 1.01 * _SCENE_EXCESS / 3 / 2  # mean of 3 groups, over n - 1
+    expected[0, 2] = 50.0 / 2
+    expected[0, 3] = (30.0 + 0.0) / 2 / 2
+    np.testing.assert_allclose(scene, expected)
+    assert _scene_in_common((excess, law), bands=1) is None
