@@ -19,9 +19,10 @@ CORRECTED_TYPES = ("science", "background", "imprint", "selfcal")
 def member_type(member: dict) -> str:
     """A member's ``exptype``, lower case; ``"science"`` when it has none.
 
-    (jwst's association schemas require one. Without it, science is the
-    safe side: the member is corrected, and the rewrite requires its
-    corrected file instead of keeping the original unnoticed.)
+    (jwst's association schemas require one, and the Step's ``load_asn``
+    refuses an association without it. Here science is the safe side: the
+    rewrite requires the member's corrected file instead of keeping the
+    original unnoticed.)
     """
     return str(member.get("exptype", "science")).lower()
 

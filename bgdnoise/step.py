@@ -166,9 +166,11 @@ class BgdNoiseStep(Step):
     def _open_association(self, path):
         """Every member of every product that the Step corrects, once each, in a ModelContainer.
 
-        Members of :data:`bgdnoise.asn.CORRECTED_TYPES` (a member without an
-        ``exptype`` is science, :func:`bgdnoise.asn.member_type`; catalogues
-        and direct images are left out).
+        Members of :data:`bgdnoise.asn.CORRECTED_TYPES` (by
+        :func:`bgdnoise.asn.member_type`, as ``bgdnoise asn`` reads them);
+        catalogues and direct images are left out. ``load_asn`` refuses an
+        association with a member without ``exptype`` (jwst's schemas
+        require it).
 
         (``ModelContainer(asn)`` would open the first product only, and a
         stage-2 association has one product per exposure.)

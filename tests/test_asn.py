@@ -111,7 +111,7 @@ def test_members_the_step_does_not_correct_are_kept(tmp_path):
 
 
 def test_a_member_without_exptype_is_science_and_absolute_names_resolve(tmp_path):
-    """A member without ``exptype`` is taken for science: it needs its counterpart."""
+    """A member without ``exptype`` needs its counterpart; names resolve from a search dir."""
     data = tmp_path / "data"
     data.mkdir()
     for name in ("jw1_rate.fits", "jw2_rate.fits", "cat.ecsv"):
