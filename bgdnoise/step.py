@@ -196,7 +196,7 @@ class BgdNoiseStep(Step):
                         continue
                     seen.add(member_path.resolve())
                     model = datamodels.open(str(member_path))
-                    model.meta.asn.exptype = member.get("exptype", "science")
+                    model.meta.asn.exptype = member["exptype"]  # load_asn requires it
                     model.meta.asn.table_name = path.name
                     container.append(model)
         except BaseException:

@@ -104,11 +104,11 @@ def test_fallback_groups_and_nan_are_left_alone(rng):
     assert np.isfinite(out[0, 21:]).all()
 
 
-def _pink(rng, n, rms):
-    """1/f noise over ``n`` lines with the given RMS."""
+def _pink(rng, n, rms, alpha=1.0):
+    """Noise over ``n`` lines with power ``f**-alpha`` (1/f by default) and the given RMS."""
     freq = np.fft.rfftfreq(n)
     amplitude = np.zeros(freq.size)
-    amplitude[1:] = freq[1:] ** -0.5
+    amplitude[1:] = freq[1:] ** (-alpha / 2)
     phases = rng.normal(size=freq.size) + 1j * rng.normal(size=freq.size)
     series = np.fft.irfft(amplitude * phases, n)
     return rms * (series - series.mean()) / series.std()
@@ -492,16 +492,6 @@ def test_the_scene_is_only_for_the_common_filter_and_shaped_like_its_spectra():
         wiener_over_lines(series, valid, error_var, "signal", scene=np.zeros((2, 64)))
 
 
-def _steep(rng, n, rms, alpha):
-    """Noise over ``n`` lines with power ``f**-alpha`` and the given RMS."""
-    freq = np.fft.rfftfreq(n)
-    amplitude = np.zeros(freq.size)
-    amplitude[1:] = freq[1:] ** (-alpha / 2)
-    phases = rng.normal(size=freq.size) + 1j * rng.normal(size=freq.size)
-    series = np.fft.irfft(amplitude * phases, n)
-    return rms * (series - series.mean()) / series.std()
-
-
 def test_own_stripes_steeper_than_1_over_f_are_not_taken_for_scene():
     """No scene, own stripes ``f**-1.3`` with a third of the power: almost never taken out.
 
@@ -518,7 +508,7 @@ def test_own_stripes_steeper_than_1_over_f_are_not_taken_for_scene():
     for seed in range(frames):
         rng = np.random.default_rng(seed)
         common = _pink(rng, n, 0.01)
-        own = np.stack([_steep(rng, n, 0.007, 1.3) for _ in range(bands)], axis=1)
+        own = np.stack([_pink(rng, n, 0.007, alpha=1.3) for _ in range(bands)], axis=1)
         truth = (common[:, None] + own)[None]
         raw = truth + rng.normal(0, noise, (1, n, bands))
         measured = _measured(raw, np.full((1, n, bands), 500))
