@@ -92,6 +92,8 @@ _ACROSS_MIN_LINES = 128
 # The cosine terms are tested only where at most this fraction of the lines
 # has no level (their values are interpolated from the neighbours').
 _ACROSS_MAX_GAPS = 0.1
+# No source mask, for the kernels.
+_NO_SOURCES = np.zeros((0, 0), np.uint8)
 # E[ln chi2_1] = -(Euler's gamma + ln 2): the log-periodogram's mean falls
 # this far below the log of the power; its standard deviation is pi / sqrt(2).
 _LOG_CHI2_BIAS = np.euler_gamma + np.log(2.0)
@@ -312,12 +314,12 @@ def fit_background(
         stay at the sky level to anchor the surface.
     """
     n_y, n_x = node_grid(layout.n_lines, layout.length, spacing)
-    masked_ext = np.empty((n_y, n_x))
-    free = usable if extended is None else _scratch.unmasked(usable, extended)
-    launch(_surface.cell_fractions, free, layout.along_rows, float(spacing),
-           n_y, n_x, masked_ext)  # fmt: skip
-    masked = np.empty((n_y, n_x))
-    launch(_surface.cell_fractions, usable, layout.along_rows, float(spacing), n_y, n_x, masked)
+    masked, masked_ext = np.empty((n_y, n_x)), np.empty((n_y, n_x))
+    sources = _NO_SOURCES if extended is None else np.ascontiguousarray(extended).view(np.uint8)
+    _surface.cell_fractions(usable, sources, layout.along_rows, spacing, (n_y, n_x),
+                            masked, masked_ext)  # fmt: skip
+    if extended is None:
+        masked_ext = masked
     sky = masked_ext <= _FIRST_PIN_MASKED
     if sky.mean() < _MIN_SKY_NODES:
         sky = masked_ext <= np.quantile(masked_ext, _MIN_SKY_NODES)

@@ -314,11 +314,12 @@ def test_line_sums_counts_and_totals(rng):
 
 
 @pytest.mark.parametrize("along_rows", [True, False])
-def test_line_sums_add_in_pixel_order(along_rows, rng):
-    # Exact: every sum gets its pixels' terms in order along the line, also
-    # where a cell straddles a band edge (edges 0, 21, 42, 64; nodes every 16).
-    # 37 lines: lines along columns are summed in blocks of 16, the last one
-    # short; unusable pixels hold NaN and inf, which must not enter.
+def test_line_sums_equal_the_pixel_loop(along_rows, rng):
+    # Every sum gets its pixels' terms, also where a cell straddles a band edge
+    # (edges 0, 21, 42, 64; nodes every 16). 37 lines: lines along columns are
+    # summed in blocks of 16, the last one short; unusable pixels hold NaN and
+    # inf, which must not enter. The counts are exact; the other sums add
+    # partial sums of a cell's run (the last bits of float64).
     band_edges = np.array([0, 21, 42, 64], np.int64)
     n_lines = 37
     plane, use, lines, usable = plane_for(rng, n_lines, 64, band_edges, along_rows)
@@ -349,8 +350,11 @@ def test_line_sums_add_in_pixel_order(along_rows, rng):
                 weight[line, k, i + 1] += g
                 data[line, k, i] += w0 * v
                 data[line, k, i + 1] += g * v
-    for ours, expected in zip(sums, (diag, off, weight, data, count, total), strict=True):
-        np.testing.assert_array_equal(ours, expected)
+    expected_sums = (diag, off, weight, data, count, total)
+    for ours, expected in zip(sums, expected_sums, strict=True):
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(ours, expected, rtol=1e-13, atol=1e-13 * scale)
+    np.testing.assert_array_equal(sums[4], count)
 
 
 def test_normal_equations_equal_the_full_double_loop(rng):
@@ -449,21 +453,35 @@ def test_evaluate_is_bilinear_interpolation(along_rows, n_lines, length, h, dtyp
 
 @pytest.mark.parametrize("along_rows", [True, False])
 @pytest.mark.parametrize(("n_lines", "length", "h"), [(40, 64, 16), (37, 53, 10), (3, 70, 64)])
-def test_cell_fractions(along_rows, n_lines, length, h, rng):
+@pytest.mark.parametrize("with_sources", [True, False])
+def test_cell_fractions(along_rows, n_lines, length, h, with_sources, rng):
     n_y, n_x = bgm.node_grid(n_lines, length, h)
     usable = (rng.random((n_lines, length)) < 0.7).astype(np.uint8)
-    out = np.empty((n_y, n_x))
-    plane = usable if along_rows else np.ascontiguousarray(usable.T)
-    sk.cell_fractions(plane, along_rows, float(h), n_y, n_x, out)
+    sources = (rng.random((n_lines, length)) < 0.3).astype(np.uint8)
+    out, out_free = np.full((n_y, n_x), -1.0), np.full((n_y, n_x), -1.0)
+
+    def image(lines_by_positions):
+        return lines_by_positions if along_rows else np.ascontiguousarray(lines_by_positions.T)
+
+    kernel_sources = image(sources) if with_sources else np.zeros((0, 0), np.uint8)
+    sk.cell_fractions(image(usable), kernel_sources, along_rows, float(h), (n_y, n_x), out,
+                      out_free)  # fmt: skip
     # Each pixel belongs to its nearest node (halves round up), clipped to the grid.
     j = np.minimum(np.floor(np.arange(n_lines) / h + 0.5).astype(int), n_y - 1)
     i = np.minimum(np.floor(np.arange(length) / h + 0.5).astype(int), n_x - 1)
     cell = j[:, None] * n_x + i[None, :]
     total = np.bincount(cell.ravel(), minlength=n_y * n_x)
-    bad = np.bincount(cell.ravel(), weights=(usable == 0).ravel(), minlength=n_y * n_x)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ref = np.where(total > 0, bad / total, 1.0).reshape(n_y, n_x)
-    np.testing.assert_allclose(out, ref, rtol=1e-15)
+
+    def fraction(bad):
+        counts = np.bincount(cell.ravel(), weights=bad.ravel(), minlength=n_y * n_x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, counts / total, 1.0).reshape(n_y, n_x)
+
+    np.testing.assert_allclose(out, fraction(usable == 0), rtol=1e-15)
+    if with_sources:
+        np.testing.assert_allclose(out_free, fraction((usable == 0) | (sources != 0)), rtol=1e-15)
+    else:
+        assert (out_free == -1.0).all()  # not written
 
 
 # --------------------------------------------------------------------------

@@ -440,6 +440,16 @@ ENTRIES = (
         "Array(float64, 2, 'C', True, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
+    ("surface", "_cell_fractions_range", (
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "Array(uint8, 2, 'C', False, aligned=True)",
+        "bool",
+        "float64",
+        "UniTuple(int64, 2)",
+        "Array(float64, 2, 'C', False, aligned=True)",
+        "Array(float64, 2, 'C', False, aligned=True)",
+    ), "none"),
     ("surface", "_evaluate_range", (
         "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
         "Array(float64, 2, 'C', False, aligned=True)",
@@ -534,12 +544,4 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "Array(float64, 1, 'C', False, aligned=True)"),
-    ("surface", "cell_fractions", (
-        "Array(uint8, 2, 'C', False, aligned=True)",
-        "bool",
-        "float64",
-        "int64",
-        "int64",
-        "Array(float64, 2, 'C', False, aligned=True)",
-    ), "none"),
 )

@@ -73,15 +73,14 @@ def _line_sums_columns_range(claims, plane, usable, band_edges, grid, sums):
 
     Down a column every pixel is a row, a page, from the next, and each read
     waited for memory (3x the time of lines along rows); here a block of
-    columns is summed side by side walking the rows, each column's sums in
-    a row of ``running`` (the same additions in the same order as one
-    column at a time: the same bits).
+    columns is summed side by side walking the rows, each column's run sums
+    in a row of ``running``.
     """
     h, n_x = grid
     n_bands = band_edges.shape[0] - 1
-    cells = _cells_of(band_edges[n_bands], h, n_x)
+    cells = _cell_runs(band_edges[n_bands], h, n_x)
     n_lines = plane.shape[1]
-    running = np.empty((9, _COLUMN_BLOCK))
+    running = np.empty((_RUN_SUMS, _COLUMN_BLOCK))
     start, stop = claim(claims)
     while start < stop:
         for b in range(start, stop):
@@ -91,24 +90,27 @@ def _line_sums_columns_range(claims, plane, usable, band_edges, grid, sums):
         start, stop = claim(claims)
 
 
+# The sums of one cell's run of pixels: count, and sums of g, g**2, v and g v
+# (g the weight of the node above, v the value).
+_RUN_SUMS = 5
+
+
 @scalar_helper
 def _column_block_sums(plane, usable, band_edges, cells, sums, block, running):
     """The sums of :func:`line_sums` for the columns ``range(*block)``.
 
-    Each cell's run of rows within a band starts from the sums stored so
-    far, adds its pixels in order and stores them back, as
-    :func:`_line_sums_range` does in registers; an unusable pixel adds 0
-    (a sum is never -0.0, which adding 0 would change).
+    Each cell's run of rows within a band is summed side by side for the
+    block's columns (:data:`_RUN_SUMS` sums each, an unusable pixel adding
+    0), then added to the column's sums (:func:`_add_run`).
     """
     diag, off, weight, data, count, total = sums
-    cell, upper = cells
+    cell, upper, squares, ends = cells
     first, last = block
     nb = last - first
     n_x = diag.shape[1]
     # Views without reference counting (see _kernels/__init__.py).
-    d0, d1, o0 = running[0, :nb], running[1, :nb], running[2, :nb]
-    w_0, w_1, s_0, s_1 = running[3, :nb], running[4, :nb], running[5, :nb], running[6, :nb]
-    n, s = running[7, :nb], running[8, :nb]
+    n, g1, g2 = running[0, :nb], running[1, :nb], running[2, :nb]
+    v1, gv = running[3, :nb], running[4, :nb]
     for x in range(first, last):
         for i in range(n_x):
             diag[x, i] = 0.0
@@ -118,113 +120,136 @@ def _column_block_sums(plane, usable, band_edges, cells, sums, block, running):
             for i in range(n_x):
                 weight[x, k, i] = 0.0
                 data[x, k, i] = 0.0
-        for j in range(nb):
-            n[j] = 0.0
-            s[j] = 0.0
+            count[x, k] = 0.0
+            total[x, k] = 0.0
         y, band_stop = band_edges[k], band_edges[k + 1]
         while y < band_stop:
             i = cell[y]
-            run_stop = y + 1
-            while run_stop < band_stop and cell[run_stop] == i:
-                run_stop += 1
+            run_stop = min(ends[i], band_stop)
             for j in range(nb):
-                x = first + j
-                d0[j], d1[j], o0[j] = diag[x, i], diag[x, i + 1], off[x, i]
-                w_0[j], w_1[j] = weight[x, k, i], weight[x, k, i + 1]
-                s_0[j], s_1[j] = data[x, k, i], data[x, k, i + 1]
+                n[j] = 0.0
+                g1[j] = 0.0
+                g2[j] = 0.0
+                v1[j] = 0.0
+                gv[j] = 0.0
             for t in range(y, run_stop):
-                g = upper[t]
-                w0 = 1.0 - g
+                g, gg = upper[t], squares[t]
                 values, use = plane[t, first:last], usable[t, first:last]
                 for j in range(nb):
                     ok = use[j] != 0
                     v = np.float64(values[j]) if ok else 0.0
                     one = 1.0 if ok else 0.0
-                    d0[j] += w0 * w0 * one
-                    d1[j] += g * g * one
-                    o0[j] += w0 * g * one
-                    w_0[j] += w0 * one
-                    w_1[j] += g * one
-                    s_0[j] += w0 * v
-                    s_1[j] += g * v
                     n[j] += one
-                    s[j] += v
+                    g1[j] += one * g
+                    g2[j] += one * gg
+                    v1[j] += v
+                    gv[j] += g * v
             for j in range(nb):
-                x = first + j
-                diag[x, i], diag[x, i + 1], off[x, i] = d0[j], d1[j], o0[j]
-                weight[x, k, i], weight[x, k, i + 1] = w_0[j], w_1[j]
-                data[x, k, i], data[x, k, i + 1] = s_0[j], s_1[j]
+                run = (n[j], g1[j], g2[j], v1[j], gv[j])
+                _add_run(sums, first + j, k, i, run)
             y = run_stop
-        for j in range(nb):
-            count[first + j, k] = n[j]
-            total[first + j, k] = s[j]
 
 
 @njit(cache=True, nogil=True)
 def _line_sums_range(claims, plane, usable, band_edges, grid, sums):
     """Lines of :func:`line_sums` along rows."""
     h, n_x = grid
-    diag, off, weight, data, count, total = sums
     n_bands = band_edges.shape[0] - 1
-    cell, upper = _cells_of(band_edges[n_bands], h, n_x)
+    cells = _cell_runs(band_edges[n_bands], h, n_x)
     start, stop = claim(claims)
     while start < stop:
         for line in range(start, stop):
-            for i in range(n_x):
-                diag[line, i] = 0.0
-                off[line, i] = 0.0
-            for k in range(n_bands):
-                for i in range(n_x):
-                    weight[line, k, i] = 0.0
-                    data[line, k, i] = 0.0
-                n = 0.0
-                s = 0.0
-                # Views of the band indexed from 0: see _kernels/__init__.py.
-                first, last = band_edges[k], band_edges[k + 1]
-                band_use, band_values = usable[line, first:last], plane[line, first:last]
-                band_cell, band_upper = cell[first:last], upper[first:last]
-                # The sums of the current cell stay in registers and are stored
-                # when the cell changes: every sum still gets the same additions
-                # in the same order, without a load and store per pixel.
-                current, started = np.int64(0), False
-                d0 = d1 = o0 = w_0 = w_1 = s_0 = s_1 = 0.0
-                for t in range(band_values.shape[0]):
-                    if band_use[t] == 0:
-                        continue
-                    v = band_values[t]
-                    i = band_cell[t]
-                    g = band_upper[t]
-                    w0 = 1.0 - g
-                    if not started or i != current:
-                        if started:
-                            _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
-                        current, started = i, True
-                        d0, d1, o0 = diag[line, i], diag[line, i + 1], off[line, i]
-                        w_0, w_1 = weight[line, k, i], weight[line, k, i + 1]
-                        s_0, s_1 = data[line, k, i], data[line, k, i + 1]
-                    d0 += w0 * w0
-                    d1 += g * g
-                    o0 += w0 * g
-                    w_0 += w0
-                    w_1 += g
-                    s_0 += w0 * v
-                    s_1 += g * v
-                    n += 1.0
-                    s += v
-                if started:
-                    _store_cell(sums, line, k, current, (d0, d1, o0, w_0, w_1, s_0, s_1))
-                count[line, k] = n
-                total[line, k] = s
+            _row_sums(plane[line], usable[line], band_edges, cells, sums, line)
         start, stop = claim(claims)
 
 
 @scalar_helper
-def _store_cell(sums, line, k, i, cell_sums):
-    """Write one cell's running sums (see :func:`_line_sums_range`) back."""
-    diag, off, weight, data, _, _ = sums
-    diag[line, i], diag[line, i + 1], off[line, i] = cell_sums[0], cell_sums[1], cell_sums[2]
-    weight[line, k, i], weight[line, k, i + 1] = cell_sums[3], cell_sums[4]
-    data[line, k, i], data[line, k, i + 1] = cell_sums[5], cell_sums[6]
+def _row_sums(values, use, band_edges, cells, sums, line):
+    """The sums of :func:`line_sums` for one line along a row, a cell's run at a time.
+
+    (The runs are sliced here, in a helper without reference counting: see
+    :func:`_evaluate_row`.)
+    """
+    diag, off, weight, data, count, total = sums
+    cell, upper, squares, ends = cells
+    n_x = diag.shape[1]
+    for i in range(n_x):
+        diag[line, i] = 0.0
+        off[line, i] = 0.0
+    for k in range(band_edges.shape[0] - 1):
+        for i in range(n_x):
+            weight[line, k, i] = 0.0
+            data[line, k, i] = 0.0
+        count[line, k] = 0.0
+        total[line, k] = 0.0
+        t, band_stop = band_edges[k], band_edges[k + 1]
+        while t < band_stop:
+            i = cell[t]
+            run_stop = min(ends[i], band_stop)
+            run = _run_sums(
+                values[t:run_stop], use[t:run_stop], upper[t:run_stop], squares[t:run_stop]
+            )
+            _add_run(sums, line, k, i, run)
+            t = run_stop
+
+
+@scalar_helper
+def _run_sums(values, use, upper, squares):
+    """The :data:`_RUN_SUMS` sums of one cell's run of pixels along a row.
+
+    Four partial sums each, over every fourth pixel: four independent chains
+    of additions keep the adder busy where one chain waits for each sum
+    (the order of the additions is then not the pixels': the sums differ
+    from a sequential sum in their last bits).
+    """
+    zero = (0.0, 0.0, 0.0, 0.0, 0.0)
+    s0, s1, s2, s3 = zero, zero, zero, zero
+    n = values.shape[0]
+    in_fours = n - n % 4
+    for t in range(0, in_fours, 4):
+        s0 = _add_pixel(s0, values[t], use[t], upper[t], squares[t])
+        s1 = _add_pixel(s1, values[t + 1], use[t + 1], upper[t + 1], squares[t + 1])
+        s2 = _add_pixel(s2, values[t + 2], use[t + 2], upper[t + 2], squares[t + 2])
+        s3 = _add_pixel(s3, values[t + 3], use[t + 3], upper[t + 3], squares[t + 3])
+    for t in range(in_fours, n):
+        s0 = _add_pixel(s0, values[t], use[t], upper[t], squares[t])
+    return (
+        (s0[0] + s1[0]) + (s2[0] + s3[0]), (s0[1] + s1[1]) + (s2[1] + s3[1]),
+        (s0[2] + s1[2]) + (s2[2] + s3[2]), (s0[3] + s1[3]) + (s2[3] + s3[3]),
+        (s0[4] + s1[4]) + (s2[4] + s3[4]),
+    )  # fmt: skip
+
+
+@scalar_helper
+def _add_pixel(run, value, use, g, gg):
+    """``run`` (see :func:`_run_sums`) with one pixel added; 0 if not usable (NaN, inf stay out)."""
+    ok = use != 0
+    v = np.float64(value) if ok else 0.0
+    one = 1.0 if ok else 0.0
+    return run[0] + one, run[1] + one * g, run[2] + one * gg, run[3] + v, run[4] + g * v
+
+
+@scalar_helper
+def _add_run(sums, line, k, i, run):
+    """Add one cell's run sums (``n``, and sums of ``g``, ``g**2``, ``v``, ``g v``) to a line's.
+
+    The node below has weight ``1 - g``, the one above ``g``: the run adds
+    ``sum (1 - g)**2 = n - 2 sum g + sum g**2`` to the node below's diagonal,
+    ``sum g**2`` to the one above's, ``sum (1 - g) g`` to their coupling, and
+    likewise the weights and weighted values (exact for the counts; the
+    others to the last bits of float64).
+    """
+    diag, off, weight, data, count, total = sums
+    n, g1, g2, v1, gv = run
+    diag[line, i] += n - 2.0 * g1 + g2
+    diag[line, i + 1] += g2
+    off[line, i] += g1 - g2
+    weight[line, k, i] += n - g1
+    weight[line, k, i + 1] += g1
+    data[line, k, i] += v1 - gv
+    data[line, k, i + 1] += gv
+    count[line, k] += n
+    total[line, k] += v1
 
 
 @scalar_helper
@@ -546,54 +571,124 @@ def _cells_of(n, h, n_nodes):
 
 
 @njit(cache=True, nogil=True)
-def cell_fractions(usable, along_rows, h, n_y, n_x, out):
-    """Fraction of the pixels nearest each node that are not usable.
+def _cell_runs(n, h, n_nodes):
+    """:func:`_cells_of` positions ``0 .. n - 1``, the weights' squares, and each cell's end.
+
+    ``(cell, weight, squares, ends)``: ``ends[i]`` is the first position
+    past cell ``i``'s run (the cells grow with the position).
+    """
+    cell, weight = _cells_of(n, h, n_nodes)
+    return cell, weight, weight * weight, _run_starts(cell, n_nodes)[1:]
+
+
+@njit(cache=True, nogil=True)
+def _run_starts(cell, n_cells):
+    """``(n_cells + 1,)``: where each cell's run of positions starts, then ``cell.size``.
+
+    ``cell`` is non-decreasing (a cell without positions has an empty run).
+    (A loop: numba compiled its ``np.searchsorted(..., side="right")`` again
+    in every process, outside its cache: tests/test_warm.py.)
+    """
+    starts = np.empty(n_cells + 1, np.int64)
+    t = 0
+    for i in range(n_cells + 1):
+        while t < cell.shape[0] and cell[t] < i:
+            t += 1
+        starts[i] = t
+    return starts
+
+
+def cell_fractions(usable, sources, along_rows, h, grid, out, out_free):
+    """Fraction of the pixels nearest each node that are not usable, and not free.
 
     Parameters
     ----------
     usable : ndarray of uint8
         ``(ny, nx)``.
+    sources : ndarray of uint8
+        ``(ny, nx)``, non-zero on sources; shape (0, 0): none (and
+        ``out_free`` is not written).
     along_rows : bool
         Lines are rows.
     h : float
         Node spacing.
-    n_y, n_x : int
-        Nodes across and along the lines.
+    grid : tuple of int
+        ``(n_y, n_x)``: nodes across and along the lines.
     out : ndarray of float64
-        ``(n_y, n_x)``, written (1 for a node with no pixel).
+        ``(n_y, n_x)``, written: the fraction of each node's pixels that are
+        not usable (1 for a node with no pixel).
+    out_free : ndarray of float64
+        ``(n_y, n_x)``, written unless ``sources`` is empty: the fraction
+        that are not usable or are on a source.
 
     Returns
     -------
     None
     """
+    cells_y = grid[0] if along_rows else grid[1]  # cells along the image's y axis
+    run_ranges(_cell_fractions_range, cells_y, usable, sources, along_rows, float(h), grid,
+               out, out_free, min_items=1)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _cell_fractions_range(claims, usable, sources, along_rows, h, grid, out, out_free):
+    """Rows of cells (along the image's y axis) of :func:`cell_fractions`.
+
+    Cell indices grow with the position, so a cell's pixels are a run of
+    rows and, in each, a contiguous run of columns, counted by a
+    branch-free loop over it. The counts are integers: the fractions do not
+    depend on how the rows are shared out.
+    """
     ny, nx = usable.shape
-    # Cells along the image's y and x axes. Cell indices grow with the
-    # position, so a row's pixels of one cell are a contiguous run: counted
-    # by a branch-free loop over it.
+    n_y, n_x = grid
     cells_y, cells_x = (n_y, n_x) if along_rows else (n_x, n_y)
-    cell_of_y = _nearest_cells(ny, h, cells_y)
-    cell_of_x = _nearest_cells(nx, h, cells_x)
-    run_start = np.searchsorted(cell_of_x, np.arange(cells_x + 1))
-    per_y = np.zeros(cells_y)
-    bad = np.zeros((cells_y, cells_x))
-    for y in range(ny):
-        cy = cell_of_y[y]
-        per_y[cy] += 1.0
-        row = usable[y]
-        for b in range(cells_x):
-            run = row[run_start[b] : run_start[b + 1]]  # indexed from 0: vectorises
-            good = 0
-            for x in range(run.shape[0]):
-                good += run[x] != 0
-            bad[cy, b] += run.shape[0] - good
-    for a in range(cells_y):
-        for b in range(cells_x):
-            total = per_y[a] * (run_start[b + 1] - run_start[b])
-            fraction = bad[a, b] / total if total > 0 else 1.0
-            if along_rows:
-                out[a, b] = fraction
-            else:
-                out[b, a] = fraction
+    with_sources = sources.shape[0] > 0
+    row_start = _run_starts(_nearest_cells(ny, h, cells_y), cells_y)
+    run_start = _run_starts(_nearest_cells(nx, h, cells_x), cells_x)
+    good = np.empty(cells_x, np.int64)
+    free = np.empty(cells_x, np.int64)
+    start, stop = claim(claims)
+    while start < stop:
+        for a in range(start, stop):
+            good[:] = 0
+            free[:] = 0
+            for y in range(row_start[a], row_start[a + 1]):
+                row = usable[y]
+                for b in range(cells_x):
+                    first, last = run_start[b], run_start[b + 1]
+                    run = row[first:last]  # indexed from 0: vectorises
+                    n = 0
+                    for x in range(run.shape[0]):
+                        n += run[x] != 0
+                    good[b] += n
+                    if with_sources:
+                        on = sources[y, first:last]
+                        n = 0
+                        for x in range(run.shape[0]):
+                            n += (run[x] != 0) & (on[x] == 0)
+                        free[b] += n
+            n_rows = row_start[a + 1] - row_start[a]
+            for b in range(cells_x):
+                total = n_rows * (run_start[b + 1] - run_start[b])
+                _put(out, along_rows, a, b, _fraction(total, good[b]))
+                if with_sources:
+                    _put(out_free, along_rows, a, b, _fraction(total, free[b]))
+        start, stop = claim(claims)
+
+
+@scalar_helper
+def _fraction(total, good):
+    """Fraction of ``total`` pixels that are not ``good`` (1 for none)."""
+    return (total - good) / total if total > 0 else 1.0
+
+
+@scalar_helper
+def _put(out, along_rows, a, b, value):
+    """``out[a, b]`` of cell row ``a`` along the image's y axis, column ``b`` (node order)."""
+    if along_rows:
+        out[a, b] = value
+    else:
+        out[b, a] = value
 
 
 @njit(cache=True, nogil=True)
