@@ -6,7 +6,7 @@ calls in :func:`bgdnoise.warm.warm_cases`, with their argument and return types.
 
 ENTRIES = (
     ("dispersion", "_kept_differences_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
@@ -15,7 +15,7 @@ ENTRIES = (
         "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("dispersion", "_kept_differences_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
@@ -24,7 +24,7 @@ ENTRIES = (
         "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("dispersion", "_kept_differences_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
@@ -33,7 +33,7 @@ ENTRIES = (
         "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("dispersion", "_kept_differences_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
@@ -42,7 +42,7 @@ ENTRIES = (
         "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("dispersion", "_plane_dispersion_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
@@ -50,7 +50,7 @@ ENTRIES = (
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("dispersion", "_plane_dispersion_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
@@ -62,7 +62,7 @@ ENTRIES = (
         "Array(int64, 1, 'C', False, aligned=True)",
     ), "float64"),
     ("flags", "_build_flags_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(uint16, 3, 'C', False, aligned=True)",
         "uint64",
@@ -70,7 +70,7 @@ ENTRIES = (
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("flags", "_build_flags_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(uint32, 3, 'C', False, aligned=True)",
         "uint64",
@@ -78,7 +78,7 @@ ENTRIES = (
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("flags", "_build_flags_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "uint64",
@@ -86,31 +86,31 @@ ENTRIES = (
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("flags", "_finite_unexcluded_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("flags", "_finite_unexcluded_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("flags", "_or_exclude_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("flags", "_usable_unmasked_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("lines", "_line_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
@@ -122,7 +122,7 @@ ENTRIES = (
         "Tuple((Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(int64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True)))",
     ), "none"),
     ("lines", "_line_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float32, 3, 'C', False, aligned=True)",
@@ -134,7 +134,7 @@ ENTRIES = (
         "Tuple((Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(int64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True)))",
     ), "none"),
     ("lines", "_line_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
@@ -146,7 +146,7 @@ ENTRIES = (
         "Tuple((Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(int64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True)))",
     ), "none"),
     ("lines", "_line_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
@@ -158,7 +158,7 @@ ENTRIES = (
         "Tuple((Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(int64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(int64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True)))",
     ), "none"),
     ("mask", "_block_sums_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
@@ -166,7 +166,7 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_block_sums_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
@@ -174,52 +174,52 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_box3_sample_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_box3_sample_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_column_counts_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_dilate_columns", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_dilate_rows", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_distance_columns", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_distance_rows", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_drop_spikes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "UniTuple(float64, 3)",
@@ -227,7 +227,7 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_drop_spikes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "UniTuple(float64, 3)",
@@ -235,14 +235,14 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_mark_above_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "float64",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_mark_pixels_and_box3_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "UniTuple(float64, 2)",
@@ -250,7 +250,7 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_mark_pixels_and_box3_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "UniTuple(float64, 2)",
@@ -258,38 +258,38 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_repeat_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "bool",
         "int64",
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_ring_columns_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Tuple((Array(float32, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_ring_columns_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_ring_rows_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Tuple((Array(float32, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_ring_rows_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(uint8, 2, 'C', False, aligned=True), Array(int64, 1, 'C', False, aligned=True), float64))",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(float64, 3, 'C', False, aligned=True)",
     ), "none"),
     ("mask", "_row_counts_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -321,7 +321,7 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("model", "_subtract_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "bool",
@@ -334,7 +334,7 @@ ENTRIES = (
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("model", "_subtract_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "bool",
@@ -347,7 +347,7 @@ ENTRIES = (
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("model", "_subtract_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "bool",
@@ -360,7 +360,7 @@ ENTRIES = (
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("model", "_subtract_levels_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', True, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "bool",
@@ -373,7 +373,7 @@ ENTRIES = (
         "Array(uint8, 3, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_bin_along_lines_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "bool",
@@ -382,7 +382,7 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_bin_along_lines_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "bool",
@@ -391,7 +391,7 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_bin_along_lines_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "bool",
@@ -400,7 +400,7 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_bin_along_lines_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "bool",
@@ -409,39 +409,39 @@ ENTRIES = (
         "Array(uint8, 2, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_median_over_planes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_median_over_planes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 3, 'C', False, aligned=True)",
         "Array(uint8, 3, 'C', False, aligned=True)",
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_row_magnitudes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_row_magnitudes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', True, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_row_magnitudes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("planes", "_row_magnitudes_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', True, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "none"),
     ("surface", "_cell_fractions_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "bool",
@@ -451,14 +451,14 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
     ), "none"),
     ("surface", "_evaluate_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "bool",
         "float64",
         "Array(float32, 2, 'C', False, aligned=True)",
     ), "none"),
     ("surface", "_line_sums_columns_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -466,7 +466,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_line_sums_columns_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -474,7 +474,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_line_sums_columns_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -482,7 +482,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_line_sums_columns_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -490,7 +490,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_line_sums_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -498,7 +498,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_line_sums_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float32, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -506,7 +506,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_line_sums_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -514,7 +514,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_line_sums_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Array(float64, 2, 'C', True, aligned=True)",
         "Array(uint8, 2, 'C', False, aligned=True)",
         "Array(int64, 1, 'C', False, aligned=True)",
@@ -522,7 +522,7 @@ ENTRIES = (
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
     ), "none"),
     ("surface", "_normal_equations_range", (
-        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 2)",
+        "UniTuple(Array(int64, 1, 'C', False, aligned=True), 3)",
         "Tuple((Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 3, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True), Array(float64, 2, 'C', False, aligned=True)))",
         "Tuple((float64, int64, int64))",
         "Array(int64, 2, 'C', False, aligned=True)",
@@ -544,4 +544,9 @@ ENTRIES = (
         "Array(float64, 2, 'C', False, aligned=True)",
         "Array(float64, 1, 'C', False, aligned=True)",
     ), "Array(float64, 1, 'C', False, aligned=True)"),
+    ("threads", "_wait_exits", (
+        "Array(int64, 1, 'C', False, aligned=True)",
+        "int64",
+        "int64",
+    ), "bool"),
 )

@@ -81,7 +81,8 @@ def _plane_dispersion_range(claims, data, flags, background, sample, out):
     start, stop = claim(claims)
     while start < stop:
         for p in range(start, stop):
-            every_row = (np.array([0, n_rows], dtype=np.int64), np.zeros(1, np.int64))  # one part
+            one_part = np.array([0, n_rows], dtype=np.int64)
+            every_row = (one_part, np.zeros(1, np.int64), np.zeros(1, np.int64))
             where = (p, along_rows, line_step)
             _kept_differences_range(every_row, data, flags, background, where, diff, kept)
             out[p] = _sigma_of_kept(diff, kept)

@@ -63,18 +63,60 @@ def _fetch_add(typingctx, counter):
     return signature, codegen
 
 
+@intrinsic
+def _count_exit(typingctx, counter):
+    """``counter[0] += 1`` atomically, after every write of this thread (release)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+    if counter.ndim != 1 or not counter.mutable:
+        return None
+    signature = types.int64(counter)
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array, [zero])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", pointer, one, "release")
+
+    return signature, codegen
+
+
+@intrinsic
+def _load_count(typingctx, counter):
+    """``counter[0]`` read atomically, with every write made before it was counted (acquire)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+    if counter.ndim != 1:
+        return None
+    signature = types.int64(counter)
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array, [zero])
+        return builder.load_atomic(pointer, "acquire", 8)
+
+    return signature, codegen
+
+
 if numba.config.DISABLE_JIT:  # (coverage runs the kernels as Python: a lock instead)
     _CLAIM_LOCK = threading.Lock()
 
     def claim(claims):
         """The next part ``(start, stop)`` of ``claims``; ``start >= stop``: none left."""
-        parts, counter = claims
+        parts, counter, exits = claims
         with _CLAIM_LOCK:
             part = int(counter[0])
             counter[0] += 1
+            if part >= parts.shape[0] - 1:
+                exits[0] += 1
         if part >= parts.shape[0] - 1:
             return 0, 0
         return parts[part], parts[part + 1]
+
+    def _wait_exits(exits, target, spins):
+        return bool(exits[0] >= target)
 
 else:
 
@@ -82,16 +124,27 @@ else:
     def claim(claims):
         """The next part ``(start, stop)`` of ``claims``; ``start >= stop``: none left.
 
-        ``claims = (parts, counter)``: the parts' bounds (int64, ``n_parts + 1``)
-        and the number of parts claimed so far (int64 array of one), shared by
-        the threads.
+        ``claims = (parts, counter, exits)``: the parts' bounds (int64,
+        ``n_parts + 1``), the number of parts claimed so far and the number
+        of threads that found none left (int64 arrays of one), shared by the
+        threads. A thread finds none left once all its parts are written.
         """
-        parts, counter = claims
+        parts, counter, exits = claims
         part = _fetch_add(counter)
         start, stop = np.int64(0), np.int64(0)
         if part < parts.shape[0] - 1:
             start, stop = parts[part], parts[part + 1]
+        else:
+            _count_exit(exits)
         return start, stop
+
+    @njit(cache=True, nogil=True)
+    def _wait_exits(exits, target, spins):
+        """Whether ``exits`` reaches ``target`` within ``spins`` reads of it."""
+        for _ in range(spins):
+            if _load_count(exits) >= target:
+                return True
+        return False
 
 
 def run_ranges(kernel, n_items: int, *args, min_items: int = 16) -> None:
@@ -100,23 +153,53 @@ def run_ranges(kernel, n_items: int, *args, min_items: int = 16) -> None:
     ``claims`` cuts ``[0, n_items)`` into contiguous parts of at least
     ``min_items`` items (a few per thread); the kernel takes them with
     :func:`claim`, a part at a time, and must write disjoint parts of its
-    outputs for disjoint parts. The calling thread works too.
+    outputs for disjoint parts, and nothing outside them. The calling
+    thread works too.
     ``kernel``'s ahead-of-time export runs where there is one (:mod:`.aot`).
+
+    The call returns once every part is written, without waiting for a
+    worker that has not started: waking a worker thread and then being
+    woken by it cost about 40 us each on these machines (a frame's
+    correction launches some 65 kernels), and a worker that starts after
+    the calling thread has claimed every part finds none left (it writes
+    nothing; its task just ends). A worker marks itself started, under the
+    GIL, before it enters the kernel: the calling thread, holding the GIL
+    when it looks, knows which workers may hold a part, and waits (spinning,
+    without the GIL) until each has found none left.
     """
     threads = numba.get_num_threads()
     n_parts = 1 if threads == 1 else PARTS_PER_THREAD * threads
     n_parts = max(1, min(n_parts, n_items // max(1, min_items)))
     bounds = np.array([n_items * k // n_parts for k in range(n_parts + 1)], np.int64)
-    claims = (bounds, np.zeros(1, np.int64))
+    claims = (bounds, np.zeros(1, np.int64), np.zeros(1, np.int64))
     kernel = resolve(kernel, (claims, *args))
     workers = min(threads, n_parts) - 1
     if workers == 0:
         kernel(claims, *args)
         return
     pool = _pool(threads - 1)
-    futures = [pool.submit(kernel, claims, *args) for _ in range(workers)]
+    started = [False] * workers
+    futures = [pool.submit(_work, kernel, started, w, claims, args) for w in range(workers)]
     try:
         kernel(claims, *args)
-    finally:
+    except BaseException:
         for future in futures:
+            future.exception()  # (its own error, if any, is the same kernel's)
+        raise
+    # Every part is claimed. (The GIL is held: no worker starts while we look.)
+    target = 1 + sum(started)
+    wait = (claims[2], target, _SPINS)
+    if not resolve(_wait_exits, wait)(*wait):
+        for future in futures:  # a worker is slow or failed: wait for it
             future.result()
+
+
+# Reads of the exit count before the calling thread blocks on the workers'
+# futures instead (a few milliseconds at most: a worker's last part).
+_SPINS = 1 << 22
+
+
+def _work(kernel, started: list, index: int, claims: tuple, args: tuple) -> None:
+    """A worker's task: marked started (under the GIL), then the kernel."""
+    started[index] = True
+    kernel(claims, *args)
