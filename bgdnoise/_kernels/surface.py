@@ -300,9 +300,14 @@ def _normal_equations_range(claims, sums, grid, band_nodes, matrix, rhs):
     n_lines, n_bands = count.shape
     start, stop = claim(claims)
     while start < stop:
-        for line in range(n_lines):
+        # Only the lines whose cell touches node rows start .. stop - 1 (the
+        # cells grow with the line): a loop over every line for each part
+        # cost more than the part's sums on two threads.
+        for line in range(max(0, int((start - 1) * h) - 1), n_lines):
             j, f = _cell(line / h, n_y)
-            if j + 1 < start or j >= stop:
+            if j >= stop:
+                break
+            if j + 1 < start:
                 continue
             wy = (1.0 - f, f)
             for a in range(2):
