@@ -195,8 +195,11 @@ def run_ranges(kernel, n_items: int, *args, min_items: int = 16) -> None:
 
 
 # Reads of the exit count before the calling thread blocks on the workers'
-# futures instead (a few milliseconds at most: a worker's last part).
-_SPINS = 1 << 22
+# futures instead: about a quarter of a millisecond here, most of a worker's
+# last part (a part is 1/16 of a kernel's items on two threads; the largest
+# kernel takes some 17 ms of one thread's time), without spinning long on a
+# machine whose other work keeps the worker from its core.
+_SPINS = 1 << 20
 
 
 def _work(kernel, started: list, index: int, claims: tuple, args: tuple) -> None:
