@@ -314,28 +314,37 @@ def test_line_sums_counts_and_totals(rng):
 
 
 @pytest.mark.parametrize("along_rows", [True, False])
-def test_line_sums_equal_the_pixel_loop(along_rows, rng):
+@pytest.mark.parametrize(
+    ("edges", "h", "n_x"),
+    [
+        ([0, 21, 42, 64], 16.0, 5),
+        # An empty band, runs of 1 to 3 pixels at band edges, nodes 10 apart on
+        # 61 positions with the last cell capped (it takes the tail, g > 1).
+        ([0, 21, 21, 23, 61], 10.0, 6),
+    ],
+)
+def test_line_sums_equal_the_pixel_loop(along_rows, edges, h, n_x, rng):
     # Every sum gets its pixels' terms, also where a cell straddles a band edge
-    # (edges 0, 21, 42, 64; nodes every 16). 37 lines: lines along columns are
+    # (the cases above). 37 lines: lines along columns are
     # summed in blocks of 16, the last one short; unusable pixels hold NaN and
     # inf, which must not enter. The counts are exact; the other sums add
     # partial sums of a cell's run (the last bits of float64).
-    band_edges = np.array([0, 21, 42, 64], np.int64)
-    n_lines = 37
-    plane, use, lines, usable = plane_for(rng, n_lines, 64, band_edges, along_rows)
+    band_edges = np.array(edges, np.int64)
+    n_lines, length, n_bands = 37, edges[-1], len(edges) - 1
+    plane, use, lines, usable = plane_for(rng, n_lines, length, band_edges, along_rows)
     plane[use == 0] = np.where(rng.random(int((use == 0).sum())) < 0.5, np.nan, np.inf)
-    n_x, h = 5, 16.0
     sums = (
-        np.empty((n_lines, n_x)), np.empty((n_lines, n_x)), np.empty((n_lines, 3, n_x)),
-        np.empty((n_lines, 3, n_x)), np.empty((n_lines, 3)), np.empty((n_lines, 3)),
+        np.empty((n_lines, n_x)), np.empty((n_lines, n_x)), np.empty((n_lines, n_bands, n_x)),
+        np.empty((n_lines, n_bands, n_x)), np.empty((n_lines, n_bands)),
+        np.empty((n_lines, n_bands)),
     )  # fmt: skip
     sk.line_sums(plane, use, along_rows, band_edges, (h, n_x), sums)
-    cell, upper = sk._cells_of(64, h, n_x)
+    cell, upper = sk._cells_of(length, h, n_x)
     diag, off = np.zeros((n_lines, n_x)), np.zeros((n_lines, n_x))
-    weight, data = np.zeros((n_lines, 3, n_x)), np.zeros((n_lines, 3, n_x))
-    count, total = np.zeros((n_lines, 3)), np.zeros((n_lines, 3))
+    weight, data = np.zeros((n_lines, n_bands, n_x)), np.zeros((n_lines, n_bands, n_x))
+    count, total = np.zeros((n_lines, n_bands)), np.zeros((n_lines, n_bands))
     for line in range(n_lines):
-        for k in range(3):
+        for k in range(n_bands):
             for pos in range(band_edges[k], band_edges[k + 1]):
                 if not usable[line, pos]:
                     continue

@@ -168,7 +168,7 @@ def _row_sums(values, use, band_edges, cells, sums, line):
     """The sums of :func:`line_sums` for one line along a row, a cell's run at a time.
 
     (The runs are sliced here, in a helper without reference counting: see
-    :func:`_evaluate_row`.)
+    :func:`_interpolate_row`.)
     """
     diag, off, weight, data, count, total = sums
     cell, upper, squares, ends = cells
@@ -630,6 +630,8 @@ def cell_fractions(usable, sources, along_rows, h, grid, out, out_free):
     -------
     None
     """
+    if sources.shape[0] and sources.shape != usable.shape:  # (the kernel checks no bounds)
+        raise ValueError(f"sources has shape {sources.shape}, usable {usable.shape}")
     cells_y = grid[0] if along_rows else grid[1]  # cells along the image's y axis
     run_ranges(_cell_fractions_range, cells_y, usable, sources, along_rows, float(h), grid,
                out, out_free, min_items=1)  # fmt: skip

@@ -160,12 +160,11 @@ def run_ranges(kernel, n_items: int, *args, min_items: int = 16) -> None:
     The call returns once every part is written, without waiting for a
     worker that has not started: waking a worker thread and then being
     woken by it cost about 40 us each on these machines (a frame's
-    correction launches some 65 kernels), and a worker that starts after
-    the calling thread has claimed every part finds none left (it writes
-    nothing; its task just ends). A worker marks itself started, under the
-    GIL, before it enters the kernel: the calling thread, holding the GIL
-    when it looks, knows which workers may hold a part, and waits (spinning,
-    without the GIL) until each has found none left.
+    correction launches some 65 kernels). Once the calling thread finds no
+    part left, it closes the call (:class:`_Call`): the workers that have
+    started may hold a part, and it waits (spinning without the GIL, then
+    on their futures) until each of them, and only they, have found none
+    left; a worker that comes later returns without entering the kernel.
     """
     threads = numba.get_num_threads()
     n_parts = 1 if threads == 1 else PARTS_PER_THREAD * threads
@@ -178,20 +177,20 @@ def run_ranges(kernel, n_items: int, *args, min_items: int = 16) -> None:
         kernel(claims, *args)
         return
     pool = _pool(threads - 1)
-    started = [False] * workers
-    futures = [pool.submit(_work, kernel, started, w, claims, args) for w in range(workers)]
+    call = _Call(kernel, claims, args, workers)
+    futures = [pool.submit(call.work, w) for w in range(workers)]
     try:
         kernel(claims, *args)
     except BaseException:
-        for future in futures:
-            future.exception()  # (its own error, if any, is the same kernel's)
+        for w in call.close():  # none writes past the error (theirs, if any, the same)
+            futures[w].exception()
         raise
-    # Every part is claimed. (The GIL is held: no worker starts while we look.)
-    target = 1 + sum(started)
-    wait = (claims[2], target, _SPINS)
+    started = call.close()
+    # Every part is claimed; only the started workers can still hold one.
+    wait = (claims[2], 1 + len(started), _SPINS)
     if not resolve(_wait_exits, wait)(*wait):
-        for future in futures:  # a worker is slow or failed: wait for it
-            future.result()
+        for w in started:  # a worker is slow or failed: wait for it
+            futures[w].result()
 
 
 # Reads of the exit count before the calling thread blocks on the workers'
@@ -202,7 +201,39 @@ def run_ranges(kernel, n_items: int, *args, min_items: int = 16) -> None:
 _SPINS = 1 << 20
 
 
-def _work(kernel, started: list, index: int, claims: tuple, args: tuple) -> None:
-    """A worker's task: marked started (under the GIL), then the kernel."""
-    started[index] = True
-    kernel(claims, *args)
+class _Call:
+    """One :func:`run_ranges` call as its workers see it: open until the caller closes it.
+
+    A worker enters the kernel only if the call is still open, and is then
+    counted as started; the caller closes the call once it finds no part
+    left, and gets the started workers. Both under one lock, so no worker
+    starts unseen: the exits the caller waits for are those of the workers
+    it counted (a worker let in after the count would add an exit of its
+    own, and the caller would stop waiting for one still writing). Closing
+    also lets go of the arguments, so that the task of a worker that comes
+    late holds no plane.
+    """
+
+    __slots__ = ("_args", "_claims", "_kernel", "_lock", "_open", "_started")
+
+    def __init__(self, kernel, claims: tuple, args: tuple, workers: int) -> None:
+        self._lock = threading.Lock()
+        self._open = True
+        self._started = [False] * workers
+        self._kernel, self._claims, self._args = kernel, claims, args
+
+    def work(self, index: int) -> None:
+        """Worker ``index``'s task: the kernel, if the call is still open."""
+        with self._lock:
+            if not self._open:
+                return
+            self._started[index] = True
+            kernel, claims, args = self._kernel, self._claims, self._args
+        kernel(claims, *args)
+
+    def close(self) -> list[int]:
+        """Let no more workers in; the ones that started."""
+        with self._lock:
+            self._open = False
+            self._kernel = self._claims = self._args = None
+            return [w for w, started in enumerate(self._started) if started]
