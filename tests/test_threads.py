@@ -53,23 +53,27 @@ def _slow_items(claims, seen, work):
         start, stop = threads.claim(claims)
 
 
+@pytest.fixture
+def two_threads():
+    """numba's thread count set to 2 for the test (skipped where it cannot be)."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
 @pytest.mark.parametrize("work", [0, 100, 20_000])
-def test_a_call_returns_once_every_part_is_written(work):
+def test_a_call_returns_once_every_part_is_written(work, two_threads):
     # The calling thread returns without waiting for a worker that has not
     # started (it finds no part left) but waits for one holding a part: on
     # every call of a run, every item is written exactly once by the time it
     # returns, from items cheaper than a thread's start to ones far dearer.
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs two threads")
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(2)
-        for _ in range(200 if work < 20_000 else 20):
-            seen = np.zeros(64, np.int64)
-            threads.run_ranges(_slow_items, 64, seen, work, min_items=1)
-            np.testing.assert_array_equal(seen, 1)
-    finally:
-        numba.set_num_threads(before)
+    for _ in range(200 if work < 20_000 else 20):
+        seen = np.zeros(64, np.int64)
+        threads.run_ranges(_slow_items, 64, seen, work, min_items=1)
+        np.testing.assert_array_equal(seen, 1)
 
 
 _LATE_WORKER = """
@@ -143,17 +147,10 @@ def _python_kernel(fail_on_main: bool):
 
 
 @pytest.mark.parametrize("fail_on_main", [True, False])
-def test_a_kernel_error_reaches_the_caller(fail_on_main):
+def test_a_kernel_error_reaches_the_caller(fail_on_main, two_threads):
     # The caller's own error is raised once the started workers are done; a
     # worker's error is raised by the caller, which then waits on its future.
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs two threads")
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(2)
-        seen = np.zeros(64, np.int64)
-        with pytest.raises(ValueError, match="this thread's kernel failed"):
-            threads.run_ranges(_python_kernel(fail_on_main), 64, seen, min_items=1)
-    finally:
-        numba.set_num_threads(before)
+    seen = np.zeros(64, np.int64)
+    with pytest.raises(ValueError, match="this thread's kernel failed"):
+        threads.run_ranges(_python_kernel(fail_on_main), 64, seen, min_items=1)
     assert seen.max() <= 1  # no part written twice

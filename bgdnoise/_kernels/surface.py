@@ -103,25 +103,15 @@ def _column_block_sums(plane, usable, band_edges, cells, sums, block, running):
     block's columns (:data:`_RUN_SUMS` sums each, an unusable pixel adding
     0), then added to the column's sums (:func:`_add_run`).
     """
-    diag, off, weight, data, count, total = sums
     cell, upper, squares, ends = cells
     first, last = block
     nb = last - first
-    n_x = diag.shape[1]
     # Views without reference counting (see _kernels/__init__.py).
     n, g1, g2 = running[0, :nb], running[1, :nb], running[2, :nb]
     v1, gv = running[3, :nb], running[4, :nb]
     for x in range(first, last):
-        for i in range(n_x):
-            diag[x, i] = 0.0
-            off[x, i] = 0.0
+        _clear_line(sums, x)
     for k in range(band_edges.shape[0] - 1):
-        for x in range(first, last):
-            for i in range(n_x):
-                weight[x, k, i] = 0.0
-                data[x, k, i] = 0.0
-            count[x, k] = 0.0
-            total[x, k] = 0.0
         y, band_stop = band_edges[k], band_edges[k + 1]
         while y < band_stop:
             i = cell[y]
@@ -170,18 +160,9 @@ def _row_sums(values, use, band_edges, cells, sums, line):
     (The runs are sliced here, in a helper without reference counting: see
     :func:`_interpolate_row`.)
     """
-    diag, off, weight, data, count, total = sums
     cell, upper, squares, ends = cells
-    n_x = diag.shape[1]
-    for i in range(n_x):
-        diag[line, i] = 0.0
-        off[line, i] = 0.0
+    _clear_line(sums, line)
     for k in range(band_edges.shape[0] - 1):
-        for i in range(n_x):
-            weight[line, k, i] = 0.0
-            data[line, k, i] = 0.0
-        count[line, k] = 0.0
-        total[line, k] = 0.0
         t, band_stop = band_edges[k], band_edges[k + 1]
         while t < band_stop:
             i = cell[t]
@@ -191,6 +172,21 @@ def _row_sums(values, use, band_edges, cells, sums, line):
             )
             _add_run(sums, line, k, i, run)
             t = run_stop
+
+
+@scalar_helper
+def _clear_line(sums, line):
+    """Set every sum of ``line`` (all its bands) to 0 before its runs are added."""
+    diag, off, weight, data, count, total = sums
+    for i in range(diag.shape[1]):
+        diag[line, i] = 0.0
+        off[line, i] = 0.0
+    for k in range(count.shape[1]):
+        for i in range(diag.shape[1]):
+            weight[line, k, i] = 0.0
+            data[line, k, i] = 0.0
+        count[line, k] = 0.0
+        total[line, k] = 0.0
 
 
 @scalar_helper

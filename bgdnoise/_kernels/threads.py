@@ -44,60 +44,53 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _POOLS[workers]
 
 
-@intrinsic
-def _fetch_add(typingctx, counter):
-    """``counter[0] += 1`` atomically; the value before (a 1D int64 array, not empty)."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-        return None  # (no other type: the add writes 8 bytes at the array's start)
-    if counter.ndim != 1 or not counter.mutable:
-        return None
-    signature = types.int64(counter)
+def _counter_signature(counter, written: bool):
+    """``int64(counter)`` for a 1D int64 array (writable if ``written``), else None.
 
-    def codegen(context, builder, sig, args):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array, [zero])
-        one = context.get_constant(types.int64, 1)
-        return builder.atomic_rmw("add", pointer, one, "monotonic")
-
-    return signature, codegen
-
-
-@intrinsic
-def _count_exit(typingctx, counter):
-    """``counter[0] += 1`` atomically, after every write of this thread (release)."""
+    (No other type: the intrinsics read or write 8 bytes at the array's start.)
+    """
     if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
         return None
-    if counter.ndim != 1 or not counter.mutable:
+    if counter.ndim != 1 or (written and not counter.mutable):
         return None
-    signature = types.int64(counter)
+    return types.int64(counter)
+
+
+def _first_item(context, builder, sig, args):
+    """Pointer to ``args[0][0]`` (an intrinsic's counter) in the generated code."""
+    array = context.make_array(sig.args[0])(context, builder, args[0])
+    zero = context.get_constant(types.intp, 0)
+    return cgutils.get_item_pointer(context, builder, sig.args[0], array, [zero])
+
+
+@intrinsic
+def _add_one(typingctx, counter, ordering):
+    """``counter[0] += 1`` atomically; the value before (a 1D int64 array, not empty).
+
+    ``ordering`` (a string literal): LLVM's, ``"monotonic"`` for the claims'
+    counter, ``"release"`` for the exits' (after every write of the thread).
+    """
+    if not isinstance(ordering, types.StringLiteral):
+        return None
+    order = ordering.literal_value
 
     def codegen(context, builder, sig, args):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array, [zero])
         one = context.get_constant(types.int64, 1)
-        return builder.atomic_rmw("add", pointer, one, "release")
+        return builder.atomic_rmw("add", _first_item(context, builder, sig, args), one, order)
 
-    return signature, codegen
+    signature = _counter_signature(counter, written=True)
+    return None if signature is None else (types.int64(counter, ordering), codegen)
 
 
 @intrinsic
 def _load_count(typingctx, counter):
     """``counter[0]`` read atomically, with every write made before it was counted (acquire)."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-        return None
-    if counter.ndim != 1:
-        return None
-    signature = types.int64(counter)
 
     def codegen(context, builder, sig, args):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array, [zero])
-        return builder.load_atomic(pointer, "acquire", 8)
+        return builder.load_atomic(_first_item(context, builder, sig, args), "acquire", 8)
 
-    return signature, codegen
+    signature = _counter_signature(counter, written=False)
+    return None if signature is None else (signature, codegen)
 
 
 if numba.config.DISABLE_JIT:  # (coverage runs the kernels as Python: a lock instead)
@@ -130,12 +123,12 @@ else:
         threads. A thread finds none left once all its parts are written.
         """
         parts, counter, exits = claims
-        part = _fetch_add(counter)
+        part = _add_one(counter, "monotonic")
         start, stop = np.int64(0), np.int64(0)
         if part < parts.shape[0] - 1:
             start, stop = parts[part], parts[part + 1]
         else:
-            _count_exit(exits)
+            _add_one(exits, "release")
         return start, stop
 
     @njit(cache=True, nogil=True)
