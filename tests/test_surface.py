@@ -366,6 +366,26 @@ def test_line_sums_equal_the_pixel_loop(along_rows, edges, h, n_x, rng):
     np.testing.assert_array_equal(sums[4], count)
 
 
+def test_line_sums_along_columns_are_the_rows_of_the_transposed_plane(rng):
+    # The column path reads blocks of columns a row at a time and sums each
+    # column's runs as the row path sums a row's: the same bits.
+    band_edges = np.array([0, 21, 21, 23, 61], np.int64)
+    plane, use, _, _ = plane_for(rng, 37, 61, band_edges, True)
+
+    def sums_of(values, usable, along_rows):
+        out = (
+            np.empty((37, 6)), np.empty((37, 6)), np.empty((37, 4, 6)), np.empty((37, 4, 6)),
+            np.empty((37, 4)), np.empty((37, 4)),
+        )  # fmt: skip
+        sk.line_sums(values, usable, along_rows, band_edges, (10.0, 6), out)
+        return out
+
+    rows = sums_of(plane, use, True)
+    columns = sums_of(np.ascontiguousarray(plane.T), np.ascontiguousarray(use.T), False)
+    for a, b in zip(rows, columns, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_normal_equations_equal_the_full_double_loop(rng):
     # Exact: the kernel skips only the additions below the diagonal, which the
     # upper band storage would drop; here every pair is visited and filtered.

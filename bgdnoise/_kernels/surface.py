@@ -73,42 +73,42 @@ def _line_sums_columns_range(claims, plane, usable, band_edges, grid, sums):
 
     Down a column every pixel is a row, a page, from the next, and each read
     waited for memory (3x the time of lines along rows); here a block of
-    columns is summed side by side walking the rows, each column's run sums
-    in a row of ``running``.
+    columns is read a row at a time (:func:`_column_block_sums`).
     """
     h, n_x = grid
     n_bands = band_edges.shape[0] - 1
     cells = _cell_runs(band_edges[n_bands], h, n_x)
     n_lines = plane.shape[1]
-    running = np.empty((_RUN_SUMS, _COLUMN_BLOCK))
+    # This thread's block of columns, a cell's run of rows at a time, laid
+    # out as lines (its values and usable marks).
+    ends = cells[3]
+    longest = ends[0]  # (short rows: a few cache lines, not pages, apart)
+    for i in range(1, ends.shape[0]):
+        longest = max(longest, ends[i] - ends[i - 1])
+    runs = (np.empty((_COLUMN_BLOCK, longest)), np.empty((_COLUMN_BLOCK, longest), np.uint8))
     start, stop = claim(claims)
     while start < stop:
         for b in range(start, stop):
             first = b * _COLUMN_BLOCK
             last = min(first + _COLUMN_BLOCK, n_lines)
-            _column_block_sums(plane, usable, band_edges, cells, sums, (first, last), running)
+            _column_block_sums(plane, usable, band_edges, cells, sums, (first, last), runs)
         start, stop = claim(claims)
 
 
-# The sums of one cell's run of pixels: count, and sums of g, g**2, v and g v
-# (g the weight of the node above, v the value).
-_RUN_SUMS = 5
-
-
 @scalar_helper
-def _column_block_sums(plane, usable, band_edges, cells, sums, block, running):
+def _column_block_sums(plane, usable, band_edges, cells, sums, block, runs):
     """The sums of :func:`line_sums` for the columns ``range(*block)``.
 
-    Each cell's run of rows within a band is summed side by side for the
-    block's columns (:data:`_RUN_SUMS` sums each, an unusable pixel adding
-    0), then added to the column's sums (:func:`_add_run`).
+    Each cell's run of rows within a band is read a row at a time (the
+    block's columns side by side, contiguous) into ``runs``, one line per
+    column, and each column's run is then summed as a row's is
+    (:func:`_run_sums`): the same sums, bit for bit, as the rows of the
+    transposed plane.
     """
     cell, upper, squares, ends = cells
     first, last = block
     nb = last - first
-    # Views without reference counting (see _kernels/__init__.py).
-    n, g1, g2 = running[0, :nb], running[1, :nb], running[2, :nb]
-    v1, gv = running[3, :nb], running[4, :nb]
+    values, use = runs
     for x in range(first, last):
         _clear_line(sums, x)
     for k in range(band_edges.shape[0] - 1):
@@ -116,26 +116,15 @@ def _column_block_sums(plane, usable, band_edges, cells, sums, block, running):
         while y < band_stop:
             i = cell[y]
             run_stop = min(ends[i], band_stop)
-            for j in range(nb):
-                n[j] = 0.0
-                g1[j] = 0.0
-                g2[j] = 0.0
-                v1[j] = 0.0
-                gv[j] = 0.0
-            for t in range(y, run_stop):
-                g, gg = upper[t], squares[t]
-                values, use = plane[t, first:last], usable[t, first:last]
+            length = run_stop - y
+            for t in range(length):
+                row_values, row_use = plane[y + t, first:last], usable[y + t, first:last]
                 for j in range(nb):
-                    ok = use[j] != 0
-                    v = np.float64(values[j]) if ok else 0.0
-                    one = 1.0 if ok else 0.0
-                    n[j] += one
-                    g1[j] += one * g
-                    g2[j] += one * gg
-                    v1[j] += v
-                    gv[j] += g * v
+                    values[j, t] = row_values[j]
+                    use[j, t] = row_use[j]
+            weights, weight_squares = upper[y:run_stop], squares[y:run_stop]
             for j in range(nb):
-                run = (n[j], g1[j], g2[j], v1[j], gv[j])
+                run = _run_sums(values[j, :length], use[j, :length], weights, weight_squares)
                 _add_run(sums, first + j, k, i, run)
             y = run_stop
 
