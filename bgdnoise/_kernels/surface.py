@@ -180,7 +180,7 @@ def _clear_line(sums, line):
 
 @scalar_helper
 def _run_sums(values, use, upper, squares):
-    """The :data:`_RUN_SUMS` sums of one cell's run of pixels along a row.
+    """The five sums of one cell's run of pixels: count, and sums of g, g**2, v, g v.
 
     Four partial sums each, over every fourth pixel: four independent chains
     of additions keep the adder busy where one chain waits for each sum
@@ -645,20 +645,8 @@ def _cell_fractions_range(claims, usable, sources, along_rows, h, grid, out, out
             good[:] = 0
             free[:] = 0
             for y in range(row_start[a], row_start[a + 1]):
-                row = usable[y]
-                for b in range(cells_x):
-                    first, last = run_start[b], run_start[b + 1]
-                    run = row[first:last]  # indexed from 0: vectorises
-                    n = 0
-                    for x in range(run.shape[0]):
-                        n += run[x] != 0
-                    good[b] += n
-                    if with_sources:
-                        on = sources[y, first:last]
-                        n = 0
-                        for x in range(run.shape[0]):
-                            n += (run[x] != 0) & (on[x] == 0)
-                        free[b] += n
+                on = sources[y] if with_sources else sources.ravel()
+                _count_row(usable[y], on, run_start, good, free)
             n_rows = row_start[a + 1] - row_start[a]
             for b in range(cells_x):
                 total = n_rows * (run_start[b + 1] - run_start[b])
@@ -666,6 +654,29 @@ def _cell_fractions_range(claims, usable, sources, along_rows, h, grid, out, out
                 if with_sources:
                     _put(out_free, along_rows, a, b, _fraction(total, free[b]))
         start, stop = claim(claims)
+
+
+@scalar_helper
+def _count_row(use, on, run_start, good, free):
+    """Add one row's usable pixels of each cell to ``good``, and those off ``on`` to ``free``.
+
+    ``on``: the row's sources, or empty (``free`` untouched). (The runs are
+    sliced here, in a helper without reference counting: see
+    :func:`_interpolate_row`.)
+    """
+    for b in range(good.shape[0]):
+        first, last = run_start[b], run_start[b + 1]
+        run = use[first:last]  # indexed from 0: vectorises
+        n = 0
+        for x in range(run.shape[0]):
+            n += run[x] != 0
+        good[b] += n
+        if on.shape[0]:
+            sources = on[first:last]
+            n = 0
+            for x in range(run.shape[0]):
+                n += (run[x] != 0) & (sources[x] == 0)
+            free[b] += n
 
 
 @scalar_helper
