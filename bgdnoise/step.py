@@ -48,6 +48,26 @@ class BgdNoiseStep(Step):
         """The loggers stpipe configures: jwst's and bgdnoise's own."""
         return (*super().get_stpipe_loggers(), "bgdnoise")
 
+    @classmethod
+    def _get_crds_parameters(cls, dataset):
+        """jwst's lookup, which also works on a FITS product without an ASDF extension.
+
+        jwst reads a file's metadata from its ASDF extension, which
+        stdatamodels writes but a product made with astropy alone (as
+        :func:`bgdnoise.sim.write_product` writes) lacks: ``Step.call`` on
+        such a file raised a KeyError before the step ran. Its datamodel,
+        read from the FITS cards, has the same parameters.
+        """
+        try:
+            return super()._get_crds_parameters(dataset)
+        except KeyError:
+            if not isinstance(dataset, (str, Path)):
+                raise
+            from stdatamodels.jwst import datamodels
+
+            with datamodels.open(dataset) as model:
+                return model.get_crds_parameters(), "jwst"
+
     @staticmethod
     def remove_suffix(name):
         """Keep the input's suffix: ``x_rate`` -> ``x_rate_bdgCorr``.

@@ -277,3 +277,29 @@ def test_geometry_overrides_passed_through(products, caplog):
         assert "rows, 2 output(s)" in line
         with pytest.raises(ValueError, match="n_outputs must be 'auto' or a positive integer"):
             BgdNoiseStep(n_outputs="three").run(model)
+
+
+def test_call_on_a_fits_product_without_an_asdf_extension(tmp_path, offline_crds, monkeypatch):
+    # A product written by astropy alone (bgdnoise.sim, a user's script) has no
+    # ASDF extension, from which jwst reads a file's parameters for CRDS:
+    # Step.call raised a KeyError there before the step ran.
+    from bgdnoise import BgdNoiseStep
+    from bgdnoise.markers import primary_marker
+    from bgdnoise.sim import simulate_rate, write_product
+
+    sim = simulate_rate("sparse", (128, 256), "rows", 1, seed=33)
+    path = write_product(sim, tmp_path / f"{BASE}_rate.fits")
+    with fits.open(path) as hdul:
+        assert "ASDF" not in hdul
+    for key in ("CRDS_PATH", "CRDS_SERVER_URL"):
+        monkeypatch.setenv(key, offline_crds[key])
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "True")
+    result = BgdNoiseStep.call(str(path))
+    try:
+        assert primary_marker(result)[0]  # marked as corrected
+        stripes = np.median(sim.data - sim.scene, axis=1)
+        left = np.median(result.data - sim.scene, axis=1)
+        good = np.isfinite(stripes) & np.isfinite(left)
+        assert np.std(left[good]) < 0.5 * np.std(stripes[good])
+    finally:
+        result.close()
