@@ -86,9 +86,22 @@ class _ThreadWarnings:
             self._local.records = None
 
 
+def _settle_warning_hooks() -> None:
+    """Import astropy before warnings are recorded or routed.
+
+    Its import replaces ``warnings.showwarning`` with its logger's; imported
+    for the first time inside a recording (the first file of a command), it
+    took over from it, and that file's warnings went to stderr as astropy's
+    log lines (three on a truncated file, before bgdnoise's own one-line
+    error) instead of into the file's notes.
+    """
+    import astropy.logger  # noqa: F401
+
+
 @contextmanager
 def _own_warnings() -> Iterator[list]:
     """Record warnings in a process that corrects one file at a time."""
+    _settle_warning_hooks()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught
@@ -165,6 +178,7 @@ def correct_files(
     elif executor == "threads":
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
+        _settle_warning_hooks()
         with _ThreadWarnings().installed() as routed, ThreadPoolExecutor(jobs) as pool:
             futures = [
                 pool.submit(correct_one, path, options, thread_warnings=routed) for path in files

@@ -252,3 +252,17 @@ def test_help_shows_defaults_and_an_example(command, expected):
     text = " ".join(proc.stdout.split())
     for piece in expected:
         assert piece in text, piece
+
+
+def test_truncated_file_is_one_line_on_stderr(rates, tmp_path):
+    # astropy, imported by the first file's correction inside the recording of
+    # its warnings, took them over: three of its own log lines came first.
+    data = rates[0].read_bytes()
+    cut = tmp_path / "cut_rate.fits"
+    cut.write_bytes(data[: len(data) - 5000])
+    proc = run("correct", cut)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        line for line in proc.stderr.splitlines() if line.startswith("bgdnoise: error:")
+    ]
+    assert len(proc.stderr.splitlines()) == 1 and "truncated" in proc.stderr
