@@ -134,8 +134,8 @@ def _parser() -> argparse.ArgumentParser:
         "_ramp products); earlier _bdgCorr/_bdgModel/_bdgMask/_bdgBkg outputs are skipped",
     )  # fmt: skip
     correct.add_argument(
-        "-o", "--output-dir", type=Path, help="directory for the outputs (created if needed); "
-        "default: next to each input",
+        "-o", "--output-dir", type=Path, help="directory for the outputs (created if needed), "
+        "or with one input, the output file (a name ending in .fits); default: next to each input",
     )  # fmt: skip
     for declared in OPTIONS:
         _add_option(correct, declared)
@@ -217,12 +217,22 @@ def _run_correct(args) -> int:
     if args.jobs < 1:
         raise _UsageError("--jobs must be >= 1")
     files = _expand(args.files)
-    if args.output_dir is not None:
+    output = args.output_dir
+    if output is not None and output.suffix.lower() == ".fits" and not output.is_dir():
+        # A file name, as correct_file takes it: one input's output file (a
+        # directory of that name was made and written into before).
+        if len(files) != 1:
+            raise _UsageError(
+                f"-o {output} names one output file, but {len(files)} files were given: "
+                "give a directory for several"
+            )
+        output = output.parent
+    if output is not None:
         try:
-            args.output_dir.mkdir(parents=True, exist_ok=True)
+            output.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _UsageError(
-                f"cannot create the output directory {args.output_dir}: {exc.strerror}"
+                f"cannot create the output directory {output}: {exc.strerror}"
             ) from exc
     options = {o.name: getattr(args, o.name) for o in OPTIONS}
     options.update(output=args.output_dir, overwrite=args.overwrite)

@@ -266,3 +266,17 @@ def test_truncated_file_is_one_line_on_stderr(rates, tmp_path):
         line for line in proc.stderr.splitlines() if line.startswith("bgdnoise: error:")
     ]
     assert len(proc.stderr.splitlines()) == 1 and "truncated" in proc.stderr
+
+
+def test_o_with_a_fits_name_is_the_output_file(rates, tmp_path):
+    (source,) = fresh_copy(rates[:1], tmp_path / "in")
+    target = tmp_path / "new" / "single.fits"
+    proc = run("correct", source, "-o", target)
+    assert proc.returncode == 0, proc.stderr
+    assert target.is_file() and fits.getheader(target)["S_BDGCOR"] == "COMPLETE"
+    # Several inputs cannot share one output file: a usage error, nothing written.
+    several = fresh_copy(rates[:2], tmp_path / "two")
+    proc = run("correct", *several, "-o", tmp_path / "both.fits")
+    assert proc.returncode == 2 and "names one output file" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "both.fits").exists()
