@@ -125,7 +125,8 @@ def correct_one(path: Path, options: dict, *, thread_warnings: _ThreadWarnings |
         try:
             _, result = correct_file(path, **options)
         except Exception as exc:  # reported per file; the others go on
-            return Outcome(path, error=f"{path}: {exc}")
+            message = str(exc)  # named once: most of bgdnoise's messages name the file
+            return Outcome(path, error=message if path.name in message else f"{path}: {message}")
     notes = tuple(
         f"{path.name}: {w.message}"
         for w in caught

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jwst.stpipe import Step
 
-from ._files import EXTRA_SUFFIXES, scene_plane, scene_plane_model
+from ._files import EXTRA_SUFFIXES, check_fits, scene_plane, scene_plane_model
 from .asn import CORRECTED_TYPES, member_type
 from .io import correct_model
 from .markers import JWST_MARKER, MARKER, primary_marker, set_marker
@@ -106,6 +106,10 @@ class BgdNoiseStep(Step):
         if isinstance(input_data, (str, Path)) and str(input_data).lower().endswith(".json"):
             output = self._open_association(input_data)
         else:
+            if isinstance(input_data, (str, Path)):
+                # bgdnoise's messages for a missing or non-FITS file (as the
+                # command line gives), not astropy's bare OSError
+                check_fits(Path(input_data))
             output = self.prepare_output(input_data)
         models = output if isinstance(output, ModelContainer) else [output]
         for model in models:

@@ -266,6 +266,10 @@ def test_truncated_file_is_one_line_on_stderr(rates, tmp_path):
         line for line in proc.stderr.splitlines() if line.startswith("bgdnoise: error:")
     ]
     assert len(proc.stderr.splitlines()) == 1 and "truncated" in proc.stderr
+    assert proc.stderr.count("cut_rate.fits") == 1  # named once
+    gone = run("correct", tmp_path / "gone_rate.fits")
+    assert gone.returncode == 1 and gone.stderr.count("gone_rate.fits") == 1
+    assert "no such file" in gone.stderr
 
 
 def test_o_with_a_fits_name_is_the_output_file(rates, tmp_path):

@@ -303,3 +303,15 @@ def test_call_on_a_fits_product_without_an_asdf_extension(tmp_path, offline_crds
         assert np.std(left[good]) < 0.5 * np.std(stripes[good])
     finally:
         result.close()
+
+
+def test_missing_and_non_fits_files_get_bgdnoise_messages(tmp_path):
+    # As the command line says it, not astropy's "No SIMPLE card found" or a bare errno.
+    from bgdnoise import BgdNoiseStep
+
+    text = tmp_path / "notes_rate.fits"
+    text.write_text("not a FITS file")
+    with pytest.raises(ValueError, match="notes_rate.fits is not a FITS file; bgdnoise corrects"):
+        BgdNoiseStep().run(str(text))
+    with pytest.raises(FileNotFoundError, match="gone_rate.fits: no such file"):
+        BgdNoiseStep().run(str(tmp_path / "gone_rate.fits"))
