@@ -247,7 +247,10 @@ def _run_correct(args) -> int:
         print(f"bgdnoise: correcting {len(files)} files {how}", file=sys.stderr)
     start = time.perf_counter()
     failed = incomplete = 0
-    bar = tqdm(total=len(files), unit="file", disable=len(files) < 2, file=sys.stderr)
+    # A bar only on a terminal: in a log its redraws are carriage returns and blank lines.
+    on_terminal = sys.stderr.isatty()
+    bar = tqdm(total=len(files), unit="file", disable=len(files) < 2 or not on_terminal,
+               file=sys.stderr)  # fmt: skip
     for outcome in correct_files(files, options, jobs=args.jobs, executor=executor):
         for note in outcome.notes:
             tqdm.write(f"bgdnoise: warning: {note}", file=sys.stderr)

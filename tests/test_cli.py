@@ -47,6 +47,8 @@ def test_correct_several_files_with_a_glob(rates, tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 4 and lines[-1].startswith("3 corrected, 0 failed")
+    # stderr is a pipe, not a terminal: no progress bar's redraws in it.
+    assert "\r" not in proc.stderr and "file/s" not in proc.stderr
     assert "rows, 1 output(s), stripe RMS" in lines[0]
     assert "columns" in lines[2]
     for f in files:

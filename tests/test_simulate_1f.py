@@ -348,3 +348,14 @@ def test_full_frame_rate():
     # Stripes are plain to see: line means well above the white noise's.
     line_means = band_means(sim.stripes, "rows", where=good)
     assert np.nanstd(line_means) > 5 * sim.sigma / np.sqrt(2040)
+
+
+def test_product_unit_is_a_rate_whatever_sci_header_is_given():
+    # A real uncal SCI header says DN: the simulation's values are DN/s.
+    from astropy.io import fits
+
+    from bgdnoise.sim import simulate_rate, to_hdulist
+
+    sim = simulate_rate("empty", (64, 64), "rows", 1, seed=3)
+    uncal_like = fits.Header({"BUNIT": "DN"})
+    assert to_hdulist(sim, sci=uncal_like)["SCI"].header["BUNIT"] == "DN/s"

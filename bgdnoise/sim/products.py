@@ -126,7 +126,8 @@ def to_hdulist(sim, primary=None, sci=None, **keywords):
         NOUTPUTS, or the detector table) must match the simulation: build
         it with ``readout=readout_for(primary)``. Default: a synthetic header.
     sci : astropy.io.fits.Header, optional
-        A real SCI header (structural cards are replaced).
+        A real SCI header (structural cards are replaced; BUNIT is DN/s,
+        the simulation's unit, whatever product the header came from).
     **keywords
         Cards for the synthetic primary header (ignored with ``primary``).
 
@@ -141,7 +142,7 @@ def to_hdulist(sim, primary=None, sci=None, **keywords):
     for key in list(sci_header.keys()):
         if key.startswith(_STRUCTURAL):
             sci_header.remove(key, remove_all=True)
-    sci_header.setdefault("BUNIT", "DN/s")
+    sci_header["BUNIT"] = "DN/s"  # a rate, whatever product the SCI header came from
     err = np.broadcast_to(sim.err, sim.data.shape).astype(np.float32)
     return fits.HDUList(
         [
