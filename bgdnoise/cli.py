@@ -39,6 +39,12 @@ _EXAMPLES = {
 }
 
 
+def _all_examples() -> str:
+    """Every command's examples under one heading (each line names its command)."""
+    lines = [line for text in _EXAMPLES.values() for line in text.splitlines()[1:]]
+    return "examples:\n" + "\n".join(lines)
+
+
 class _UsageError(Exception):
     pass
 
@@ -121,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bgdnoise",
         description="Remove 1/f stripes (banding) from JWST products.",
-        epilog="\n\n".join(_EXAMPLES.values()) + "\n\n'bgdnoise COMMAND --help' for each command.",
+        epilog=_all_examples() + "\n\n'bgdnoise COMMAND --help' for each command.",
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")

@@ -286,3 +286,13 @@ def test_o_with_a_fits_name_is_the_output_file(rates, tmp_path):
     assert proc.returncode == 2 and "names one output file" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "both.fits").exists()
+
+
+def test_top_level_help_lists_every_command_example_once():
+    proc = subprocess.run(
+        [str(BIN / "bgdnoise"), "--help"], capture_output=True, text=True, timeout=300, check=False
+    )
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines.count("examples:") == 1 and "example:" not in lines
+    for command in ("correct", "asn", "info", "demo", "warm"):
+        assert any(line.strip().startswith(f"bgdnoise {command}") for line in lines), command
