@@ -293,7 +293,7 @@ def _run_asn(args) -> int:
 def _run_info(args) -> int:
     from astropy.io import fits
 
-    from ._files import check_fits
+    from ._files import check_fits, precheck_product
     from .instruments import readout_geometry
     from .markers import JWST_MARKER, MARKER
 
@@ -302,8 +302,14 @@ def _run_info(args) -> int:
         header = fits.getheader(args.file, 0)
         geometry = readout_geometry(header)
     except (ValueError, OSError) as exc:
-        _error(f"{args.file}: {exc}")
+        message = str(exc)
+        _error(message if args.file.name in message else f"{args.file}: {message}")
         return 1
+    try:  # what `correct` would refuse before reading the data
+        precheck_product(args.file, "auto", "auto")
+        correctable = "yes"
+    except (ValueError, OSError) as exc:
+        correctable = f"no: {exc}"
     print(f"{args.file}: {header.get('DATAMODL', '?')}")
     print(f"  {geometry.describe()}")
     print(f"  band read directions: {geometry.band_directions}")
@@ -313,6 +319,7 @@ def _run_info(args) -> int:
     if theirs:
         status += "; jwst clean_flicker_noise: COMPLETE"
     print(f"  1/f status: {status}")
+    print(f"  correctable: {correctable}")
     return 0
 
 

@@ -100,6 +100,14 @@ def test_info_before_and_after(rates, tmp_path):
     proc = run("info", source)
     assert proc.returncode == 0
     assert "one level per row" in proc.stdout and "not corrected by bgdnoise" in proc.stdout
+    assert "correctable: yes" in proc.stdout
+    slits = tmp_path / "slits_cal.fits"
+    shutil.copy(source, slits)
+    fits.setval(slits, "DATAMODL", value="MultiSlitModel")
+    refused = run("info", slits)
+    assert refused.returncode == 0 and "correctable: no: MultiSlitModel is not supported" in (
+        refused.stdout
+    )
     run("correct", source)
     proc = run("info", tmp_path / source.name.replace(".fits", "_bdgCorr.fits"))
     assert "corrected by bgdnoise" in proc.stdout and "not corrected" not in proc.stdout
