@@ -92,6 +92,10 @@ def stripe_model(model, stripes: np.ndarray):
     cls = datamodels.ImageModel if stripes.ndim == 2 else datamodels.CubeModel
     data = stripes if stripes.ndim <= 3 else stripes.reshape((-1,) + stripes.shape[-2:])
     out = cls(data=data)
+    if cls is not datamodels.ImageModel:
+        # A CubeModel makes ERR and DQ of the data's shape: zeros that would
+        # triple the file (the 2D model has SCI alone).
+        del out.dq, out.err
     out.update(model)
     return out
 
