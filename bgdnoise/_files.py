@@ -119,6 +119,8 @@ def scene_plane_model(model, plane: np.ndarray, what: str):
 
     out = datamodels.ImageModel(data=np.ascontiguousarray(plane, dtype=np.float32))
     out.update(model)
+    if what == "mask":  # 1 on sources, 0 elsewhere: not in the product's units
+        out.meta.bunit_data = None
     out.extra_fits = {"PRIMARY": {"header": [["BDGPLANE", what, "bgdnoise: what SCI holds"]]}}
     return out
 

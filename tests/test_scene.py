@@ -260,6 +260,8 @@ def test_file_keywords_and_saved_mask_and_background(full_frame, tmp_path):
         assert mask.shape == sim.data.shape and set(np.unique(mask)) <= {0.0, 1.0}
         np.testing.assert_array_equal(mask != 0, result.report.source_mask)
         assert mask_file[0].header["BDGPLANE"] == "mask"
+        assert "BUNIT" not in mask_file["SCI"].header  # 0 and 1, in no unit
+        assert background_file["SCI"].header["BUNIT"] == fits.getheader(path, "SCI")["BUNIT"]
         np.testing.assert_allclose(
             background_file["SCI"].data, result.report.background, rtol=1e-6, atol=1e-7
         )
