@@ -89,11 +89,10 @@ class _ThreadWarnings:
 def _settle_warning_hooks() -> None:
     """Import astropy before warnings are recorded or routed.
 
-    Its import replaces ``warnings.showwarning`` with its logger's; imported
-    for the first time inside a recording (the first file of a command), it
-    took over from it, and that file's warnings went to stderr as astropy's
-    log lines (three on a truncated file, before bgdnoise's own one-line
-    error) instead of into the file's notes.
+    Importing astropy replaces ``warnings.showwarning`` with its logger's.
+    Done inside a recording (the first file of a command), that replacement
+    would take the file's warnings away from the recording: they would reach
+    stderr as astropy's log lines instead of the file's notes.
     """
     import astropy.logger  # noqa: F401
 
@@ -125,8 +124,7 @@ def correct_one(path: Path, options: dict, *, thread_warnings: _ThreadWarnings |
         try:
             _, result = correct_file(path, **options)
         except Exception as exc:  # reported per file; the others go on
-            message = str(exc)  # named once: most of bgdnoise's messages name the file
-            return Outcome(path, error=message if path.name in message else f"{path}: {message}")
+            return Outcome(path, error=_naming(path, exc))
     notes = tuple(
         f"{path.name}: {w.message}"
         for w in caught
@@ -135,6 +133,16 @@ def correct_one(path: Path, options: dict, *, thread_warnings: _ThreadWarnings |
     if plot and (failure := _plot(result, overwrite=options.get("overwrite", False))):
         notes += (f"{path.name}: {failure}",)
     return Outcome(path, result.summary(), notes, incomplete=bool(result.empty_planes))
+
+
+def _naming(path: Path, exc: Exception) -> str:
+    """``exc``'s message, led by ``path`` unless it already names it as given.
+
+    (Messages that name the file by its bare name get the path in front: in
+    a batch, files of one name may come from several directories.)
+    """
+    message = str(exc)
+    return message if str(path) in message else f"{path}: {message}"
 
 
 def png_path_for(output: str | Path) -> Path:

@@ -10,6 +10,7 @@ import argparse
 import glob
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .options import OPTIONS, Option
@@ -140,8 +141,9 @@ def _parser() -> argparse.ArgumentParser:
         "_ramp products); earlier _bdgCorr/_bdgModel/_bdgMask/_bdgBkg outputs are skipped",
     )  # fmt: skip
     correct.add_argument(
-        "-o", "--output-dir", type=Path, help="directory for the outputs (created if needed), "
-        "or with one input, the output file (a name ending in .fits); default: next to each input",
+        "-o", "--output-dir", metavar="OUT", help="directory for the outputs (created if "
+        "needed), or, when one file is corrected (after globs and directories are expanded), "
+        "the output file: a name ending in .fits; default: next to each input",
     )  # fmt: skip
     for declared in OPTIONS:
         _add_option(correct, declared)
@@ -223,15 +225,23 @@ def _run_correct(args) -> int:
     if args.jobs < 1:
         raise _UsageError("--jobs must be >= 1")
     files = _expand(args.files)
-    output = args.output_dir
-    if output is not None and output.suffix.lower() == ".fits" and not output.is_dir():
-        # A file name, as correct_file takes it: one input's output file (a
-        # directory of that name was made and written into before).
+    output = None if args.output_dir is None else Path(args.output_dir)
+    names_a_file = (
+        args.output_dir is not None
+        and args.output_dir.lower().endswith(".fits")  # (a trailing slash: a directory)
+        and not output.is_dir()
+    )
+    if names_a_file:
+        # The output file itself, as correct_file takes it, when one file is
+        # corrected; several cannot share it.
         if len(files) != 1:
             raise _UsageError(
-                f"-o {output} names one output file, but {len(files)} files were given: "
-                "give a directory for several"
+                f"-o {output} names one output file, but {len(files)} files were given "
+                "(after globs and directories are expanded): give a directory for several"
             )
+    options = {o.name: getattr(args, o.name) for o in OPTIONS}
+    options.update(output=output, overwrite=args.overwrite)
+    if names_a_file:
         output = output.parent
     if output is not None:
         try:
@@ -240,8 +250,6 @@ def _run_correct(args) -> int:
             raise _UsageError(
                 f"cannot create the output directory {output}: {exc.strerror}"
             ) from exc
-    options = {o.name: getattr(args, o.name) for o in OPTIONS}
-    options.update(output=args.output_dir, overwrite=args.overwrite)
     from tqdm import tqdm
 
     from .batch import choose_executor, correct_files
@@ -303,18 +311,22 @@ def _run_info(args) -> int:
         geometry = readout_geometry(header)
     except (ValueError, OSError) as exc:
         message = str(exc)
-        _error(message if args.file.name in message else f"{args.file}: {message}")
+        _error(message if str(args.file) in message else f"{args.file}: {message}")
         return 1
+    ours = str(header.get(MARKER, "")).upper() == "COMPLETE"
+    theirs = str(header.get(JWST_MARKER, "")).upper() == "COMPLETE"
+    correctable = "yes"
+    if ours or theirs:
+        correctable = "no: already corrected for 1/f noise; --force corrects it again"
     try:  # what `correct` would refuse before reading the data
-        precheck_product(args.file, "auto", "auto")
-        correctable = "yes"
+        with warnings.catch_warnings():  # astropy's on a damaged file: the message says it
+            warnings.simplefilter("ignore")
+            precheck_product(args.file, "auto", "auto")
     except (ValueError, OSError) as exc:
         correctable = f"no: {exc}"
     print(f"{args.file}: {header.get('DATAMODL', '?')}")
     print(f"  {geometry.describe()}")
     print(f"  band read directions: {geometry.band_directions}")
-    ours = str(header.get(MARKER, "")).upper() == "COMPLETE"
-    theirs = str(header.get(JWST_MARKER, "")).upper() == "COMPLETE"
     status = "corrected by bgdnoise" if ours else "not corrected by bgdnoise"
     if theirs:
         status += "; jwst clean_flicker_noise: COMPLETE"
@@ -344,7 +356,8 @@ def _run_demo(args) -> int:
     print(f"wrote {output} in {result.seconds:.2f} s ({result.geometry.describe()})")
     from ._kernels import aot
 
-    if result.seconds > 3 and aot.status() != "ok":  # built at install: nothing compiles
+    # Built at install, or JIT turned off: nothing compiles.
+    if result.seconds > 3 and aot.status() not in ("ok", "no-jit"):
         print("  (the first run compiles the numba kernels; they are cached for later runs)")
     print(result.summary())
     ours = score(sim, fits.getdata(output, "SCI"))

@@ -57,11 +57,21 @@ class BgdNoiseStep(Step):
         :func:`bgdnoise.sim.write_product` writes) lacks: ``Step.call`` on
         such a file raised a KeyError before the step ran. Its datamodel,
         read from the FITS cards, has the same parameters.
+
+        Parameters
+        ----------
+        dataset : str, Path, datamodel, list or ModelContainer
+            The step's input.
+
+        Returns
+        -------
+        tuple
+            ``(parameters, "jwst")``, as jwst's.
         """
         try:
             return super()._get_crds_parameters(dataset)
         except KeyError:
-            if not isinstance(dataset, (str, Path)):
+            if not _fits_without_asdf(dataset):
                 raise
             from stdatamodels.jwst import datamodels
 
@@ -235,6 +245,19 @@ class BgdNoiseStep(Step):
         container.asn_file_path = str(path)
         container.asn_pool_name = asn.get("asn_pool")
         return container
+
+
+def _fits_without_asdf(dataset) -> bool:
+    """Whether ``dataset`` names a FITS file that has no ASDF extension."""
+    if not isinstance(dataset, (str, Path)) or not Path(dataset).is_file():
+        return False
+    from astropy.io import fits
+
+    try:
+        with fits.open(dataset) as hdul:
+            return "ASDF" not in hdul
+    except (OSError, ValueError):  # not FITS: jwst's error stands
+        return False
 
 
 @contextmanager
