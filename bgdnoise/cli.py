@@ -175,7 +175,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = _subcommand(sub, "demo", "write a synthetic NIRCam _rate.fits and correct it")
     demo.add_argument(
-        "directory", type=Path, nargs="?", default=Path("bgdnoise_demo"), help="where to write"
+        "directory",
+        type=Path,
+        nargs="?",
+        default=Path("bgdnoise_demo"),
+        help="where to write (the demo's own files there from an earlier run are replaced)",
     )
 
     _subcommand(
