@@ -147,6 +147,8 @@ def _correct_model(model, *, force, return_model, options, option_kwargs=None, r
     options = CorrectionOptions.from_kwargs(options, **(option_kwargs or {}))
     check_markers(model, force)
     geometry = readout_geometry(model, axis=options.axis, n_outputs=options.n_outputs)
+    if options.n_outputs not in ("auto", None):
+        _check_user_outputs(geometry.n_outputs, geometry.axis, model.data.shape)
     _warn_about(model, geometry, options)
     if name == "RampModel":
         result, stripes = _correct_ramp(model, geometry, options, return_model)
@@ -159,6 +161,23 @@ def _correct_model(model, *, force, return_model, options, option_kwargs=None, r
     )
     result.seconds = time.perf_counter() - start
     return (result, stripes) if return_model else result
+
+
+def _check_user_outputs(n_outputs: int, axis: str, shape) -> None:
+    """Refuse a user's output count that cannot split the product's lines equally.
+
+    A detector's outputs read bands of equal width, and a product's own
+    NOUTPUTS always divides its lines; a count given by hand (``--outputs
+    3`` on 128-pixel lines) would put band edges where no output starts.
+    (``correct_array`` takes such counts: arrays may be cutouts.)
+    """
+    length = shape[-1] if axis == "rows" else shape[-2]
+    if length % n_outputs:
+        raise ValueError(
+            f"n_outputs={n_outputs} does not divide the product's line length "
+            f"{length} into equal bands, as a detector's outputs read them; leave n_outputs "
+            "to the header ('auto') or give a count that divides it."
+        )
 
 
 def _check_dq_shape(sci_shape, dq_shape, name: str) -> None:

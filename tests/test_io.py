@@ -394,3 +394,14 @@ def test_the_corrected_values_go_into_the_products_own_array_only_where_safe(tmp
         assert model.data is native
         with fits.open(output) as written:
             np.testing.assert_array_equal(written["SCI"].data, native)
+
+
+def test_outputs_given_by_hand_must_split_the_lines_equally(tmp_path):
+    # A product's NOUTPUTS always divides its lines; 3 on 128 would put band
+    # edges where no output starts. Arrays (correct_array) may be cutouts.
+    source = make_product("NRCB1", "rate", (64, 128), seed=9).save(tmp_path / "jw9_nrcb1_rate.fits")
+    with pytest.raises(ValueError, match="n_outputs=3 does not divide the product's line length"):
+        correct_file(source, tmp_path / "three.fits", n_outputs=3)
+    assert not (tmp_path / "three.fits").exists()
+    output, result = correct_file(source, tmp_path / "two.fits", n_outputs=2)
+    assert result.geometry.n_outputs == 2 and output.exists()
