@@ -29,6 +29,16 @@ def output_path_for(path: str | Path, output: str | Path | None, suffix: str) ->
     return output
 
 
+def naming_the_file(path: Path, exc: Exception) -> str:
+    """``exc``'s message, led by ``path`` unless it already names it as given.
+
+    (Messages that name the file by its bare name get the path in front: in
+    a batch, files of one name may come from several directories.)
+    """
+    message = str(exc)
+    return message if str(path) in message else f"{path}: {message}"
+
+
 def check_fits(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file.")

@@ -115,6 +115,7 @@ def correct_one(path: Path, options: dict, *, thread_warnings: _ThreadWarnings |
     ``thread_warnings``: in a threaded batch, where this thread's warnings
     are recorded (else ``warnings.catch_warnings``, for one file at a time).
     """
+    from ._files import naming_the_file
     from .io import correct_file
 
     options = dict(options)  # shared by the files of a batch
@@ -124,7 +125,7 @@ def correct_one(path: Path, options: dict, *, thread_warnings: _ThreadWarnings |
         try:
             _, result = correct_file(path, **options)
         except Exception as exc:  # reported per file; the others go on
-            return Outcome(path, error=_naming(path, exc))
+            return Outcome(path, error=naming_the_file(path, exc))
     notes = tuple(
         f"{path.name}: {w.message}"
         for w in caught
@@ -133,16 +134,6 @@ def correct_one(path: Path, options: dict, *, thread_warnings: _ThreadWarnings |
     if plot and (failure := _plot(result, overwrite=options.get("overwrite", False))):
         notes += (f"{path.name}: {failure}",)
     return Outcome(path, result.summary(), notes, incomplete=bool(result.empty_planes))
-
-
-def _naming(path: Path, exc: Exception) -> str:
-    """``exc``'s message, led by ``path`` unless it already names it as given.
-
-    (Messages that name the file by its bare name get the path in front: in
-    a batch, files of one name may come from several directories.)
-    """
-    message = str(exc)
-    return message if str(path) in message else f"{path}: {message}"
 
 
 def png_path_for(output: str | Path) -> Path:

@@ -229,31 +229,25 @@ def _run_correct(args) -> int:
     if args.jobs < 1:
         raise _UsageError("--jobs must be >= 1")
     files = _expand(args.files)
-    output = None if args.output_dir is None else Path(args.output_dir)
-    names_a_file = (
-        args.output_dir is not None
-        and args.output_dir.lower().endswith(".fits")  # (a trailing slash: a directory)
-        and not output.is_dir()
-    )
-    if names_a_file:
-        # The output file itself, as correct_file takes it, when one file is
-        # corrected; several cannot share it.
+    output = directory = None if args.output_dir is None else Path(args.output_dir)
+    # A name ending in .fits (a trailing slash: a directory's) is the output
+    # file itself, as correct_file takes it, when one file is corrected.
+    if output is not None and args.output_dir.lower().endswith(".fits") and not output.is_dir():
         if len(files) != 1:
             raise _UsageError(
                 f"-o {output} names one output file, but {len(files)} files were given "
                 "(after globs and directories are expanded): give a directory for several"
             )
-    options = {o.name: getattr(args, o.name) for o in OPTIONS}
-    options.update(output=output, overwrite=args.overwrite)
-    if names_a_file:
-        output = output.parent
-    if output is not None:
+        directory = output.parent
+    if directory is not None:
         try:
-            output.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _UsageError(
-                f"cannot create the output directory {output}: {exc.strerror}"
+                f"cannot create the output directory {directory}: {exc.strerror}"
             ) from exc
+    options = {o.name: getattr(args, o.name) for o in OPTIONS}
+    options.update(output=output, overwrite=args.overwrite)
     from tqdm import tqdm
 
     from .batch import choose_executor, correct_files
@@ -305,7 +299,7 @@ def _run_asn(args) -> int:
 def _run_info(args) -> int:
     from astropy.io import fits
 
-    from ._files import check_fits, precheck_product
+    from ._files import check_fits, naming_the_file, precheck_product
     from .instruments import readout_geometry
     from .markers import JWST_MARKER, MARKER
 
@@ -314,8 +308,7 @@ def _run_info(args) -> int:
         header = fits.getheader(args.file, 0)
         geometry = readout_geometry(header)
     except (ValueError, OSError) as exc:
-        message = str(exc)
-        _error(message if str(args.file) in message else f"{args.file}: {message}")
+        _error(naming_the_file(args.file, exc))
         return 1
     ours = str(header.get(MARKER, "")).upper() == "COMPLETE"
     theirs = str(header.get(JWST_MARKER, "")).upper() == "COMPLETE"
