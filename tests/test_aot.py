@@ -19,15 +19,16 @@ import warnings
 import numba
 import numpy as np
 import pytest
+from early import waits_on
+from fresh_jit import fresh_jit_run, run_case
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numba.core.errors import NumbaError
 from numba_events import LISTENER
 
-from bgdnoise import correct_array
 from bgdnoise._kernels import _aot_build, _aot_entries, aot, mask
 from bgdnoise._kernels._aot_entries import ENTRIES
-from bgdnoise.warm import _synthetic, warm_cases
+from bgdnoise.warm import warm_cases
 
 needs_compiled = pytest.mark.skipif(aot.opted_out(), reason="BGDNOISE_AOT=0: JIT kernels only")
 BOX_MEANS_ARGS = (np.zeros((4, 4)), np.zeros((4, 4)), 1, 1.0, np.empty((4, 4)))
@@ -39,19 +40,6 @@ def fresh_table():
     aot._reset()
     yield
     aot._reset()
-
-
-def _arrays(result):
-    return result if isinstance(result, tuple) else (result,)
-
-
-def _run(case):
-    inputs = _synthetic(case, np.random.default_rng(11))
-    data = inputs.pop("data")
-    with warnings.catch_warnings():
-        # Lines of the small synthetic planes left without a usable pixel: not news.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _arrays(correct_array(data, case.axis, **inputs, **case.options))
 
 
 @needs_compiled
@@ -69,7 +57,7 @@ def test_the_entry_list_is_every_kernel_python_launches():
     listed = {(module, name, args) for module, name, args, _ in ENTRIES}
     with aot.recording() as seen:
         for case in warm_cases():
-            _run(case)
+            run_case(case)
     assert seen == listed, (
         "regenerate bgdnoise/_kernels/_aot_entries.py: python -m bgdnoise._kernels record; "
         f"unlisted: {sorted(seen - listed)[:3]}, unused: {sorted(listed - seen)[:3]}"
@@ -80,60 +68,36 @@ def test_the_entry_list_is_every_kernel_python_launches():
 
 
 @needs_compiled
-@pytest.mark.parametrize("case", warm_cases(), ids=lambda c: f"{c.dtype}-{c.axis}-{c.label}")
-def test_compiled_and_jit_kernels_give_the_same_bits(case):
+@waits_on(fresh_jit_run)
+@pytest.mark.parametrize(
+    "index", range(len(warm_cases())),
+    ids=[f"{c.dtype}-{c.axis}-{c.label}" for c in warm_cases()],
+)  # fmt: skip
+def test_compiled_and_jit_kernels_give_the_same_bits(index, early_job):
+    # The JIT kernels' outputs come from the fresh JIT run (tests/fresh_jit.py),
+    # which compiled them anyway: this process does not compile them again.
     assert aot.status() == "ok"
-    compiled = _run(case)
-    with aot.jit_only():
-        jit = _run(case)
+    assert early_job.warm.returncode == 0, early_job.warm.stderr
+    compiled = run_case(warm_cases()[index])
+    with np.load(early_job.bits) as saved:
+        n_saved = sum(key.split("/")[0] == str(index) for key in saved.files)
+        jit = [saved[f"{index}/{k}"] for k in range(n_saved)]
     assert len(compiled) == len(jit)
     for a, b in zip(compiled, jit, strict=True):
-        a, b = np.asarray(a), np.asarray(b)
+        a = np.asarray(a)
         assert a.dtype == b.dtype and a.shape == b.shape
         assert np.array_equal(a, b, equal_nan=True)
         assert np.isfinite(a).any()
 
 
-# Compiles the correction's kernels afresh (a cached caller would not compile
-# its helpers) and lists what every helper compiled without reference
-# counting returns.
-NO_COUNTING = r"""
-import json, sys
-import numba
-import numpy as np
-import bgdnoise
-
-def holds_array(numba_type):
-    if isinstance(numba_type, numba.types.Array):
-        return True
-    return any(holds_array(t) for t in getattr(numba_type, "types", None) or ())
-
-frame = np.random.default_rng(0).normal(1.0, 0.1, (128, 512)).astype(np.float32)
-for axis in ("rows", "columns"):
-    bgdnoise.correct_array(frame, axis, mask_sources=False, background_method=None)
-    bgdnoise.correct_array(frame, axis, n_outputs=4)
-found = {}
-for name, module in list(sys.modules.items()):
-    if name.startswith("bgdnoise._kernels."):
-        for attr, kernel in vars(module).items():
-            jitted = isinstance(kernel, numba.core.registry.CPUDispatcher)
-            if jitted and not kernel.targetoptions.get("_nrt", True):
-                returned = [o.signature.return_type for o in kernel.overloads.values()]
-                found[attr] = [len(returned), [str(t) for t in returned if holds_array(t)]]
-print(json.dumps(found))
-"""
-
-
-def test_helpers_without_reference_counting_return_no_array(tmp_path):
-    # A helper compiled with _nrt=False that returned an array (or a view)
-    # would hand its caller a reference nobody counted: freed too early.
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty"), BGDNOISE_AOT="0")
-    proc = subprocess.run(
-        [sys.executable, "-P", "-c", NO_COUNTING], capture_output=True, text=True, env=env,
-        timeout=600, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    found = json.loads(proc.stdout.splitlines()[-1])
+@waits_on(fresh_jit_run)
+def test_helpers_without_reference_counting_return_no_array(early_job):
+    # A helper compiled with _nrt=False that returned an array (or a view) would
+    # hand its caller a reference nobody counted: freed too early. The fresh JIT
+    # run compiled every kernel afresh (a cached caller would not compile its
+    # helpers) and listed what each such helper returns.
+    assert early_job.warm.returncode == 0, early_job.warm.stderr
+    found = json.loads(early_job.warm.stdout.splitlines()[-1])["helpers"]
     assert len(found) >= 40  # (every module's helpers were imported)
     assert [name for name, (compiled, _) in found.items() if compiled == 0] == []
     assert {name: arrays for name, (_, arrays) in found.items() if arrays} == {}

@@ -4,7 +4,9 @@ The cache tests need directories numba really cannot write: a read-only copy
 of the package and a read-only HOME. Tests run as root in CI, and root ignores
 permission bits, so those subprocesses run as root stripped of every
 capability (``setpriv``), or as ``nobody``; as themselves when not root. They
-are skipped, with the reason, where none of these can be arranged.
+are skipped, with the reason, where none of these can be arranged. The setup
+and the first run, which compiles the kernels, are an early job
+(``tests/early.py``): they run beside the rest of the suite.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import json
 import os
 import pwd
 import shutil
-import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from early import waits_on
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORED = (
@@ -47,15 +49,6 @@ IGNORED = (
 ENV_DROPPED = ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH", "NUMBA_DISABLE_JIT")
 
 
-def _make_writable(path: Path) -> None:
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            p = os.path.join(root, name)
-            if not os.path.islink(p):
-                os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
-    os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR)
-
-
 def _make_read_only(path: Path) -> None:
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
@@ -63,16 +56,6 @@ def _make_read_only(path: Path) -> None:
             if not os.path.islink(p):
                 os.chmod(p, os.stat(p).st_mode & ~0o222)
     os.chmod(path, os.stat(path).st_mode & ~0o222)
-
-
-@pytest.fixture(scope="module")
-def shared_tmp():
-    """A directory the unprivileged user can read (pytest's tmp_path is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="bgdnoise-test-install-"))
-    path.chmod(0o755)
-    yield path
-    _make_writable(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # Proves a way of running works: numba imports, and a read-only directory of
@@ -107,10 +90,9 @@ def _ways_to_run_unprivileged():
     yield "as 'nobody'", [], kwargs
 
 
-@pytest.fixture(scope="module")
-def unprivileged(shared_tmp):
-    """How to run a command to which permission bits apply (skip if no way)."""
-    probe_dir = shared_tmp / "probe"
+def _find_unprivileged(shared: Path) -> tuple[list[str], dict] | str:
+    """How to run a command to which permission bits apply, or why there is no way."""
+    probe_dir = shared / "probe"
     probe_dir.mkdir()
     probe_dir.chmod(0o555)
     failures = []
@@ -118,7 +100,7 @@ def unprivileged(shared_tmp):
         try:
             proc = subprocess.run(
                 [*prefix, sys.executable, "-c", PROBE, str(probe_dir)],
-                cwd=shared_tmp,
+                cwd=shared,
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -130,18 +112,17 @@ def unprivileged(shared_tmp):
         if proc.returncode == 0:
             return prefix, kwargs
         failures.append(f"{description}: {proc.stderr.strip()[-300:]}")
-    pytest.skip("no way to run Python where permission bits apply: " + "; ".join(failures))
+    return "no way to run Python where permission bits apply: " + "; ".join(failures)
 
 
-@pytest.fixture(scope="module")
-def read_only_install(shared_tmp, unprivileged):
+def _make_read_only_install(shared: Path) -> tuple[Path, Path]:
     """A read-only copy of the package and a read-only HOME; a writable TMPDIR."""
-    root = shared_tmp / "readonly"
+    root = shared / "readonly"
     root.mkdir()
     shutil.copytree(REPO / "bgdnoise", root / "bgdnoise", ignore=shutil.ignore_patterns(*IGNORED))
     (root / "home").mkdir()
     _make_read_only(root)
-    tmpdir = shared_tmp / "tmp"
+    tmpdir = shared / "tmp"
     tmpdir.mkdir()
     tmpdir.chmod(0o1777)
     return root, tmpdir
@@ -228,16 +209,55 @@ SCRIPT = """
 """
 
 
-@pytest.fixture(scope="module")
-def unwritable_run(read_only_install, unprivileged, shared_tmp):
-    """One run with no writable cache directory at all; keeps a copy of its cache."""
-    keep = shared_tmp / "kept-cache"
+@dataclass
+class CacheFallbackSetup:
+    """What :func:`cache_fallback_setup` made: why it could not (``skip``), or how to
+    run unprivileged, the read-only install, and the first run's result and cache."""
+
+    skip: str = ""
+    unprivileged: tuple[list[str], dict] | None = None
+    install: tuple[Path, Path] | None = None
+    unwritable: tuple[dict, Path] | None = None
+
+
+def cache_fallback_setup(run, workdir: Path) -> CacheFallbackSetup:
+    """An early job (tests/early.py): the read-only install, and one run of SCRIPT on it
+    with no writable cache directory at all, which compiles the kernels (a minute of one
+    core on a slow machine), keeping a copy of its cache."""
+    found = _find_unprivileged(workdir)
+    if isinstance(found, str):
+        return CacheFallbackSetup(skip=found)
+    install = _make_read_only_install(workdir)
+    keep = workdir / "kept-cache"
     keep.mkdir()
     keep.chmod(0o777)
-    result = _run_unprivileged(SCRIPT, read_only_install, unprivileged, keep)
-    return result, keep
+    result = _run_unprivileged(SCRIPT, install, found, keep)
+    return CacheFallbackSetup("", found, install, (result, keep))
 
 
+@pytest.fixture
+def cache_setup(early_job) -> CacheFallbackSetup:
+    if early_job.skip:
+        pytest.skip(early_job.skip)
+    return early_job
+
+
+@pytest.fixture
+def unprivileged(cache_setup):
+    return cache_setup.unprivileged
+
+
+@pytest.fixture
+def read_only_install(cache_setup):
+    return cache_setup.install
+
+
+@pytest.fixture
+def unwritable_run(cache_setup):
+    return cache_setup.unwritable
+
+
+@waits_on(cache_fallback_setup)
 def test_unwritable_cache_dirs_give_one_warning_and_a_temporary_cache(
     unwritable_run, read_only_install
 ):
@@ -258,6 +278,7 @@ def test_unwritable_cache_dirs_give_one_warning_and_a_temporary_cache(
     assert not cache_dir.exists(), "the temporary cache outlived its process"
 
 
+@waits_on(cache_fallback_setup)
 def test_numba_cache_dir_is_used_without_a_warning(unwritable_run, read_only_install, unprivileged):
     # NUMBA_CACHE_DIR, here warm with the kernels the run above compiled.
     _, cache = unwritable_run
@@ -270,6 +291,7 @@ def test_numba_cache_dir_is_used_without_a_warning(unwritable_run, read_only_ins
     assert result["cache_misses"] == 0  # loaded from there, nothing recompiled
 
 
+@waits_on(cache_fallback_setup)
 @pytest.mark.parametrize(
     "call", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["import", "call"]
 )
