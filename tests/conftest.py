@@ -1,4 +1,4 @@
-"""Shared fixtures: seeded generators, and the jobs started when the session starts."""
+"""Shared fixtures: seeded generators, and the jobs started when the tests start."""
 
 import numpy as np
 import pytest
@@ -9,14 +9,19 @@ _early_jobs = Jobs()
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
-    # The tests that wait on an early job run last, when it has had the whole
-    # suite's time to finish (a stable sort: the rest keep their order).
+    # The tests that wait on an early job (tests/early.py) run last, when it has had
+    # the rest of the suite's time to finish. Last among these hooks, so that no
+    # other reordering (the fixtures' by scope) undoes it; the sort is stable.
     items.sort(key=lambda item: item.get_closest_marker("early_job") is not None)
 
 
-def pytest_collection_finish(session):
-    # Start what the collected tests will wait on (tests/early.py).
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    # Here rather than at the end of collection: not for --collect-only, --fixtures
+    # or a collection error, which run no test.
     if session.config.option.collectonly:
+        return
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
         return
     for item in session.items:
         for marker in item.iter_markers("early_job"):
@@ -28,11 +33,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture
-def early_job(request):
+def early_result(request):
     """The result of the job the test waits on (``@waits_on(job)``, tests/early.py)."""
-    marker = request.node.get_closest_marker("early_job")
-    assert marker is not None, "the early_job fixture needs @waits_on(job)"
-    return _early_jobs.result(marker.args[0])
+    markers = list(request.node.iter_markers("early_job"))
+    assert len(markers) == 1, "a test using early_result waits on one job: @waits_on(job)"
+    return _early_jobs.result(markers[0].args[0])
 
 
 @pytest.fixture

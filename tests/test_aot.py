@@ -70,16 +70,18 @@ def test_the_entry_list_is_every_kernel_python_launches():
 @needs_compiled
 @waits_on(fresh_jit_run)
 @pytest.mark.parametrize(
-    "index", range(len(warm_cases())),
+    ("index", "case"),
+    list(enumerate(warm_cases())),
     ids=[f"{c.dtype}-{c.axis}-{c.label}" for c in warm_cases()],
-)  # fmt: skip
-def test_compiled_and_jit_kernels_give_the_same_bits(index, early_job):
+)
+def test_compiled_and_jit_kernels_give_the_same_bits(index, case, early_result):
     # The JIT kernels' outputs come from the fresh JIT run (tests/fresh_jit.py),
     # which compiled them anyway: this process does not compile them again.
     assert aot.status() == "ok"
-    assert early_job.warm.returncode == 0, early_job.warm.stderr
-    compiled = run_case(warm_cases()[index])
-    with np.load(early_job.bits) as saved:
+    early_result.require_warm()
+    assert early_result.jit_bits.returncode == 0, early_result.jit_bits.stderr
+    compiled = run_case(case)
+    with np.load(early_result.bits) as saved:
         n_saved = sum(key.split("/")[0] == str(index) for key in saved.files)
         jit = [saved[f"{index}/{k}"] for k in range(n_saved)]
     assert len(compiled) == len(jit)
@@ -91,13 +93,13 @@ def test_compiled_and_jit_kernels_give_the_same_bits(index, early_job):
 
 
 @waits_on(fresh_jit_run)
-def test_helpers_without_reference_counting_return_no_array(early_job):
+def test_helpers_without_reference_counting_return_no_array(early_result):
     # A helper compiled with _nrt=False that returned an array (or a view) would
     # hand its caller a reference nobody counted: freed too early. The fresh JIT
-    # run compiled every kernel afresh (a cached caller would not compile its
-    # helpers) and listed what each such helper returns.
-    assert early_job.warm.returncode == 0, early_job.warm.stderr
-    found = json.loads(early_job.warm.stdout.splitlines()[-1])["helpers"]
+    # run's `bgdnoise warm` compiled every kernel afresh and then listed what each
+    # such helper returns (so this check needs that warm-up to succeed).
+    early_result.require_warm()
+    found = json.loads(early_result.warm.stdout.splitlines()[-1])["helpers"]
     assert len(found) >= 40  # (every module's helpers were imported)
     assert [name for name, (compiled, _) in found.items() if compiled == 0] == []
     assert {name: arrays for name, (_, arrays) in found.items() if arrays} == {}

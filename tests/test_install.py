@@ -90,7 +90,11 @@ def _ways_to_run_unprivileged():
     yield "as 'nobody'", [], kwargs
 
 
-def _find_unprivileged(shared: Path) -> tuple[list[str], dict] | str:
+def _run_captured(args: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def _find_unprivileged(shared: Path, run=_run_captured) -> tuple[list[str], dict] | str:
     """How to run a command to which permission bits apply, or why there is no way."""
     probe_dir = shared / "probe"
     probe_dir.mkdir()
@@ -98,11 +102,9 @@ def _find_unprivileged(shared: Path) -> tuple[list[str], dict] | str:
     failures = []
     for description, prefix, kwargs in _ways_to_run_unprivileged():
         try:
-            proc = subprocess.run(
+            proc = run(
                 [*prefix, sys.executable, "-c", PROBE, str(probe_dir)],
                 cwd=shared,
-                capture_output=True,
-                text=True,
                 timeout=120,
                 **kwargs,
             )
@@ -128,9 +130,17 @@ def _make_read_only_install(shared: Path) -> tuple[Path, Path]:
     return root, tmpdir
 
 
-def _run_unprivileged(code, read_only_install, unprivileged, *args, **env_extra):
+def _run_unprivileged(
+    code, read_only_install, unprivileged, *args, run=_run_captured, environ=None, **env_extra
+):
+    """Run ``code`` on the read-only install, unprivileged; its JSON result.
+
+    ``run`` and ``environ``: an early job's (tests/early.py), or subprocess.run
+    and os.environ.
+    """
     root, tmpdir = read_only_install
-    env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if k not in ENV_DROPPED}
     env.update(
         PYTHONPATH=str(root),
         PYTHONDONTWRITEBYTECODE="1",
@@ -139,12 +149,10 @@ def _run_unprivileged(code, read_only_install, unprivileged, *args, **env_extra)
         **env_extra,
     )
     prefix, kwargs = unprivileged
-    proc = subprocess.run(
+    proc = run(
         [*prefix, sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
         cwd=root,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
         **kwargs,
     )
@@ -220,40 +228,44 @@ class CacheFallbackSetup:
     unwritable: tuple[dict, Path] | None = None
 
 
-def cache_fallback_setup(run, workdir: Path) -> CacheFallbackSetup:
+def cache_fallback_setup(run, workdir: Path, environ: dict[str, str]) -> CacheFallbackSetup:
     """An early job (tests/early.py): the read-only install, and one run of SCRIPT on it
     with no writable cache directory at all, which compiles the kernels (a minute of one
     core on a slow machine), keeping a copy of its cache."""
-    found = _find_unprivileged(workdir)
+    found = _find_unprivileged(workdir, run)
     if isinstance(found, str):
         return CacheFallbackSetup(skip=found)
     install = _make_read_only_install(workdir)
     keep = workdir / "kept-cache"
     keep.mkdir()
     keep.chmod(0o777)
-    result = _run_unprivileged(SCRIPT, install, found, keep)
+    result = _run_unprivileged(SCRIPT, install, found, keep, run=run, environ=environ)
     return CacheFallbackSetup("", found, install, (result, keep))
 
 
 @pytest.fixture
-def cache_setup(early_job) -> CacheFallbackSetup:
-    if early_job.skip:
-        pytest.skip(early_job.skip)
-    return early_job
+def cache_setup(early_result) -> CacheFallbackSetup:
+    """The early job's setup; skips the test where it found no way to run unprivileged."""
+    if early_result.skip:
+        pytest.skip(early_result.skip)
+    return early_result
 
 
 @pytest.fixture
 def unprivileged(cache_setup):
+    """How to run a command to which permission bits apply: (prefix, Popen arguments)."""
     return cache_setup.unprivileged
 
 
 @pytest.fixture
 def read_only_install(cache_setup):
+    """The read-only copy of the package and HOME, and a writable TMPDIR."""
     return cache_setup.install
 
 
 @pytest.fixture
 def unwritable_run(cache_setup):
+    """The run with no writable cache directory: its result, and a copy of its cache."""
     return cache_setup.unwritable
 
 

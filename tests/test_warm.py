@@ -22,24 +22,24 @@ from bgdnoise import _numba_cache, cli
 
 
 @waits_on(fresh_jit_run)
-def test_warm_then_nothing_compiles(early_job):
-    warm = early_job.warm
+def test_warm_then_nothing_compiles(early_result):
+    warm = early_result.warm
     assert warm.returncode == 0, warm.stderr
     # A kernel handed a bare constant is compiled twice (see _kernels/__init__.py).
     assert json.loads(warm.stdout.strip().splitlines()[-1])["literal"] == []
-    assert str(early_job.cache) in warm.stdout
+    assert str(early_result.cache) in warm.stdout
     summary = re.search(r"compiled (\d+) kernel signatures in ([\d.]+) s", warm.stdout)
     assert summary, warm.stdout
     assert int(summary[1]) > 30 and float(summary[2]) > 0
     assert "float64" in warm.stdout and "read-only" in warm.stdout
 
-    after = early_job.after_warm
+    after = early_result.after_warm
     assert after.returncode == 0, after.stderr
     found = json.loads(after.stdout.strip().splitlines()[-1])
     assert len(found) == 9
     assert found == {name: [] for name in found}, found
 
-    again = early_job.warm_again
+    again = early_result.warm_again
     assert again.returncode == 0, again.stderr
     assert "the cache was already warm: nothing compiled" in again.stdout
 
