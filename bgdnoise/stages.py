@@ -551,8 +551,10 @@ def steady_lines(resolved: Resolved, measured: Measured) -> Resolved:
         with np.errstate(divide="ignore", over="ignore"):
             error_var = np.where(valid, efficiency[p] * sigma**2 / pixels[p], np.inf)
         valid &= np.isfinite(level) & (error_var > 0) & np.isfinite(error_var)
-        moved = steady_noisy_lines(level, error_var, valid) - level
-        shift[p] = np.where(valid, moved, 0.0)
+        steady = steady_noisy_lines(level, error_var, valid)
+        # Only where valid: a line mean that overflowed (levels near the float64
+        # maximum) is inf in both, and inf - inf would warn.
+        np.subtract(steady, level, out=shift[p], where=valid)
     if not shift.any():
         return resolved
     return dataclasses.replace(

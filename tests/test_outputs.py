@@ -390,6 +390,28 @@ def test_noisy_lines_solve_the_weighted_random_walk():
     np.testing.assert_allclose(steady[lines[moved]], dense[moved], rtol=1e-9, atol=1e-12)
 
 
+def test_a_line_whose_mean_overflows_is_left_as_it_is():
+    # Levels near the float64 maximum are finite, their mean over the groups is
+    # not: that line takes no part, and nothing warns (warnings are errors here).
+    from bgdnoise.stages import Resolved, steady_lines
+
+    _, measured, error_var = _noisy_block(5)
+    pixels = 25.0 / error_var  # a pixel's noise of 5, as _noisy_block's
+    levels = np.repeat(measured[None, :, None], 3, axis=2)
+    levels[0, 7] = 1.2e308
+    resolved = Resolved(levels, np.zeros(levels.shape, bool), np.zeros(1), levels.copy(),
+                        np.zeros(1, int), np.zeros(1, int))  # fmt: skip
+    counts = np.repeat(pixels[None, :, None] / 3, 3, axis=2)
+    zeros = np.zeros(levels.shape)
+    measure = Measured(levels, counts, zeros, zeros, zeros.astype(bool), np.ones(1),
+                       sigma=np.array([5.0]))  # fmt: skip
+    steady = steady_lines(resolved, measure)
+    assert steady is not resolved  # the noisy lines 200-259 moved
+    np.testing.assert_array_equal(steady.levels[0, 7], levels[0, 7])
+    moved = ~np.all(steady.levels == levels, axis=2)[0]
+    assert moved[200:260].any() and not moved[:200].any() and not moved[260:].any()
+
+
 def test_too_few_lines_or_invalid_ones_change_nothing():
     from bgdnoise.outputs import steady_noisy_lines
 
