@@ -147,7 +147,8 @@ class FreshJitRun:
     def require_warm(self) -> None:
         """Fail in one line when step 1 failed (``tests/test_warm.py`` shows why)."""
         if self.warm.returncode != 0:
-            pytest.fail("the fresh JIT run's `bgdnoise warm` failed: see test_warm.py", False)
+            message = "the fresh JIT run's `bgdnoise warm` failed: see test_warm.py"
+            pytest.fail(message, pytrace=False)
 
 
 def fresh_jit_run(run, workdir: Path, environ: dict[str, str]) -> FreshJitRun:

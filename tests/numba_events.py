@@ -1,4 +1,4 @@
-"""Counting numba's compilations in a subprocess (``tests/test_warm.py``, ``tests/test_aot.py``).
+"""Counting numba's compilations in a subprocess (``tests/fresh_jit.py``, ``tests/test_aot.py``).
 
 :data:`LISTENER` goes at the start of the script a test runs with
 ``python -P -c``; it appends every compilation numba finishes to
